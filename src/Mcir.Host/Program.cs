@@ -1,0 +1,1 @@
+return Mcir.Host.HostCommands.Run(args);
