@@ -23,5 +23,6 @@ public interface ILossTerm
     /// <summary>True when the term needs <see cref="LossContext.Negatives"/>.</summary>
     bool NeedsNegatives { get; }
 
+    /// <summary>Computes the term for one step; parts are reported as plain numbers.</summary>
     LossResult Compute(LossContext context);
 }
