@@ -1,0 +1,71 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Mcir.Core.Data;
+using Mcir.Core.IO;
+
+namespace Mcir.Core.Metrics;
+
+/// <summary>How restored images are scored (BasicSR's calculate_psnr / calculate_ssim arguments).</summary>
+/// <param name="CropBorder">Pixels removed from each border before scoring (SR convention: the scale).</param>
+/// <param name="YChannel">Score the BT.601 Y channel instead of RGB (SR and deraining convention).</param>
+public sealed record MetricsProtocol(int CropBorder = 0, bool YChannel = false);
+
+/// <summary>One image's scores.</summary>
+public sealed record ImageScore(string Name, double Psnr, double Ssim);
+
+/// <summary>Per-image scores and their plain means (BasicSR's test script averages per-image values).</summary>
+public sealed record MetricsReport(MetricsProtocol Protocol, IReadOnlyList<ImageScore> Images)
+{
+    public double MeanPsnr => Images.Average(i => i.Psnr);
+    public double MeanSsim => Images.Average(i => i.Ssim);
+
+    /// <summary>A fixed-width table: one row per image, then the mean.</summary>
+    public string ToTable()
+    {
+        int w = Math.Max(5, Images.Max(i => i.Name.Length));
+        var sb = new System.Text.StringBuilder();
+        sb.AppendLine($"{"image".PadRight(w)}  {"PSNR (dB)",10}  {"SSIM",8}");
+        foreach (var i in Images)
+            sb.AppendLine($"{i.Name.PadRight(w)}  {i.Psnr,10:F4}  {i.Ssim,8:F6}");
+        sb.AppendLine($"{"mean".PadRight(w)}  {MeanPsnr,10:F4}  {MeanSsim,8:F6}");
+        sb.Append($"({Images.Count} images, {(Protocol.YChannel ? "Y channel" : "RGB")}, crop border {Protocol.CropBorder})");
+        return sb.ToString();
+    }
+
+    /// <summary>Writes the same numbers as JSON (full double precision), atomically.</summary>
+    public void WriteJson(string path)
+    {
+        var doc = new
+        {
+            protocol = new { crop_border = Protocol.CropBorder, y_channel = Protocol.YChannel },
+            images = Images.Select(i => new { name = i.Name, psnr = JsonNumber(i.Psnr), ssim = i.Ssim }),
+            mean = new { psnr = JsonNumber(MeanPsnr), ssim = MeanSsim },
+        };
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, JsonOptions));
+    }
+
+    // JSON has no infinity: identical images (PSNR = inf) are written as the string "inf".
+    private static object JsonNumber(double v) => double.IsPositiveInfinity(v) ? "inf" : v;
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+}
+
+/// <summary>Scores a folder of restored images against a folder of ground-truth images.</summary>
+public static class FolderEvaluation
+{
+    public static MetricsReport Evaluate(string gtDir, string restoredDir, MetricsProtocol protocol)
+    {
+        var scores = new List<ImageScore>();
+        foreach (var (name, gtPath, restoredPath) in ImageFolder.Pair(gtDir, restoredDir))
+        {
+            var gt = ImageIO.Read(gtPath);
+            var restored = ImageIO.Read(restoredPath);
+            if (gt.Height != restored.Height || gt.Width != restored.Width)
+                throw new McirException($"{restoredPath}: size {restored.Height}x{restored.Width} differs from the ground truth {gtPath} ({gt.Height}x{gt.Width})");
+            scores.Add(new ImageScore(name,
+                ImageQuality.Psnr(gt, restored, protocol.CropBorder, protocol.YChannel),
+                ImageQuality.Ssim(gt, restored, protocol.CropBorder, protocol.YChannel)));
+        }
+        return new MetricsReport(protocol, scores);
+    }
+}
