@@ -1,0 +1,120 @@
+using Mcir.Abstractions.Losses;
+using Mcir.Abstractions.ModelContrast;
+using Mcir.Core.Embeddings;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.ModelContrast;
+
+/// <summary>
+/// The SPN (model-contrastive) term. φ(o) is computed once per call (with gradient); all K negatives' features come from
+/// ONE no-grad forward of the [K·B, C, H, W] batch, then the per-negative distances are taken from the batched features.
+/// Parts: "spn" (the term's value), "spn/neg{j}" (Σ_l w_l·mean|φ_l(o) − φ_l(n_j)|, not multiplied by λ),
+/// "spn/layer/{name}" (unweighted distance, mean over j), and for the ratio form "spn/pos" (Σ_l w_l·mean|φ_l(o) − φ_l(y)|).
+/// </summary>
+public sealed class SpnLoss : ILossTerm, IDisposable
+{
+    private readonly IFeatureEmbedding _embedding;
+    private readonly bool _ownsEmbedding;
+    private readonly string[] _layers;
+    private readonly double[] _weights;
+    private readonly int[] _positions;
+
+    /// <summary>Builds its own VGG embedding from <see cref="SpnLossOptions.EmbeddingOptions"/> (and disposes it).</summary>
+    public SpnLoss(SpnLossOptions options) : this(options, new VggEmbedding(options.EmbeddingOptions()), ownsEmbedding: true) { }
+
+    /// <summary>Uses a given embedding, which must produce every layer of <see cref="SpnLossOptions.LayerWeights"/>.</summary>
+    public SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding) : this(options, embedding, ownsEmbedding: false) { }
+
+    private SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding, bool ownsEmbedding)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(embedding);
+        if (options.LayerWeights.Count == 0) throw new ArgumentException("spn: no layers (layer_weights is empty).");
+        if (!double.IsFinite(options.Lambda) || options.Lambda < 0) throw new ArgumentException($"spn: lambda must be finite and ≥ 0, got {options.Lambda}.");
+        if (!(options.Epsilon >= 0)) throw new ArgumentException($"spn: epsilon must be ≥ 0, got {options.Epsilon}.");
+        Options = options;
+        _embedding = embedding;
+        _ownsEmbedding = ownsEmbedding;
+        _layers = options.LayerWeights.Keys.ToArray();
+        _weights = _layers.Select(l => options.LayerWeights[l]).ToArray();
+        _positions = FeatureDistances.LayerPositions(embedding, _layers, "spn");
+    }
+
+    /// <summary>The options in use.</summary>
+    public SpnLossOptions Options { get; }
+
+    /// <summary>The embedding φ.</summary>
+    public IFeatureEmbedding Embedding => _embedding;
+
+    /// <inheritdoc />
+    public string Name => "spn";
+
+    /// <inheritdoc />
+    public bool NeedsNegatives => true;
+
+    /// <summary>One line for run logs: form, λ, layers and weights, embedding weights.</summary>
+    public string Describe() =>
+        $"spn: form {Options.Form.ToString().ToLowerInvariant()}, lambda {Options.Lambda:G}, layers " +
+        string.Join(", ", _layers.Select((l, i) => $"{l}:{_weights[i]:G}")) + $"; embedding {_embedding.WeightsDescription}";
+
+    /// <inheritdoc />
+    public LossResult Compute(LossContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var output = context.Output;
+        long k = FeatureDistances.CheckNegatives(context.Negatives, output, "spn");
+        var negatives = context.Negatives!;
+        long b = output.shape[0];
+        bool ratio = Options.Form == SpnForm.Ratio;
+        if (ratio && !context.Target.shape.SequenceEqual(output.shape))
+            throw new ArgumentException($"spn (ratio): target {FeatureDistances.Fmt(context.Target.shape)} must match output {FeatureDistances.Fmt(output.shape)}.");
+
+        using var scope = torch.NewDisposeScope();
+        var fo = _embedding.Extract(output);                     // with gradient, once
+        var flat = negatives.reshape([k * b, .. output.shape.Skip(1)]);
+        var chunks = FeatureDistances.NoGradFeatures(_embedding, ratio ? [flat, context.Target] : [flat]);
+
+        int n = _layers.Length;
+        var perLayerPerNeg = new Tensor[n];                      // [K] each: mean|φ_l(o) − φ_l(n_j)|
+        var perLayerPos = new Tensor[n];
+        Tensor? weightedPerNeg = null;                           // [K]: Σ_l w_l d_lj
+        Tensor? value = null;
+        for (int i = 0; i < n; i++)
+        {
+            int p = _positions[i];
+            var fn = chunks[p][0].view([k, b, .. chunks[p][0].shape.Skip(1)]);
+            perLayerPerNeg[i] = FeatureDistances.MeanAbsPerNegative(fo[p], fn);
+            var w = perLayerPerNeg[i] * _weights[i];
+            weightedPerNeg = weightedPerNeg is null ? w : weightedPerNeg + w;
+            if (ratio)
+            {
+                perLayerPos[i] = (fo[p] - chunks[p][1]).abs().mean();
+                var term = perLayerPos[i] * _weights[i] / (perLayerPerNeg[i].mean() + Options.Epsilon);
+                value = value is null ? term : value + term;
+            }
+        }
+        value = ratio ? value! * Options.Lambda : -Options.Lambda * weightedPerNeg!.mean();
+
+        // All reported numbers in one host transfer.
+        var report = new List<Tensor> { value.detach().reshape(1), weightedPerNeg!.detach() };
+        if (Options.ReportLayerParts) report.AddRange(perLayerPerNeg.Select(t => t.detach().mean().reshape(1)));
+        if (ratio) report.Add(perLayerPos.Select((t, i) => t.detach() * _weights[i]).Aggregate((a, c) => a + c).reshape(1));
+        var host = FeatureDistances.ToHost(torch.cat(report.ToArray(), 0));
+
+        var parts = new Dictionary<string, double> { ["spn"] = host[0] };
+        int at = 1;
+        for (int j = 0; j < k; j++) parts[$"spn/neg{j}"] = host[at++];
+        if (Options.ReportLayerParts) foreach (var l in _layers) parts[$"spn/layer/{l}"] = host[at++];
+        if (ratio) parts["spn/pos"] = host[at++];
+
+        value.MoveToOuterDisposeScope();
+        return new LossResult(value, parts);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_ownsEmbedding) _embedding.Dispose();
+    }
+}
