@@ -142,6 +142,59 @@ public class NegativeBankScheduleTests
     }
 
     [Fact]
+    public void FixedPretrained_ParamKeySelectsTheWrapper()
+    {
+        string dir = Directory.CreateTempSubdirectory("negbank-").FullName;
+        try
+        {
+            using var plain = new NegativeBankTestEdsr(4, 1, 2);
+            using var ema = new NegativeBankTestEdsr(4, 1, 2);
+            var outer = new System.Collections.Hashtable
+            {
+                ["params"] = new System.Collections.Hashtable(plain.state_dict()),
+                ["params_ema"] = new System.Collections.Hashtable(ema.state_dict()),
+            };
+            string pth = Path.Combine(dir, "net_g_1000.pth");
+            PyTorchPickler.PickleStateDict(pth, outer);
+            using var target = new NegativeBankTestEdsr(4, 1, 2);
+            var options = new NegativeBankOptions { Kind = NegativeKind.FixedPretrained, Steps = [1], PretrainedPaths = [pth] };
+            using (var byDefault = NegativeBank.Create(target, options))
+            {
+                var s = Snapshot(plain);
+                Assert.True(SameAs(byDefault.Negatives[0], s)); // BasicSR's default key is 'params'
+                DisposeAll(s);
+            }
+            using (var byKey = NegativeBank.Create(target, options with { PretrainedParamKey = "params_ema" }))
+            {
+                var s = Snapshot(ema);
+                Assert.True(SameAs(byKey.Negatives[0], s));
+                DisposeAll(s);
+            }
+            var e = Assert.Throws<InvalidDataException>(() => NegativeBank.Create(target, options with { PretrainedParamKey = "state_dict" }));
+            Assert.Contains("no state dict under key 'state_dict'", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
+    public void FixedPretrained_UnreadableCheckpoint_GivesClearError()
+    {
+        string dir = Directory.CreateTempSubdirectory("negbank-").FullName;
+        try
+        {
+            string pth = Path.Combine(dir, "legacy.pth");
+            File.WriteAllBytes(pth, [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8]); // pre-zip torch.save magic
+            using var target = new NegativeBankTestEdsr(4, 1, 2);
+            var options = new NegativeBankOptions { Kind = NegativeKind.FixedPretrained, Steps = [1], PretrainedPaths = [pth] };
+            var e = Assert.Throws<InvalidDataException>(() => NegativeBank.Create(target, options));
+            Assert.Contains(pth, e.Message);
+            Assert.Contains("zip format of torch.save", e.Message);
+            Assert.Throws<FileNotFoundException>(() => NegativeBank.Create(target, options with { PretrainedPaths = [Path.Combine(dir, "missing.pth")] }));
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void FixedPretrained_LoadsBarePthAndSafetensors()
     {
         using var target = new NegativeBankTestEdsr(8, 1, 2);

@@ -60,6 +60,31 @@ public sealed class NegativeBankStateTests : IDisposable
     }
 
     [Fact]
+    public void SaveLoad_FixedRandom_RestoresTheRandomWeights()
+    {
+        var options = new NegativeBankOptions { Kind = NegativeKind.FixedRandom, Steps = [1, 1, 1] };
+        using var target = new NegativeBankTestBnNet();
+        using var bank = NegativeBank.Create(target, options);
+        bank.OnIterationEnd(1, target);
+        string path = Path.Combine(_dir, "fixed.safetensors");
+        bank.SaveState(path);
+        using var restored = NegativeBank.Create(target, options); // new random draws
+        Assert.False(SameAsBank(bank, restored));
+        restored.LoadState(path);
+        AssertBanksEqual(bank, restored);
+        using var ema = NegativeBank.Create(target, options with { Kind = NegativeKind.Ema });
+        var e = Assert.Throws<InvalidDataException>(() => ema.LoadState(path));
+        Assert.Contains("'kind' is 'fixed-random' in the state but 'ema'", e.Message);
+    }
+
+    private static bool SameAsBank(NegativeBank a, NegativeBank b) =>
+        Enumerable.Range(0, a.Count).All(j =>
+        {
+            var sb = b.Negatives[j].state_dict();
+            return a.Negatives[j].state_dict().All(kv => Equal(kv.Value, sb[kv.Key]));
+        });
+
+    [Fact]
     public void SaveLoad_Stream_And_Overwrite()
     {
         using var target = new NegativeBankTestEdsr(4, 1, 2);
