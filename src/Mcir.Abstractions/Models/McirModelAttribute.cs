@@ -15,18 +15,20 @@ namespace Mcir.Abstractions.Models;
 /// <item><description><b>MCIR003</b> — it has exactly one public constructor, and that constructor takes exactly one
 /// parameter: the options (a class, record or struct).</description></item>
 /// <item><description><b>MCIR004</b> — its name is unique among the models of the assembly.</description></item>
-/// <item><description><b>MCIR005</b> — its name is lower kebab case: <c>[a-z0-9]+(-[a-z0-9]+)*</c>, e.g.
+/// <item><description><b>MCIR005</b> — its name is lower kebab case: <c>^[a-z][a-z0-9]*(-[a-z0-9]+)*$</c>, e.g.
 /// <c>"edsr"</c>, <c>"rcan-light"</c>.</description></item>
-/// <item><description><b>MCIR006</b> — the options type has defaults: it is not abstract and has a public constructor
-/// callable without arguments (a parameterless constructor, or a positional record whose parameters all have default
+/// <item><description><b>MCIR006</b> — the options type has defaults: it is a struct, or a non-abstract class with a
+/// constructor (public or internal) callable without arguments (a parameterless constructor, or a positional record whose parameters all have default
 /// values). <c>new TOptions()</c> is the model's default configuration.</description></item>
 /// <item><description><b>MCIR007</b> — it is a top-level, non-generic class (not nested in another type, no type
-/// parameters).</description></item>
+/// parameters, not <c>file</c>-local).</description></item>
 /// <item><description><b>MCIR008</b> — <b>options access rule:</b> it declares (or inherits) a readable instance
 /// property named <c>Options</c> whose type is exactly the constructor's options type, and the constructor stores
 /// its argument there (typically <c>public EdsrOptions Options { get; }</c> assigned first thing in the constructor).
 /// The generated <c>CloneArchitecture()</c> is <c>new TModel(this.Options)</c>.</description></item>
-/// <item><description><b>MCIR009</b> — <see cref="Tasks"/> holds no empty entry.</description></item>
+/// <item><description><b>MCIR009</b> — every entry of <see cref="Tasks"/> is lower kebab case too.</description></item>
+/// <item><description><b>MCIR010</b> — it is not abstract (the descriptor and <c>CloneArchitecture()</c> construct
+/// it).</description></item>
 /// </list>
 /// <example>
 /// <code>
