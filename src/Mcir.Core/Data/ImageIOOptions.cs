@@ -1,0 +1,48 @@
+namespace Mcir.Core.Data;
+
+/// <summary>What <see cref="ImageIO.Read(string, ImageReadOptions?)"/> does with an alpha channel.</summary>
+public enum AlphaHandling
+{
+    /// <summary>Discard alpha and keep the stored RGB values unchanged (no compositing) — OpenCV's IMREAD_COLOR, which BasicSR uses.</summary>
+    Drop,
+    /// <summary>Throw <see cref="ImageReadException"/> (<see cref="ImageReadFailure.HasAlpha"/>) when the file declares an alpha channel.</summary>
+    Error,
+}
+
+/// <summary>Options for <see cref="ImageIO.Read(string, ImageReadOptions?)"/>.</summary>
+public sealed record ImageReadOptions
+{
+    /// <summary>The default options.</summary>
+    public static ImageReadOptions Default { get; } = new();
+
+    /// <summary>
+    /// Largest accepted width × height, checked from the file header before any pixel data is decoded
+    /// (decompression-bomb guard). Default 100,000,000 (e.g. 10000 × 10000).
+    /// </summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+
+    /// <summary>Alpha channel handling; default <see cref="AlphaHandling.Drop"/>.</summary>
+    public AlphaHandling Alpha { get; init; } = AlphaHandling.Drop;
+
+    /// <summary>
+    /// Rotate/flip according to the EXIF Orientation tag, as OpenCV's IMREAD_COLOR does. Default true; set false to
+    /// get the pixels in stored order.
+    /// </summary>
+    public bool ApplyExifOrientation { get; init; } = true;
+}
+
+/// <summary>Options for <see cref="ImageIO.Write(string, RgbImage, ImageWriteOptions?)"/>.</summary>
+public sealed record ImageWriteOptions
+{
+    /// <summary>The default options.</summary>
+    public static ImageWriteOptions Default { get; } = new();
+
+    /// <summary>
+    /// Bits per channel of the written file: 8 (default, all formats) or 16 (PNG only; sample = round(v × 257), i.e.
+    /// the exact inverse of the 16-bit read rule).
+    /// </summary>
+    public int BitDepth { get; init; } = 8;
+
+    /// <summary>JPEG quality 1–100; default 95 (OpenCV's imwrite default).</summary>
+    public int JpegQuality { get; init; } = 95;
+}
