@@ -60,5 +60,5 @@ public class DegradeCommandTests
     }
 
     private static Dictionary<string, string> Hashes(string dir) =>
-        Directory.GetFiles(dir).ToDictionary(Path.GetFileName, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))))!;
+        Directory.GetFiles(dir).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
 }
