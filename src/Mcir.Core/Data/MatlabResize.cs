@@ -224,7 +224,8 @@ public static class MatlabResize
         int levelPower = Math.Max(4, CeilLog2(sizeIlp) / levels);
         int levelStep = 1 << levelPower;
         int levelMask = levelStep - 1;
-        var acc = new float[levels * ilp * lanes];   // [level][row][lane]; tiny, only used for weight tables
+        Span<float> acc = stackalloc float[levels * ilp * lanes];   // [level][row][lane], zero-initialised
+        acc.Clear();
         int Idx(int level, int row, int lane) => (level * ilp + row) * lanes + lane;
 
         int i = 0;

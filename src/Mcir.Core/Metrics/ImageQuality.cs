@@ -1,3 +1,4 @@
+using System.Numerics;
 using Mcir.Core.Data;
 
 namespace Mcir.Core.Metrics;
@@ -55,33 +56,49 @@ public static class ImageQuality
                 $"SSIM needs at least {Window}x{Window} pixels after cropping {cropBorder} border pixels, got {h}x{w}", nameof(img));
         double total = 0;
         for (int ch = 0; ch < c; ch++)
-            total += SsimPlane(a, b, h, w, c, ch, separable: true);
+            total += SsimPlane(a, b, h, w, ch, separable: true);
         return total / c;
     }
 
-    /// <summary>SSIM of one channel of interleaved float64 planes; <paramref name="separable"/> = false runs the
-    /// direct 11×11 window (reference for tests).</summary>
-    internal static double SsimPlane(double[] a, double[] b, int h, int w, int stride, int ch, bool separable)
+    /// <summary>SSIM of channel <paramref name="ch"/> of planar float64 images (<c>[channel][h][w]</c>);
+    /// <paramref name="separable"/> = false runs the direct 11×11 window (reference for tests).</summary>
+    internal static double SsimPlane(double[] a, double[] b, int h, int w, int ch, bool separable)
     {
         int oh = h - 2 * Radius, ow = w - 2 * Radius;
-        var rowMeans = new double[oh];
+        int plane = ch * h * w;
+        var rowSums = new double[oh];
         double[] g = Gaussian;
+        int vw = Vector<double>.Count;
         Parallel.For(0, oh, () => new double[5 * w], (r, _, buf) =>
         {
-            // Column pass over the 11 rows r..r+10 for the five moments, then the row pass on the buffers.
-            var s1 = buf.AsSpan(0, w); var s2 = buf.AsSpan(w, w); var s11 = buf.AsSpan(2 * w, w);
-            var s22 = buf.AsSpan(3 * w, w); var s12 = buf.AsSpan(4 * w, w);
             double rowSum = 0;
             if (separable)
             {
-                s1.Clear(); s2.Clear(); s11.Clear(); s22.Clear(); s12.Clear();
+                // Column pass over rows r..r+10 for the five moments (element-wise, so vectorising keeps the
+                // exact per-element operation order), then the row pass on the five buffers.
+                var s1 = buf.AsSpan(0, w); var s2 = buf.AsSpan(w, w); var s11 = buf.AsSpan(2 * w, w);
+                var s22 = buf.AsSpan(3 * w, w); var s12 = buf.AsSpan(4 * w, w);
+                buf.AsSpan().Clear();
                 for (int k = 0; k < Window; k++)
                 {
                     double gk = g[k];
-                    int o = (r + k) * w * stride + ch;
-                    for (int x = 0; x < w; x++, o += stride)
+                    var gv = new Vector<double>(gk);
+                    var ra = new ReadOnlySpan<double>(a, plane + (r + k) * w, w);
+                    var rb = new ReadOnlySpan<double>(b, plane + (r + k) * w, w);
+                    int x = 0;
+                    for (; x <= w - vw; x += vw)
                     {
-                        double va = a[o], vb = b[o];
+                        var va = new Vector<double>(ra.Slice(x));
+                        var vb = new Vector<double>(rb.Slice(x));
+                        (new Vector<double>(s1.Slice(x)) + gv * va).CopyTo(s1.Slice(x));
+                        (new Vector<double>(s2.Slice(x)) + gv * vb).CopyTo(s2.Slice(x));
+                        (new Vector<double>(s11.Slice(x)) + gv * (va * va)).CopyTo(s11.Slice(x));
+                        (new Vector<double>(s22.Slice(x)) + gv * (vb * vb)).CopyTo(s22.Slice(x));
+                        (new Vector<double>(s12.Slice(x)) + gv * (va * vb)).CopyTo(s12.Slice(x));
+                    }
+                    for (; x < w; x++)
+                    {
+                        double va = ra[x], vb = rb[x];
                         s1[x] += gk * va;
                         s2[x] += gk * vb;
                         s11[x] += gk * (va * va);
@@ -89,19 +106,38 @@ public static class ImageQuality
                         s12[x] += gk * (va * vb);
                     }
                 }
-                for (int x = 0; x < ow; x++)
                 {
-                    double m1 = 0, m2 = 0, e11 = 0, e22 = 0, e12 = 0;
-                    for (int k = 0; k < Window; k++)
+                    int x = 0;
+                    var acc = Vector<double>.Zero;
+                    for (; x <= ow - vw; x += vw)
                     {
-                        double gk = g[k];
-                        m1 += gk * s1[x + k];
-                        m2 += gk * s2[x + k];
-                        e11 += gk * s11[x + k];
-                        e22 += gk * s22[x + k];
-                        e12 += gk * s12[x + k];
+                        Vector<double> m1 = Vector<double>.Zero, m2 = m1, e11 = m1, e22 = m1, e12 = m1;
+                        for (int k = 0; k < Window; k++)
+                        {
+                            var gv = new Vector<double>(g[k]);
+                            m1 += gv * new Vector<double>(s1.Slice(x + k));
+                            m2 += gv * new Vector<double>(s2.Slice(x + k));
+                            e11 += gv * new Vector<double>(s11.Slice(x + k));
+                            e22 += gv * new Vector<double>(s22.Slice(x + k));
+                            e12 += gv * new Vector<double>(s12.Slice(x + k));
+                        }
+                        acc += SsimValue(m1, m2, e11, e22, e12);
                     }
-                    rowSum += SsimValue(m1, m2, e11, e22, e12);
+                    rowSum = Vector.Sum(acc);
+                    for (; x < ow; x++)
+                    {
+                        double m1 = 0, m2 = 0, e11 = 0, e22 = 0, e12 = 0;
+                        for (int k = 0; k < Window; k++)
+                        {
+                            double gk = g[k];
+                            m1 += gk * s1[x + k];
+                            m2 += gk * s2[x + k];
+                            e11 += gk * s11[x + k];
+                            e22 += gk * s22[x + k];
+                            e12 += gk * s12[x + k];
+                        }
+                        rowSum += SsimValue(m1, m2, e11, e22, e12);
+                    }
                 }
             }
             else
@@ -113,7 +149,7 @@ public static class ImageQuality
                         for (int kx = 0; kx < Window; kx++)
                         {
                             double wk = g[ky] * g[kx];   // np.outer(kernel, kernel)
-                            int o = ((r + ky) * w + x + kx) * stride + ch;
+                            int o = plane + (r + ky) * w + x + kx;
                             double va = a[o], vb = b[o];
                             m1 += wk * va;
                             m2 += wk * vb;
@@ -124,13 +160,23 @@ public static class ImageQuality
                     rowSum += SsimValue(m1, m2, e11, e22, e12);
                 }
             }
-            rowMeans[r] = rowSum;
+            rowSums[r] = rowSum;
             return buf;
         }, _ => { });
         double total = 0;
         for (int r = 0; r < oh; r++)
-            total += rowMeans[r];
+            total += rowSums[r];
         return total / ((double)oh * ow);
+    }
+
+    private static Vector<double> SsimValue(Vector<double> mu1, Vector<double> mu2, Vector<double> e11, Vector<double> e22, Vector<double> e12)
+    {
+        Vector<double> mu1Sq = mu1 * mu1, mu2Sq = mu2 * mu2, mu1Mu2 = mu1 * mu2;
+        Vector<double> sigma1Sq = e11 - mu1Sq, sigma2Sq = e22 - mu2Sq, sigma12 = e12 - mu1Mu2;
+        var c1 = new Vector<double>(C1);
+        var c2 = new Vector<double>(C2);
+        var two = new Vector<double>(2.0);
+        return (two * mu1Mu2 + c1) * (two * sigma12 + c2) / ((mu1Sq + mu2Sq + c1) * (sigma1Sq + sigma2Sq + c2));
     }
 
     private static double SsimValue(double mu1, double mu2, double e11, double e22, double e12)
@@ -141,8 +187,8 @@ public static class ImageQuality
     }
 
     /// <summary>
-    /// Size check, border crop and (optionally) the Y conversion; returns interleaved float64 samples on the
-    /// 0–255 scale with their height, width and channel count.
+    /// Size check, border crop and (optionally) the Y conversion; returns float64 samples on the
+    /// 0–255 scale, planar (<c>[channel][row][column]</c>), with their height, width and channel count.
     /// </summary>
     internal static (double[] A, double[] B, int Height, int Width, int Channels) Prepare(
         RgbImage img, RgbImage img2, int cropBorder, bool testYChannel)
@@ -163,24 +209,26 @@ public static class ImageQuality
         return (Extract(img, cropBorder, h, w, testYChannel), Extract(img2, cropBorder, h, w, testYChannel), h, w, c);
     }
 
+    /// <summary>Cropped samples as float64, planar (<c>[channel][row][column]</c>); Y gives one plane.</summary>
     private static double[] Extract(RgbImage img, int border, int h, int w, bool y)
     {
         var p = img.Pixels;
         const int n = RgbImage.Channels;
-        var dst = new double[h * w * (y ? 1 : n)];
-        int o = 0;
+        int planeSize = h * w;
+        var dst = new double[planeSize * (y ? 1 : n)];
         for (int r = 0; r < h; r++)
         {
             int s = ((r + border) * img.Width + border) * n;
-            for (int x = 0; x < w; x++, s += n)
+            int o = r * w;
+            for (int x = 0; x < w; x++, s += n, o++)
             {
                 if (y)
-                    dst[o++] = ColorConversion.RgbToY(p[s], p[s + 1], p[s + 2]);
+                    dst[o] = ColorConversion.RgbToY(p[s], p[s + 1], p[s + 2]);
                 else
                 {
-                    dst[o++] = p[s];
-                    dst[o++] = p[s + 1];
-                    dst[o++] = p[s + 2];
+                    dst[o] = p[s];
+                    dst[planeSize + o] = p[s + 1];
+                    dst[2 * planeSize + o] = p[s + 2];
                 }
             }
         }

@@ -56,8 +56,8 @@ public class ImageQualityTests
         var (a, b, h, w, c) = ImageQuality.Prepare(hr, bic, scale, y);
         for (int ch = 0; ch < c; ch++)
         {
-            double sep = ImageQuality.SsimPlane(a, b, h, w, c, ch, separable: true);
-            double direct = ImageQuality.SsimPlane(a, b, h, w, c, ch, separable: false);
+            double sep = ImageQuality.SsimPlane(a, b, h, w, ch, separable: true);
+            double direct = ImageQuality.SsimPlane(a, b, h, w, ch, separable: false);
             Assert.True(Math.Abs(sep - direct) <= 1e-10, $"channel {ch}: separable {sep:R} vs 2-D {direct:R}");
         }
     }
