@@ -115,24 +115,4 @@ public class ImageQualityTests
         Assert.Equal(16 + 65.481f, ColorConversion.RgbToY(255, 0, 0), 1e-3f);
         Assert.Equal(16 + 24.966f, ColorConversion.RgbToY(0, 0, 255), 1e-3f);
     }
-
-    [Fact]
-    public void SsimOfTwoKImageIsFastEnough()
-    {
-        const int h = 1080, w = 2048;
-        var rng = new Random(3);
-        var p1 = new float[h * w * 3];
-        var p2 = new float[h * w * 3];
-        for (int i = 0; i < p1.Length; i++) { p1[i] = rng.Next(256); p2[i] = Math.Clamp(p1[i] + rng.Next(-3, 4), 0, 255); }
-        var a = new RgbImage(h, w, p1);
-        var b = new RgbImage(h, w, p2);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        double s = ImageQuality.Ssim(a, b, 4, false);
-        double sy = ImageQuality.Ssim(a, b, 4, true);
-        sw.Stop();
-        Assert.InRange(s, 0.5, 1.0);
-        Assert.InRange(sy, 0.5, 1.0);
-        // Generous bound (shared CI machine); typically about a second for both calls.
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"2K SSIM x2 took {sw.Elapsed}");
-    }
 }

@@ -203,21 +203,4 @@ public class MatlabResizeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => ModCrop.Apply(img, 0));
         Assert.Throws<ArgumentException>(() => ModCrop.Apply(img, 5));
     }
-
-    [Fact]
-    public void TwoKImageIsFastEnough()
-    {
-        const int h = 1080, w = 2048;
-        var rng = new Random(5);
-        var px = new float[h * w * 3];
-        for (int i = 0; i < px.Length; i++) px[i] = rng.Next(256);
-        var img = new RgbImage(h, w, px);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        var lr = MatlabResize.DownscaleForSr(img, 4);
-        var up = MatlabResize.UpscaleBicubic(lr, 4);
-        sw.Stop();
-        Assert.Equal((h, w), (up.Height, up.Width));
-        // Generous bound (shared CI machine); typically well under a second.
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"2K down+up took {sw.Elapsed}");
-    }
 }
