@@ -1,0 +1,90 @@
+using Mcir.Core.Training;
+
+namespace Mcir.Core.Tests.Training;
+
+public class CollapseGuardTests
+{
+    private static Dictionary<string, double> Parts(double l1, double spn) => new() { ["l1"] = l1, ["spn"] = spn, ["spn/neg0"] = -spn * 1000 };
+
+    [Fact]
+    public void HealthyRun_StaysOk()
+    {
+        var guard = new CollapseGuard();
+        var rng = new Random(1);
+        for (int i = 1; i <= 500; i++)
+        {
+            double l1 = 0.3 * Math.Exp(-i / 200.0) + 0.02 + 0.01 * rng.NextDouble();
+            var v = guard.Observe(i, Parts(l1, -1e-4));
+            Assert.False(v.IsCollapsed, v.Message);
+        }
+        Assert.Null(guard.Collapse);
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    [InlineData(double.NegativeInfinity)]
+    public void NonFinitePart_CollapsesImmediately_NamingPartAndIteration(double bad)
+    {
+        var guard = new CollapseGuard();
+        Assert.False(guard.Observe(1, Parts(0.3, -1e-4)).IsCollapsed);
+        var parts = Parts(0.3, -1e-4);
+        parts["spn/neg0"] = bad;
+        var v = guard.Observe(2, parts);
+        Assert.True(v.IsCollapsed);
+        Assert.Equal(CollapseCause.NonFinite, v.Cause);
+        Assert.Equal(2, v.Iteration);
+        Assert.Contains("spn/neg0", v.Message);
+        Assert.Contains("iteration 2", v.Message);
+    }
+
+    [Fact]
+    public void NegativeTermOutgrowingReconstruction_CollapsesAfterPatience()
+    {
+        var guard = new CollapseGuard(new CollapseGuardOptions { RatioLimit = 1.0, RatioPatience = 5 });
+        for (int i = 1; i <= 10; i++) Assert.False(guard.Observe(i, Parts(0.1, -1e-3)).IsCollapsed);
+        // four runaway iterations, then a healthy one: the streak resets
+        for (int i = 11; i <= 14; i++) Assert.False(guard.Observe(i, Parts(0.1, -0.5)).IsCollapsed);
+        Assert.False(guard.Observe(15, Parts(0.1, -0.01)).IsCollapsed);
+        CollapseVerdict v = CollapseVerdict.Ok(0);
+        long i2 = 16;
+        for (; i2 <= 30 && !v.IsCollapsed; i2++) v = guard.Observe(i2, Parts(0.1, -0.5 * (i2 - 15)));
+        Assert.True(v.IsCollapsed);
+        Assert.Equal(CollapseCause.NegativeTermRunaway, v.Cause);
+        Assert.Equal(20, v.Iteration); // 16..20: five consecutive
+        Assert.Contains("'spn'", v.Message);
+        Assert.Contains("iteration 20", v.Message);
+        // sticky until reset
+        Assert.Same(v, guard.Observe(21, Parts(0.1, -1e-4)));
+        guard.Reset();
+        Assert.False(guard.Observe(22, Parts(0.1, -1e-4)).IsCollapsed);
+    }
+
+    [Fact]
+    public void ReconstructionJump_OverRunningMedian_Collapses()
+    {
+        var guard = new CollapseGuard(new CollapseGuardOptions { JumpFactor = 5, JumpWindow = 50, JumpMinHistory = 20, JumpPatience = 2 });
+        for (int i = 1; i <= 40; i++) Assert.False(guard.Observe(i, Parts(0.05 + 0.001 * (i % 3), -1e-5)).IsCollapsed);
+        Assert.False(guard.Observe(41, Parts(0.6, -1e-5)).IsCollapsed);   // one spike is tolerated (patience 2)
+        Assert.False(guard.Observe(42, Parts(0.05, -1e-5)).IsCollapsed);
+        Assert.False(guard.Observe(43, Parts(0.6, -1e-5)).IsCollapsed);
+        var v = guard.Observe(44, Parts(0.8, -1e-5));
+        Assert.True(v.IsCollapsed);
+        Assert.Equal(CollapseCause.ReconstructionJump, v.Cause);
+        Assert.Equal(44, v.Iteration);
+        Assert.Contains("'l1'", v.Message);
+        Assert.Contains("running median", v.Message);
+    }
+
+    [Fact]
+    public void NoJudgementBeforeEnoughHistory_AndConfigurablePartNames()
+    {
+        var guard = new CollapseGuard(new CollapseGuardOptions { ReconstructionPart = "psnr_loss", NegativePart = "cr", JumpMinHistory = 10, JumpPatience = 1 });
+        // large early values are fine while the window fills
+        for (int i = 1; i <= 10; i++) Assert.False(guard.Observe(i, new Dictionary<string, double> { ["psnr_loss"] = i == 1 ? 50 : 1 }).IsCollapsed);
+        var v = guard.Observe(11, new Dictionary<string, double> { ["psnr_loss"] = 30 });
+        Assert.Equal(CollapseCause.ReconstructionJump, v.Cause);
+        Assert.Contains("'psnr_loss'", v.Message);
+        Assert.Throws<ArgumentException>(() => new CollapseGuard(new CollapseGuardOptions { JumpFactor = 0.5 }));
+    }
+}
