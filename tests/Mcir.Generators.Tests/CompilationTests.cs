@@ -4,6 +4,8 @@ using Mcir.Abstractions;
 using Mcir.Abstractions.Models;
 using Microsoft.CodeAnalysis;
 using Microsoft.Extensions.DependencyInjection;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Mcir.Generators.Tests;
 
@@ -93,5 +95,37 @@ public sealed class CompilationTests
         {
             context.Unload();
         }
+    }
+
+    [Fact]
+    public void Descriptor_builds_the_model_counts_parameters_and_clones_the_architecture()
+    {
+        var (output, _, _) = GeneratorHarness.Run(Sources.TinyNet);
+        using var image = new MemoryStream();
+        Assert.True(output.Emit(image).Success);
+        var assembly = Assembly.Load(image.ToArray());
+        var tiny = Assert.IsType<ModelDescriptor>(
+            assembly.GetType("Demo.Sr.TinyNet")!.GetProperty("Descriptor")!.GetValue(null));
+
+        // Conv2d(3 -> 8, 3x3) with bias: 8 * 3 * 3 * 3 + 8.
+        Assert.Equal(224, tiny.ParameterCount);
+
+        using var scope = torch.NewDisposeScope();
+        using var model = tiny.CreateDefault();
+        Assert.IsType(tiny.ModelType, model);
+        var cloneable = Assert.IsAssignableFrom<IArchitectureCloneable>(model);
+        using var clone = cloneable.CloneArchitecture();
+        Assert.NotSame(model, clone);
+        Assert.IsType(tiny.ModelType, clone);
+
+        var original = model.state_dict();
+        var cloned = clone.state_dict();
+        Assert.Equal(original.Keys, cloned.Keys);
+        Assert.All(original, pair => Assert.Equal(pair.Value.shape, cloned[pair.Key].shape));
+        Assert.False(torch.equal(original["body.weight"], cloned["body.weight"]).all().item<bool>(), "The clone must be freshly initialised.");
+
+        using var input = torch.rand(1, 3, 8, 8);
+        using var result = model.forward(input);
+        Assert.Equal([1L, 8, 8, 8], result.shape);
     }
 }
