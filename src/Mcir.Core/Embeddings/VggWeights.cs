@@ -181,7 +181,11 @@ public static class VggWeights
         var expected = VggLayout.ExpectedKeys(variant, int.MaxValue).ToDictionary(k => k.Key, k => k.Shape);
         var placeholders = new Dictionary<string, Tensor>();
         foreach (var (key, shape) in header)
-            placeholders[key] = torch.empty(shape.Length == 0 ? [0] : shape); // only names/shapes matter for validation
+            if (key.StartsWith("features.", StringComparison.Ordinal) || key.StartsWith("module.", StringComparison.Ordinal))
+                placeholders[key] = torch.empty(shape.Length == 0 ? [0] : shape); // only names/shapes matter (classifier.* is skipped: large and ignored)
+        if (placeholders.Count == 0)
+            throw new InvalidDataException(
+                $"'{file}' holds no features.* tensors of torchvision's {VggLayout.VariantName(variant)} layout. Keys found: {Sample(header.Keys)}.");
         Select(placeholders, variant, file); // throws on unexpected keys / shapes
         // Then let PyBridge read the tensors into a full-depth network holding the same names.
         using var holder = new VggFeatureNet(variant, int.MaxValue);
