@@ -19,6 +19,7 @@ public static class HostCommands
         {
             MetricsCommand.Create(console),
             DegradeCommand.Create(console),
+            ListCommand.Create(console),
         };
         var parsed = root.Parse(args);
         try

@@ -1,0 +1,37 @@
+using System.CommandLine;
+using System.Text.Json;
+using Mcir.Abstractions.Models;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Mcir.Host.Commands;
+
+/// <summary><c>mcir-host list</c>: what the loaded plugins provide, with descriptors.</summary>
+internal static class ListCommand
+{
+    public static Command Create(HostConsole console)
+    {
+        var plugins = new PluginOptions();
+        var command = new Command("list", "List the models (and other components) that the loaded plugins register");
+        plugins.AddTo(command);
+        command.SetAction(r =>
+        {
+            var loaded = plugins.Load(r);
+            using var services = new ServiceCollection().AddMcirPlugins(loaded).BuildServiceProvider();
+            var registry = services.GetRequiredService<IModelRegistry>();
+            console.Out.WriteLine(loaded.Count == 0
+                ? "plugins: none loaded"
+                : "plugins: " + string.Join(", ", loaded.Select(p => $"{p.Name} ({p.Path})")));
+            console.Out.WriteLine();
+            console.Out.WriteLine("models:");
+            if (registry.Models.Count == 0) console.Out.WriteLine("  (none)");
+            foreach (var m in registry.Models)
+            {
+                console.Out.WriteLine($"  {m.Name}  [{string.Join(", ", m.Tasks)}]  {m.Description}");
+                console.Out.WriteLine($"    class {m.ModelType.FullName} ({m.ModelType.Assembly.GetName().Name}), options {m.OptionsType.Name}, {m.ParameterCount:N0} parameters by default");
+                console.Out.WriteLine($"    defaults {JsonSerializer.Serialize(m.DefaultOptions, m.OptionsType)}");
+            }
+            return 0;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,56 @@
+using Mcir.Abstractions;
+using Mcir.Abstractions.Models;
+using Mcir.Core;
+using Mcir.Host.Plugins;
+
+namespace Mcir.Host.Tests;
+
+public class PluginLoadingTests
+{
+    [Fact]
+    public void MissingPluginFileIsNamed()
+    {
+        var (code, _, stderr) = HostRunner.Run("list", "--plugins", "/nonexistent/Foo.dll");
+        Assert.Equal(HostCommands.UserError, code);
+        Assert.Contains("/nonexistent/Foo.dll: plugin file not found", stderr);
+    }
+
+    [Fact]
+    public void FileThatIsNotAnAssemblyIsNamed()
+    {
+        using var tmp = new TempDir();
+        string fake = Path.Combine(tmp.Path, "Fake.dll");
+        File.WriteAllText(fake, "MZ but not really");
+        var (code, _, stderr) = HostRunner.Run("list", "--plugins", fake);
+        Assert.Equal(HostCommands.UserError, code);
+        Assert.Contains($"{fake}: not a .NET assembly", stderr);
+    }
+
+    [Fact]
+    public void AssemblyWithoutThePluginMarkerIsRefused()
+    {
+        string notPlugin = Path.Combine(AppContext.BaseDirectory, "Mcir.Core.dll");
+        var (code, _, stderr) = HostRunner.Run("list", "--plugins", notPlugin);
+        Assert.Equal(HostCommands.UserError, code);
+        Assert.Contains($"{notPlugin}: not an Mcir plugin", stderr);
+    }
+
+    [Fact]
+    public void PluginBuiltAgainstAnotherContractIsRefused()
+    {
+        var marker = new McirPluginAttribute(typeof(object)) { ContractMajor = ContractVersion.Major + 1 };
+        var e = Assert.Throws<McirException>(() => PluginLoader.CheckContract(marker, "Old.dll"));
+        Assert.Contains("Old.dll", e.Message);
+        Assert.Contains($"contract v{ContractVersion.Major + 1}", e.Message);
+        Assert.Contains($"provides v{ContractVersion.Major}", e.Message);
+        PluginLoader.CheckContract(new McirPluginAttribute(typeof(object)) { ContractMajor = ContractVersion.Major }, "Ok.dll");
+    }
+
+    [Fact]
+    public void MissingPluginFolderIsNamed()
+    {
+        var (code, _, stderr) = HostRunner.Run("list", "--plugin-dir", "/nonexistent/plugins");
+        Assert.Equal(HostCommands.UserError, code);
+        Assert.Contains("/nonexistent/plugins: folder not found", stderr);
+    }
+}
