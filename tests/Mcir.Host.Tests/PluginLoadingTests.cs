@@ -53,4 +53,43 @@ public class PluginLoadingTests
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("/nonexistent/plugins: folder not found", stderr);
     }
+
+    private static string BundledPlugin => Path.Combine(AppContext.BaseDirectory, "plugins", "Mcir.Plugins.SuperResolution", "Mcir.Plugins.SuperResolution.dll");
+
+    [Fact]
+    public void ListShowsTheModelsOfTheBundledPlugin()
+    {
+        var (code, stdout, stderr) = HostRunner.Run("list");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Mcir.Plugins.SuperResolution", stdout);
+        Assert.Contains("  edsr  [sr]", stdout);
+        Assert.Contains("43,089,923 parameters", stdout); // EDSR 256 features, 32 blocks, x4 (the paper's full model)
+    }
+
+    [Fact]
+    public void ExplicitPluginListIsLoaded()
+    {
+        var (code, stdout, stderr) = HostRunner.Run("list", "--plugins", BundledPlugin);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("  edsr  [sr]", stdout);
+    }
+
+    [Fact]
+    public void TwoPluginsRegisteringOneNameAreNamed()
+    {
+        using var tmp = new TempDir();
+        string source = Path.GetDirectoryName(BundledPlugin)!;
+        var copies = new List<string>();
+        foreach (var name in new[] { "a", "b" })
+        {
+            string dir = tmp.Sub(name);
+            foreach (var f in Directory.GetFiles(source)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+            copies.Add(Path.Combine(dir, Path.GetFileName(BundledPlugin)));
+        }
+        var (code, _, stderr) = HostRunner.Run("list", "--plugins", copies[0], copies[1]);
+        Assert.Equal(HostCommands.UserError, code);
+        Assert.Contains("model 'edsr' is registered by two plugins", stderr);
+        Assert.Contains(copies[0], stderr);
+        Assert.Contains(copies[1], stderr);
+    }
 }
