@@ -1,0 +1,133 @@
+using System.Text.Json.Nodes;
+using Mcir.Core.Config;
+
+namespace Mcir.Core.Tests.Config;
+
+public class ConfigBinderTests
+{
+    public enum Kind { Ema, FixedRandom }
+
+    public sealed record Optimizer(string Type = "adam", double Lr = 2e-4, double[]? Betas = null);
+
+    public sealed record Train
+    {
+        public int TotalIter { get; init; } = 1000;
+        public Kind NegativeKind { get; init; } = Kind.Ema;
+        public Optimizer Optimizer { get; init; } = new();
+        public int[] Milestones { get; init; } = [500];
+    }
+
+    [Fact]
+    public void BindsSnakeCaseKeysAndKebabCaseEnumsKeepingDefaults()
+    {
+        var node = JsonNode.Parse("""{ "total_iter": 20, "negative_kind": "fixed-random", "optimizer": { "lr": 0.001 } }""");
+        var t = ConfigBinder.Bind<Train>(node, "train");
+        Assert.Equal(20, t.TotalIter);
+        Assert.Equal(Kind.FixedRandom, t.NegativeKind);
+        Assert.Equal(0.001, t.Optimizer.Lr);
+        Assert.Equal("adam", t.Optimizer.Type);
+        Assert.Equal([500], t.Milestones);
+    }
+
+    [Fact]
+    public void MisspelledKeyNamesTheKeyAndTheClosestValidOne()
+    {
+        var node = JsonNode.Parse("""{ "optimizer": { "lr": 0.001, "betass": [0.9, 0.99] } }""");
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Train>(node, "train"));
+        Assert.Contains("'train.optimizer.betass'", e.Message);
+        Assert.Contains("did you mean 'train.optimizer.betas'?", e.Message);
+    }
+
+    [Fact]
+    public void UnrelatedKeyListsTheValidKeys()
+    {
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Train>(JsonNode.Parse("""{ "colour": 1 }"""), "train"));
+        Assert.Contains("'train.colour'", e.Message);
+        Assert.Contains("total_iter", e.Message);
+        Assert.Contains("negative_kind", e.Message);
+    }
+
+    [Fact]
+    public void WrongValueTypeNamesThePath()
+    {
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Train>(JsonNode.Parse("""{ "total_iter": "many" }"""), "train"));
+        Assert.Contains("train.total_iter", e.Message);
+    }
+
+    [Fact]
+    public void UnknownEnumValueNamesThePath()
+    {
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Train>(JsonNode.Parse("""{ "negative_kind": "fixed-pretrain" }"""), "train"));
+        Assert.Contains("train.negative_kind", e.Message);
+    }
+
+    [Fact]
+    public void OverridesParseJsonValuesAndCreatePaths()
+    {
+        var root = new JsonObject { ["train"] = new JsonObject { ["total_iter"] = 5 } };
+        ConfigBinder.ApplyOverride(root, "train.total_iter=300");
+        ConfigBinder.ApplyOverride(root, "train.optimizer.betas=[0.9,0.999]");
+        ConfigBinder.ApplyOverride(root, "train.optimizer.type=adamw");
+        var t = ConfigBinder.Bind<Train>(root["train"], "train");
+        Assert.Equal(300, t.TotalIter);
+        Assert.Equal([0.9, 0.999], t.Optimizer.Betas!);
+        Assert.Equal("adamw", t.Optimizer.Type);
+    }
+
+    [Fact]
+    public void OverrideWithoutEqualsSignIsRefused()
+    {
+        var e = Assert.Throws<McirException>(() => ConfigBinder.ApplyOverride(new JsonObject(), "train.total_iter"));
+        Assert.Contains("key.path=value", e.Message);
+    }
+
+    [Fact]
+    public void OverrideOfAMisspelledKeyIsCaughtWhenBinding()
+    {
+        var root = new JsonObject();
+        ConfigBinder.ApplyOverride(root, "train.total_iters=10");
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Train>(root["train"], "train"));
+        Assert.Contains("did you mean 'train.total_iter'?", e.Message);
+    }
+
+    [Fact]
+    public void ResolvedJsonRoundTripsWithEveryDefault()
+    {
+        var t = ConfigBinder.Bind<Train>(JsonNode.Parse("""{ "total_iter": 7 }"""), "train");
+        var json = ConfigBinder.ToJson(t);
+        Assert.Equal(7, json["total_iter"]!.GetValue<int>());
+        Assert.Equal("ema", json["negative_kind"]!.GetValue<string>());
+        Assert.Equal(2e-4, json["optimizer"]!["lr"]!.GetValue<double>());
+        // Binding the resolved form again yields the same configuration.
+        Assert.Equal(json.ToJsonString(), ConfigBinder.ToJson(ConfigBinder.Bind<Train>(json, "train")).ToJsonString());
+    }
+
+    [Fact]
+    public void LoadNamesTheFileOnBadJson()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"mcir-bad-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, "{ \"train\": { \"total_iter\": 5, } ");
+        try
+        {
+            var e = Assert.Throws<McirException>(() => ConfigBinder.Load(path));
+            Assert.StartsWith(path, e.Message);
+            Assert.Contains("not valid JSON", e.Message);
+        }
+        finally { File.Delete(path); }
+        var missing = Assert.Throws<McirException>(() => ConfigBinder.Load(path));
+        Assert.Contains("not found", missing.Message);
+    }
+
+    [Fact]
+    public void LoadAcceptsCommentsAndAppliesOverrides()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"mcir-ok-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, "{ // a run\n \"train\": { \"total_iter\": 5 } }");
+        try
+        {
+            var root = ConfigBinder.Load(path, ["train.total_iter=9"]);
+            Assert.Equal(9, ConfigBinder.Bind<Train>(root["train"], "train").TotalIter);
+        }
+        finally { File.Delete(path); }
+    }
+}
