@@ -1,0 +1,235 @@
+using Mcir.Core.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Tests.Training.TrainerLoop;
+
+/// <summary>Checkpoints, resume, interrupted writes, cancellation, collapse.</summary>
+[Collection("Trainer")]
+public class TrainerCheckpointTests
+{
+    /// <summary>SPN + negative bank + target EMA + dropout (uses the torch RNG) + a schedule: everything resume must restore.</summary>
+    private static TrainerRig FullRig() => TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3]);
+
+    private static TrainingOptions FullOptions(long total, long checkpointFreq) => TrainerKit.Options(total, checkpointFreq) with
+    {
+        EmaDecay = 0.9,
+        GradClipNorm = 0.5,
+        Scheduler = new SchedulerSettings { Type = "multistep", Milestones = [5, 9], Gamma = 0.5 },
+    };
+
+    private static void AssertSameLosses(IReadOnlyList<TrainerKit.TrainLine> expected, IReadOnlyList<TrainerKit.TrainLine> actual)
+    {
+        Assert.Equal(expected.Select(l => l.Iter), actual.Select(l => l.Iter));
+        for (int i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Lr, actual[i].Lr);
+            Assert.Equal(expected[i].Loss.Keys.Order(), actual[i].Loss.Keys.Order());
+            foreach (var (k, v) in expected[i].Loss)
+                Assert.True(Math.Abs(v - actual[i].Loss[k]) <= 1e-6 * Math.Max(1, Math.Abs(v)),
+                    $"iteration {expected[i].Iter}, part '{k}': uninterrupted {v:R}, resumed {actual[i].Loss[k]:R}");
+        }
+    }
+
+    [Fact]
+    public void ResumeFromCheckpoint_GivesTheSameLossSequence_AsAnUninterruptedRun()
+    {
+        string a = TrainerKit.NewRunDir("uninterrupted"), b = TrainerKit.NewRunDir("resumed");
+        try
+        {
+            List<TrainerKit.TrainLine> reference;
+            using (var rig = FullRig())
+            using (var trainer = rig.CreateTrainer(FullOptions(12, 4), a))
+            {
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+                reference = TrainerKit.TrainLines(trainer.MetricsPath);
+            }
+
+            // first part: 6 iterations, then everything is thrown away
+            using (var rig = FullRig())
+            using (var trainer = rig.CreateTrainer(FullOptions(6, 4), b))
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+
+            // second part: new objects with a different initialisation, restored from the newest checkpoint (iteration 6)
+            string? latest = Trainer.ResolveResume(b, "auto");
+            Assert.EndsWith("iter_000006", latest);
+            var log = new RecordingLog();
+            using (var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3], netSeed: 777))
+            using (var trainer = rig.CreateTrainer(FullOptions(12, 4), b, log))
+            {
+                trainer.LoadCheckpoint(latest!);
+                Assert.Equal(6, trainer.Iteration);
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+                Assert.Equal(12, rig.Bank!.LastIteration);
+                AssertSameLosses(reference, TrainerKit.TrainLines(trainer.MetricsPath));
+            }
+            Assert.DoesNotContain(log.Messages, m => m.Item2.Contains("differ"));
+        }
+        finally { TrainerKit.TryDelete(a); TrainerKit.TryDelete(b); }
+    }
+
+    [Fact]
+    public void InterruptedCheckpointWrite_LeavesThePreviousCheckpointUsable()
+    {
+        string run = TrainerKit.NewRunDir("torn");
+        try
+        {
+            using (var rig = TrainerKit.Rig(spn: true))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(6, checkpointFreq: 2), run))
+            {
+                trainer.CheckpointFileWritten = name =>
+                {
+                    if (trainer.Iteration == 4 && name == "optimizer.bin") throw new IOException("simulated crash while writing the checkpoint");
+                };
+                var e = Assert.Throws<IOException>(() => trainer.Run());
+                Assert.Contains("simulated crash", e.Message);
+            }
+            string root = Path.Combine(run, CheckpointStore.FolderName);
+            Assert.True(CheckpointStore.IsComplete(Path.Combine(root, "iter_000002")));
+            Assert.False(Directory.Exists(Path.Combine(root, "iter_000004")), "a failed write must not leave a checkpoint folder");
+            Assert.Empty(Directory.GetDirectories(root, ".tmp-*"));
+
+            // a hard crash (kill -9) leaves a temporary folder behind; a folder can also lose a file or its manifest later
+            string two = Path.Combine(root, "iter_000002");
+            Directory.CreateDirectory(Path.Combine(root, ".tmp-iter_000004-crashed"));
+            File.Copy(Path.Combine(two, "model.safetensors"), Path.Combine(root, ".tmp-iter_000004-crashed", "model.safetensors"));
+            string noManifest = Path.Combine(root, "iter_000004");
+            Directory.CreateDirectory(noManifest);
+            File.Copy(Path.Combine(two, "model.safetensors"), Path.Combine(noManifest, "model.safetensors"));
+            string truncated = Path.Combine(root, "iter_000003");
+            CopyDirectory(two, truncated);
+            File.WriteAllText(Path.Combine(truncated, CheckpointStore.ManifestName),
+                File.ReadAllText(Path.Combine(two, CheckpointStore.ManifestName)).Replace("\"iteration\": 2", "\"iteration\": 3"));
+            using (var fs = new FileStream(Path.Combine(truncated, "optimizer.bin"), FileMode.Open)) fs.SetLength(fs.Length / 2);
+
+            Assert.Equal(two, Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.Contains("no MANIFEST.json", CheckpointStore.Verify(noManifest));
+            Assert.Contains("optimizer.bin", CheckpointStore.Verify(truncated));
+            var ex = Assert.Throws<McirException>(() => Trainer.ResolveResume(run, noManifest));
+            Assert.Contains("not a complete checkpoint", ex.Message);
+
+            // the previous checkpoint resumes; the incomplete iter_000004 is replaced by a complete one
+            using (var rig = TrainerKit.Rig(spn: true))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(6, checkpointFreq: 2), run))
+            {
+                trainer.LoadCheckpoint(Trainer.ResolveResume(run, "auto")!);
+                Assert.Equal(2, trainer.Iteration);
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+            }
+            Assert.True(CheckpointStore.IsComplete(noManifest));
+            Assert.Equal(Path.Combine(root, "iter_000006"), Trainer.FindLatestCompleteCheckpoint(run));
+            var lines = TrainerKit.TrainLines(Path.Combine(run, "metrics.jsonl"));
+            Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), lines.Select(l => l.Iter)); // records after the checkpoint were dropped
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+    }
+
+    [Fact]
+    public void KeepCheckpoints_PrunesOlderOnes_AfterTheNewOneIsComplete()
+    {
+        string run = TrainerKit.NewRunDir("keep");
+        try
+        {
+            using var rig = TrainerKit.Rig();
+            using var trainer = rig.CreateTrainer(TrainerKit.Options(10, checkpointFreq: 2) with { KeepCheckpoints = 2 }, run);
+            trainer.Run();
+            var left = CheckpointStore.List(run).Select(c => c.Iteration).ToList();
+            Assert.Equal(new long[] { 10, 8 }, left);
+            Assert.All(CheckpointStore.List(run), c => Assert.True(CheckpointStore.IsComplete(c.Path)));
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
+    public void Cancellation_FinishesTheIteration_WritesACheckpoint_AndTheRunResumes()
+    {
+        string run = TrainerKit.NewRunDir("cancel"), reference = TrainerKit.NewRunDir("cancel-ref");
+        try
+        {
+            List<TrainerKit.TrainLine> expected;
+            using (var rig = FullRig())
+            using (var trainer = rig.CreateTrainer(FullOptions(7, 0), reference))
+            {
+                trainer.Run();
+                expected = TrainerKit.TrainLines(trainer.MetricsPath);
+            }
+
+            using var cts = new CancellationTokenSource();
+            using (var rig = FullRig())
+            using (var trainer = rig.CreateTrainer(FullOptions(7, 0), run, new RecordingLog { OnEachIteration = r => { if (r.Iteration == 3) cts.Cancel(); } }))
+            {
+                var result = trainer.Run(cts.Token);
+                Assert.Equal(TrainingStatus.Interrupted, result.Status);
+                Assert.Equal(3, result.Iteration);
+                Assert.Contains("interrupted after iteration 3", result.Message);
+                Assert.Equal(Path.Combine(run, "checkpoints", "iter_000003"), result.LastCheckpoint);
+                Assert.True(CheckpointStore.IsComplete(result.LastCheckpoint!));
+            }
+            using (var rig = FullRig())
+            using (var trainer = rig.CreateTrainer(FullOptions(7, 0), run))
+            {
+                trainer.LoadCheckpoint(Trainer.ResolveResume(run, "auto")!);
+                var result = trainer.Run();
+                Assert.Equal(TrainingStatus.Completed, result.Status);
+                Assert.Equal(7, result.Iteration);
+                AssertSameLosses(expected, TrainerKit.TrainLines(trainer.MetricsPath));
+            }
+        }
+        finally { TrainerKit.TryDelete(run); TrainerKit.TryDelete(reference); }
+    }
+
+    [Fact]
+    public void CollapseGuard_HugeLambda_StopsTheRun_NamingTheCause_WithoutACheckpointFromTheCollapsedState()
+    {
+        string run = TrainerKit.NewRunDir("collapse");
+        try
+        {
+            using var rig = TrainerKit.Rig(spn: true, lambda: 1e3);
+            var guard = new CollapseGuard(new CollapseGuardOptions { RatioPatience = 3 });
+            using var trainer = rig.CreateTrainer(TrainerKit.Options(20, checkpointFreq: 1), run, guard: guard);
+            var result = trainer.Run();
+
+            Assert.Equal(TrainingStatus.Collapsed, result.Status);
+            Assert.Equal(CollapseCause.NegativeTermRunaway, result.Collapse!.Cause);
+            long at = result.Collapse.Iteration;
+            Assert.Equal(at - 1, result.Iteration);
+            Assert.Contains($"iteration {at}", result.Message);
+            Assert.Contains("negative term 'spn'", result.Message);
+            Assert.Contains("lower lambda", result.Message);
+            Assert.Equal(Path.Combine(run, "checkpoints", CheckpointStore.FolderNameOf(at - 1)), result.LastCheckpoint);
+            Assert.All(CheckpointStore.List(run), c => Assert.True(c.Iteration < at, $"checkpoint at {c.Iteration} written at/after the collapse at {at}"));
+            Assert.Equal(result.LastCheckpoint, Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.Contains("\"status\":\"collapsed\"", File.ReadLines(trainer.MetricsPath).Last());
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
+    public void CollapseGuard_NaNLoss_StopsTheRun_AndTheCollapsedUpdateIsNotApplied()
+    {
+        string run = TrainerKit.NewRunDir("nan");
+        try
+        {
+            using var rig = TrainerKit.Rig(extraTerm: new NanFromIterationTerm(5));
+            using var trainer = rig.CreateTrainer(TrainerKit.Options(10, checkpointFreq: 2), run);
+            var result = trainer.Run();
+
+            Assert.Equal(TrainingStatus.Collapsed, result.Status);
+            Assert.Equal(CollapseCause.NonFinite, result.Collapse!.Cause);
+            Assert.Contains("'nan'", result.Message);
+            Assert.Contains("iteration 5", result.Message);
+            Assert.Equal(4, result.Iteration);
+            Assert.EndsWith("iter_000004", result.LastCheckpoint);
+            Assert.Equal(new long[] { 4, 2 }, CheckpointStore.List(run).Select(c => c.Iteration));
+            foreach (var p in rig.Net.parameters())
+                Assert.True(p.isfinite().all().item<bool>(), "the network must still hold the last good (finite) weights");
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+}
