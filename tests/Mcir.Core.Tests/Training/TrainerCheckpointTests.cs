@@ -18,6 +18,7 @@ public class TrainerCheckpointTests
         Scheduler = new SchedulerSettings { Type = "multistep", Milestones = [5, 9], Gamma = 0.5 },
     };
 
+    /// <summary>Same iterations, same lr, bitwise-equal loss parts.</summary>
     private static void AssertSameLosses(IReadOnlyList<TrainerKit.TrainLine> expected, IReadOnlyList<TrainerKit.TrainLine> actual)
     {
         Assert.Equal(expected.Select(l => l.Iter), actual.Select(l => l.Iter));
@@ -26,7 +27,7 @@ public class TrainerCheckpointTests
             Assert.Equal(expected[i].Lr, actual[i].Lr);
             Assert.Equal(expected[i].Loss.Keys.Order(), actual[i].Loss.Keys.Order());
             foreach (var (k, v) in expected[i].Loss)
-                Assert.True(Math.Abs(v - actual[i].Loss[k]) <= 1e-6 * Math.Max(1, Math.Abs(v)),
+                Assert.True(v.Equals(actual[i].Loss[k]),
                     $"iteration {expected[i].Iter}, part '{k}': uninterrupted {v:R}, resumed {actual[i].Loss[k]:R}");
         }
     }
@@ -128,6 +129,42 @@ public class TrainerCheckpointTests
     {
         Directory.CreateDirectory(to);
         foreach (var f in Directory.GetFiles(from)) File.Copy(f, Path.Combine(to, Path.GetFileName(f)));
+    }
+
+    [Fact]
+    public void LoadCheckpoint_RefusesAStateThatDoesNotFitTheRun()
+    {
+        string run = TrainerKit.NewRunDir("mismatch");
+        try
+        {
+            using (var rig = TrainerKit.Rig())
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(2) with { EmaDecay = 0.9 }, run))
+                trainer.Run();
+            string ckpt = Trainer.FindLatestCompleteCheckpoint(run)!;
+            using (var rig = TrainerKit.Rig())
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(4), run))
+            {
+                var e = Assert.Throws<McirException>(() => trainer.LoadCheckpoint(ckpt));
+                Assert.Contains("target EMA", e.Message);
+            }
+            using (var rig = TrainerKit.Rig(spn: true))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(4) with { EmaDecay = 0.9 }, run))
+            {
+                var e = Assert.Throws<McirException>(() => trainer.LoadCheckpoint(ckpt));
+                Assert.Contains("negative bank", e.Message);
+            }
+            // different trajectory-defining options resume, with a warning in the log
+            var log = new RecordingLog();
+            using (var rig = TrainerKit.Rig())
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(4) with { EmaDecay = 0.9, Optimizer = new OptimizerSettings { Lr = 1e-3 } }, run, log))
+            {
+                trainer.LoadCheckpoint(ckpt);
+                Assert.Equal(2, trainer.Iteration);
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+            }
+            Assert.Contains(log.Messages, m => m.Item1 == 2 && m.Item2.Contains("options differ"));
+        }
+        finally { TrainerKit.TryDelete(run); }
     }
 
     [Fact]
