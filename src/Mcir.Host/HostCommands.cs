@@ -20,6 +20,8 @@ public static class HostCommands
             MetricsCommand.Create(console),
             DegradeCommand.Create(console),
             ListCommand.Create(console),
+            RunCommand.Create(console),
+            WeightsCommand.Create(console),
         };
         var parsed = root.Parse(args);
         try
@@ -33,9 +35,10 @@ public static class HostCommands
         }
     }
 
-    // Errors whose message is meant for the user; anything else is a bug and keeps its stack trace.
+    // Errors whose message is meant for the user (options records validate with ArgumentException); anything else
+    // is a bug and keeps its stack trace.
     private static bool IsUserError(Exception e) =>
-        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException;
+        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException;
 }
 
 /// <summary>Where commands print: standard output for results, standard error for progress and errors.</summary>

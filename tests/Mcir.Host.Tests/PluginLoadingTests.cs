@@ -64,6 +64,8 @@ public class PluginLoadingTests
         Assert.Contains("Mcir.Plugins.SuperResolution", stdout);
         Assert.Contains("  edsr  [sr]", stdout);
         Assert.Contains("43,089,923 parameters", stdout); // EDSR 256 features, 32 blocks, x4 (the paper's full model)
+        Assert.Contains("  edsr-light  [sr]", stdout);
+        Assert.Contains("1,517,571 parameters", stdout); // EDSR 64 features, 16 blocks, x4 (BasicSR's EDSR_Mx4)
     }
 
     [Fact]

@@ -1,0 +1,90 @@
+using System.Text.Json.Nodes;
+using Mcir.Core.Data.Datasets;
+using Mcir.Core.Metrics;
+using Mcir.Core.ModelContrast;
+using Mcir.Core.Training;
+
+namespace Mcir.Core.Runs;
+
+/// <summary>
+/// A training run as written in a configuration file (snake_case keys). Every section has defaults; a key that is
+/// not listed here is an error naming the closest valid key.
+/// </summary>
+public sealed record RunConfig
+{
+    /// <summary>Run name: the run folder is <c>&lt;output_root&gt;/&lt;name&gt;</c>.</summary>
+    public string Name { get; init; } = "run";
+
+    /// <summary>Folder that holds run folders.</summary>
+    public string OutputRoot { get; init; } = "runs";
+
+    /// <summary>The architecture, by registered name, and option overrides on top of its defaults.</summary>
+    public ModelSection Model { get; init; } = new();
+
+    /// <summary>Training, validation and test data.</summary>
+    public DataSection Data { get; init; } = new();
+
+    /// <summary>The terms of the objective.</summary>
+    public LossSection Loss { get; init; } = new();
+
+    /// <summary>The negative models (used when a loss term needs negatives).</summary>
+    public NegativeBankOptions Negatives { get; init; } = new();
+
+    /// <summary>Iterations, optimiser, schedule, checkpoints (BasicSR's <c>train</c> section).</summary>
+    public TrainingOptions Train { get; init; } = new();
+
+    /// <summary>How validation and test images are scored (SR: Y channel, crop border = scale).</summary>
+    public MetricsProtocol Metrics { get; init; } = new();
+}
+
+/// <summary>The <c>model</c> section.</summary>
+public sealed record ModelSection
+{
+    /// <summary>Registered model name (see <c>mcir-host list</c>), e.g. <c>edsr-light</c>.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Options overriding the model's defaults, in the model's own snake_case keys.</summary>
+    public JsonObject? Options { get; init; }
+}
+
+/// <summary>The <c>data</c> section.</summary>
+public sealed record DataSection
+{
+    public DatasetSection Train { get; init; } = new();
+    public DatasetSection? Val { get; init; }
+    public IReadOnlyList<DatasetSection> Test { get; init; } = [];
+    public int BatchSize { get; init; } = 16;
+    public bool Prefetch { get; init; } = true;
+}
+
+/// <summary>One data set: <c>hr-folder</c> (LR made by MATLAB bicubic on the fly) or <c>paired-folder</c> (BasicSR's layout).</summary>
+public sealed record DatasetSection
+{
+    public string Type { get; init; } = "hr-folder";
+    /// <summary>A name for tables and logs; default: the folder name.</summary>
+    public string? Name { get; init; }
+    /// <summary>HR images (<c>hr-folder</c>) or ground truth (<c>paired-folder</c>).</summary>
+    public string DatarootGt { get; init; } = "";
+    /// <summary>Degraded inputs (<c>paired-folder</c> only).</summary>
+    public string? DatarootLq { get; init; }
+    public int Scale { get; init; } = 1;
+    /// <summary>Training patch size on the GT side; null for whole images (validation/test).</summary>
+    public int? GtSize { get; init; }
+    public bool UseHflip { get; init; }
+    public bool UseRot { get; init; }
+    /// <summary>Training only: each image is seen this many times per epoch (BasicSR's dataset_enlarge_ratio).</summary>
+    public int DatasetEnlargeRatio { get; init; } = 1;
+}
+
+/// <summary>The <c>loss</c> section: a reconstruction term plus optional contrastive terms.</summary>
+public sealed record LossSection
+{
+    /// <summary>Reconstruction loss: <c>l1</c>.</summary>
+    public string Reconstruction { get; init; } = "l1";
+
+    /// <summary>The SPN term; null to train without it.</summary>
+    public SpnLossOptions? Spn { get; init; }
+
+    /// <summary>The CR term (AECR-Net); null to train without it.</summary>
+    public ContrastRegularizationOptions? Cr { get; init; }
+}

@@ -1,0 +1,64 @@
+using System.CommandLine;
+using Mcir.Abstractions.Models;
+using Mcir.Core.Config;
+using Mcir.Core.Runs;
+using Mcir.Core.Training;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Mcir.Host.Commands;
+
+/// <summary><c>mcir-host run</c>: trains a model from a configuration file, then scores the test sets.</summary>
+internal static class RunCommand
+{
+    /// <summary>Exit code when the collapse guard stopped the run.</summary>
+    public const int Collapsed = 3;
+
+    /// <summary>Exit code after Ctrl-C (a checkpoint was written; <c>--resume auto</c> continues).</summary>
+    public const int Interrupted = 130;
+
+    public static Command Create(HostConsole console)
+    {
+        var config = new Option<string>("--config") { Description = "Run configuration (JSON)", Required = true };
+        var set = new Option<string[]>("--set") { Description = "Override a configuration key: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
+        var resume = new Option<string?>("--resume") { Description = "'auto' (newest complete checkpoint of the run) or a checkpoint folder" };
+        var plugins = new PluginOptions();
+        var command = new Command("run", "Train a restoration network (with SPN when configured), then report PSNR/SSIM on the test sets")
+        {
+            config, set, resume,
+        };
+        plugins.AddTo(command);
+        command.SetAction(r =>
+        {
+            var root = ConfigBinder.Load(r.GetValue(config)!, r.GetValue(set));
+            using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
+            var models = services.GetRequiredService<IModelRegistry>();
+
+            using var cancel = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                e.Cancel = true; // finish the iteration, write a checkpoint, exit cleanly
+                console.Error.WriteLine("interrupt: finishing the current iteration and writing a checkpoint ...");
+                cancel.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                var outcome = TrainingRun.Execute(root, models, r.GetValue(resume), console.Error, cancel.Token);
+                if (outcome.Tests.Count > 0)
+                    console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests, "bicubic"));
+                console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
+                return outcome.Training.Status switch
+                {
+                    TrainingStatus.Completed => 0,
+                    TrainingStatus.Interrupted => Interrupted,
+                    _ => Collapsed,
+                };
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        });
+        return command;
+    }
+}
