@@ -34,9 +34,12 @@ public sealed class VggEmbedding : IFeatureEmbedding
         string variant = VggLayout.VariantName(options.Variant);
 
         VggWeightSet? weights = null;
-        if (!string.IsNullOrWhiteSpace(options.WeightsPath))
+        // No configured path: the user's installed copy ($MCIR_VGG16_WEIGHTS or `mcir-host weights fetch`'s cache).
+        string? weightsPath = !string.IsNullOrWhiteSpace(options.WeightsPath) ? options.WeightsPath
+            : Weights.WeightsLocations.LocateInstalled(Weights.KnownWeights.Get(variant));
+        if (weightsPath is not null)
         {
-            weights = VggWeights.Load(options.WeightsPath, options.Variant);
+            weights = VggWeights.Load(weightsPath, options.Variant);
             var missing = VggLayout.ExpectedKeys(options.Variant, deepest).Where(k => !weights.Tensors.ContainsKey(k.Key)).Select(k => k.Key).ToList();
             if (missing.Count > 0)
                 throw new InvalidDataException(

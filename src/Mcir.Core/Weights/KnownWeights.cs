@@ -106,6 +106,24 @@ public static class WeightsLocations
     public const string BaseUrlVariable = "MCIR_WEIGHTS_BASE_URL";
 
     /// <summary>
+    /// The user's copy of a known weights file, for code that needs it without a configured path: the file named by
+    /// <c>$MCIR_&lt;NAME&gt;_WEIGHTS</c> (which must exist), else the file in the cache folder that
+    /// <c>mcir-host weights fetch</c> fills, else null.
+    /// </summary>
+    public static string? LocateInstalled(WeightsEntry entry, Func<string, string?>? environment = null, string? home = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        if (environment(entry.EnvironmentVariable) is { } named && !string.IsNullOrWhiteSpace(named))
+        {
+            return File.Exists(named) || Directory.Exists(named)
+                ? Path.GetFullPath(named)
+                : throw new McirException($"{entry.EnvironmentVariable}={named}: no such file (expected torchvision's {entry.FileName})");
+        }
+        string cached = Path.Combine(ResolveCacheDirectory(null, environment, home), entry.FileName);
+        return File.Exists(cached) ? cached : null;
+    }
+
+    /// <summary>
     /// The cache folder: <paramref name="explicitDir"/> (<c>--cache</c>), else <c>$MCIR_WEIGHTS_CACHE</c>, else
     /// <c>$XDG_CACHE_HOME/mcir/weights</c> (only when absolute, as the XDG spec asks), else <c>~/.cache/mcir/weights</c>.
     /// Empty values count as unset. The result is a full path; the folder is not created here.
