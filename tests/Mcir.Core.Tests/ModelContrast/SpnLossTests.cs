@@ -240,6 +240,13 @@ public class SpnLossTests
         }, emb));
         Assert.Contains("lambda 0.001", spn.Describe());
     }
+}
+
+/// <summary>Memory growth is measured process-wide (RSS), so this runs alone, not beside other test classes.</summary>
+[Collection(NativeMemoryCollection.Name)]
+public class SpnLossMemoryTests
+{
+    private static SpnLossOptions FixtureOptions() => SpnLossTests.FixtureOptions();
 
     [Fact]
     public void RepeatedEvaluations_DoNotGrowNativeMemory()
