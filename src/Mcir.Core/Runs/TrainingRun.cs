@@ -67,7 +67,6 @@ public static class TrainingRun
                 log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
             }
             var result = trainer.Run(cancel);
-            log.WriteLine(result.Message);
             if (result.Status != TrainingStatus.Completed)
                 return new RunOutcome(result, [], runDir);
 
