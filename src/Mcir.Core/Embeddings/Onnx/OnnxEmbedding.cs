@@ -35,7 +35,7 @@ public sealed class OnnxEmbedding : IFeatureEmbedding
             throw new ArgumentException($"{name}: normalisation scale and std must be finite and non-zero.", nameof(normalization));
 
         Name = name;
-        Model = model;
+        ModelDescription = model.Describe();
         Layers = layers.ToArray();
         OutputNames = outputs.ToArray();
         Normalization = normalization;
@@ -64,8 +64,9 @@ public sealed class OnnxEmbedding : IFeatureEmbedding
     /// <summary>The input normalisation applied by <see cref="Extract"/>.</summary>
     public OnnxInputNormalization Normalization { get; }
 
-    /// <summary>The parsed ONNX model.</summary>
-    public OnnxModel Model { get; }
+    /// <summary>The ONNX file, producer, IR/opset, node and initializer counts (the parsed model itself is not kept:
+    /// only the initializers the requested layers need live on, as the network's buffers).</summary>
+    public string ModelDescription { get; }
 
     /// <summary>The TorchSharp graph runner (frozen, eval mode).</summary>
     public OnnxGraphModule Network { get; }

@@ -173,6 +173,11 @@ public static class ResNet18ImageNet
                                         "use the 'onnx' embedding with node output names for other files.");
         var layers = (options.Layers is { Count: > 0 } l ? l : DefaultLayers).ToArray();
         var outputs = layers.Select(Resolve).ToArray();
+        var known = model.Graph.Nodes.SelectMany(n => n.Outputs).ToHashSet(StringComparer.Ordinal);
+        foreach (var (layer, output) in layers.Zip(outputs))
+            if (!known.Contains(output))
+                throw new McirException($"{Name}: unknown layer '{layer}'. Use stem, layer1, layer2, layer3, layer4 (blocks layer1.0 … layer4.2, pool) " +
+                                        "or a node output name of the graph (e.g. ReLU283_Output_0).");
 
         OnnxInputNormalization norm;
         string normSource;
