@@ -12,7 +12,10 @@ namespace Mcir.Core.Runs;
 /// </summary>
 public static class RestorationEvaluator
 {
-    public static MetricsReport Evaluate(nn.Module<Tensor, Tensor> net, IPairedDataset data, MetricsProtocol protocol, string? imageDir = null)
+    // forward: how an LQ batch [1, C, h, w] is restored (default net.call), e.g. tile by tile;
+    // onRestored: receives each restored image with its sample name (e.g. to save it).
+    public static MetricsReport Evaluate(nn.Module<Tensor, Tensor> net, IPairedDataset data, MetricsProtocol protocol, string? imageDir = null,
+        Func<Tensor, Tensor>? forward = null, Action<string, RgbImage>? onRestored = null)
     {
         bool wasTraining = net.training;
         net.eval();
@@ -27,11 +30,12 @@ public static class RestorationEvaluator
                 using (no_grad())
                 {
                     var lq = ImageTensor.ToTensor(pair.Lq).unsqueeze(0);
-                    restored = ImageTensor.ToImage(net.call(lq));
+                    restored = ImageTensor.ToImage(forward is null ? net.call(lq) : forward(lq));
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)
                     throw new McirException($"{pair.Name}: the network returned {restored.Height}x{restored.Width} for a {pair.Lq.Height}x{pair.Lq.Width} input, the ground truth is {pair.Gt.Height}x{pair.Gt.Width}");
                 scores.Add(Score(pair.Name, pair.Gt, restored, protocol));
+                onRestored?.Invoke(pair.Name, restored);
                 if (imageDir is not null)
                     ImageIO.Write(Path.Combine(imageDir, pair.Name + ".png"), SideBySide(Upscale(pair.Lq, pair.Gt), restored, pair.Gt));
             }

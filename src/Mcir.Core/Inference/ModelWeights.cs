@@ -1,0 +1,414 @@
+using System.Collections;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Mcir.Abstractions.Models;
+using Mcir.Core.Config;
+using Mcir.Core.ModelContrast;
+using Mcir.Core.Runs;
+using Mcir.Core.Training;
+using TorchSharp;
+using TorchSharp.PyBridge;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Inference;
+
+/// <summary>Which weights of a checkpoint to use: the target EMA (when there is one) or the trained network.</summary>
+public enum EmaChoice
+{
+    /// <summary>The EMA weights when the checkpoint has them (<c>ema.safetensors</c>, <c>params_ema</c>), else the plain ones.</summary>
+    Auto,
+
+    /// <summary>The EMA weights; an error when the checkpoint has none.</summary>
+    On,
+
+    /// <summary>The plain weights (<c>model.safetensors</c>, <c>params</c>).</summary>
+    Off,
+}
+
+/// <summary>What kind of thing a <c>--weights</c> path is.</summary>
+public enum WeightsKind
+{
+    /// <summary>A checkpoint folder of ours (<c>runs/&lt;name&gt;/checkpoints/iter_NNNNNN</c>).</summary>
+    Checkpoint,
+
+    /// <summary>A run folder (<c>runs/&lt;name&gt;</c>): its newest complete checkpoint.</summary>
+    Run,
+
+    /// <summary>A state-dict file: BasicSR <c>.pth</c> (bare or wrapped) or <c>.safetensors</c>.</summary>
+    File,
+}
+
+/// <summary>
+/// A resolved <c>--weights</c> argument: the file whose state dict is loaded, which wrapper key (for <c>.pth</c>), a
+/// human-readable description (which weights were used and why), and — for our checkpoints — the model the run trained
+/// (name and full options from the run's <c>config.resolved.json</c>).
+/// </summary>
+public sealed record WeightsSource
+{
+    public required string Argument { get; init; }
+    public required WeightsKind Kind { get; init; }
+
+    /// <summary>The state-dict file that is loaded.</summary>
+    public required string File { get; init; }
+
+    /// <summary>The wrapper key read from a <c>.pth</c> (null: a bare state dict or the reader's default).</summary>
+    public string? ParamKey { get; init; }
+
+    /// <summary>True when the EMA weights are used.</summary>
+    public bool Ema { get; init; }
+
+    /// <summary>e.g. <c>runs/x/checkpoints/iter_000004/ema.safetensors (target EMA, iteration 4)</c>.</summary>
+    public required string Description { get; init; }
+
+    /// <summary>The run folder (for <see cref="WeightsKind.Run"/> and checkpoints inside a run folder).</summary>
+    public string? RunDirectory { get; init; }
+
+    /// <summary>The model the run trained (name and full options), when the run folder has <c>config.resolved.json</c>.</summary>
+    public ModelSection? Model { get; init; }
+}
+
+/// <summary>What to build for inference: the model (by name or from the weights' run), option overrides and the weights.</summary>
+public sealed record InferenceModelRequest
+{
+    /// <summary>The <c>--weights</c> argument (checkpoint folder, run folder or state-dict file).</summary>
+    public required string Weights { get; init; }
+
+    /// <summary>Registered model name; optional when the weights come from one of our runs.</summary>
+    public string? Model { get; init; }
+
+    /// <summary><c>key=value</c> overrides of the model options (value: JSON, else a string).</summary>
+    public IReadOnlyList<string> Set { get; init; } = [];
+
+    /// <summary>Sets the model option <c>upscale</c> (an error for models without it).</summary>
+    public int? Scale { get; init; }
+
+    public EmaChoice Ema { get; init; } = EmaChoice.Auto;
+
+    /// <summary>Wrapper key of a <c>.pth</c> (overrides the EMA preference).</summary>
+    public string? ParamKey { get; init; }
+}
+
+/// <summary>A network built for inference with its weights loaded; disposing it disposes the network.</summary>
+public sealed class InferenceModel : IDisposable
+{
+    internal InferenceModel(nn.Module<Tensor, Tensor> network, ModelDescriptor descriptor, object options, WeightsSource weights, IReadOnlyList<string> notes)
+    {
+        Network = network;
+        Descriptor = descriptor;
+        Options = options;
+        Weights = weights;
+        Notes = notes;
+    }
+
+    public nn.Module<Tensor, Tensor> Network { get; }
+    public ModelDescriptor Descriptor { get; }
+
+    /// <summary>The options the network was built with (an instance of the descriptor's options type).</summary>
+    public object Options { get; }
+
+    public WeightsSource Weights { get; }
+
+    /// <summary>What was decided on the way (model from the run folder, EMA used, …), for the log.</summary>
+    public IReadOnlyList<string> Notes { get; }
+
+    /// <summary>The model option <c>upscale</c>, when the model has one.</summary>
+    public int? Upscale => ConfigBinder.ToJson(Options) is JsonObject o && o["upscale"] is JsonValue v && v.TryGetValue(out int s) ? s : null;
+
+    public void Dispose() => Network.Dispose();
+}
+
+/// <summary>
+/// Loads trained weights for inference: from one of our checkpoint folders, a run folder (its newest complete
+/// checkpoint, see <see cref="CheckpointStore"/>) or an official BasicSR state dict (<c>.pth</c> with
+/// <c>{"params": …}</c> / <c>{"params_ema": …}</c> wrappers and <c>module.</c> prefixes, or <c>.safetensors</c>, read by
+/// <see cref="NegativeBankCheckpoint.ReadStateDict"/>). Loading is strict: keys and shapes must match exactly, and a
+/// mismatch lists every missing key, unexpected key and shape difference.
+/// </summary>
+public static class ModelWeights
+{
+    /// <summary>The file of a run folder that records the model the run trained.</summary>
+    public const string ResolvedConfigName = "config.resolved.json";
+
+    private const string TargetFile = "model.safetensors", EmaFile = "ema.safetensors";
+
+    /// <summary>Decides what <paramref name="weights"/> means and which file/key will be loaded.</summary>
+    /// <exception cref="McirException">The path does not exist, is an incomplete checkpoint, a run without checkpoints,
+    /// or the requested EMA weights / wrapper key are not there.</exception>
+    public static WeightsSource Resolve(string weights, EmaChoice ema = EmaChoice.Auto, string? paramKey = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(weights);
+        string full = Path.GetFullPath(weights);
+        if (Directory.Exists(full))
+        {
+            if (paramKey is not null)
+                throw new McirException($"--param-key {paramKey}: only for .pth files; '{weights}' is a folder (use --ema to choose between model.safetensors and ema.safetensors)");
+            if (File.Exists(Path.Combine(full, CheckpointStore.ManifestName)) || File.Exists(Path.Combine(full, TargetFile)))
+                return FromCheckpoint(weights, full, ema, WeightsKind.Checkpoint, RunOfCheckpoint(full));
+            if (Directory.Exists(Path.Combine(full, CheckpointStore.FolderName)) || File.Exists(Path.Combine(full, ResolvedConfigName)))
+            {
+                string? latest = CheckpointStore.FindLatestComplete(full);
+                if (latest is null)
+                {
+                    var all = CheckpointStore.List(full);
+                    string detail = all.Count == 0
+                        ? "it has no checkpoints"
+                        : "no checkpoint is complete: " + string.Join("; ", all.Take(5).Select(c => $"{Path.GetFileName(c.Path)}: {CheckpointStore.Verify(c.Path)}"));
+                    throw new McirException($"--weights {weights}: run folder without a usable checkpoint ({detail})");
+                }
+                return FromCheckpoint(weights, latest, ema, WeightsKind.Run, full);
+            }
+            throw new McirException($"--weights {weights}: a folder that is neither a checkpoint (no {CheckpointStore.ManifestName} / {TargetFile}) nor a run folder (no {CheckpointStore.FolderName}/ or {ResolvedConfigName})");
+        }
+        if (!File.Exists(full)) throw new McirException($"--weights {weights}: no such file or folder");
+        return FromFile(weights, full, ema, paramKey);
+    }
+
+    private static string? RunOfCheckpoint(string checkpoint)
+    {
+        var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(checkpoint));
+        if (parent is null || Path.GetFileName(parent) != CheckpointStore.FolderName) return null;
+        return Path.GetDirectoryName(parent);
+    }
+
+    private static WeightsSource FromCheckpoint(string argument, string checkpoint, EmaChoice ema, WeightsKind kind, string? runDir)
+    {
+        if (CheckpointStore.Verify(checkpoint) is { } why)
+            throw new McirException($"--weights {argument}: checkpoint '{checkpoint}' is not complete: {why}");
+        bool hasEma = File.Exists(Path.Combine(checkpoint, EmaFile));
+        if (ema == EmaChoice.On && !hasEma)
+            throw new McirException($"--weights {argument}: --ema on, but checkpoint '{checkpoint}' has no {EmaFile} (the run trained without ema_decay)");
+        bool useEma = hasEma && ema != EmaChoice.Off;
+        string file = Path.Combine(checkpoint, useEma ? EmaFile : TargetFile);
+        long iteration = CheckpointStore.IterationOf(checkpoint);
+        string what = useEma
+            ? "target EMA"
+            : hasEma ? "trained network (EMA weights not used: --ema off)" : "trained network (the checkpoint has no EMA)";
+        return new WeightsSource
+        {
+            Argument = argument,
+            Kind = kind,
+            File = file,
+            Ema = useEma,
+            Description = $"{file} ({what}, iteration {iteration})",
+            RunDirectory = runDir,
+            Model = runDir is null ? null : ReadRunModel(runDir),
+        };
+    }
+
+    /// <summary>The model section (name and full options) of a run's <c>config.resolved.json</c>, or null if it has none.</summary>
+    public static ModelSection? ReadRunModel(string runDirectory)
+    {
+        string path = Path.Combine(runDirectory, ResolvedConfigName);
+        if (!File.Exists(path)) return null;
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new McirException($"{path}: not valid JSON: {e.Message}"); }
+        if (root?["model"] is not JsonObject model || model["name"] is not JsonValue name || !name.TryGetValue(out string? n) || string.IsNullOrWhiteSpace(n))
+            throw new McirException($"{path}: no model.name (not a run's resolved configuration?)");
+        return new ModelSection { Name = n, Options = model["options"] is JsonObject o ? (JsonObject)o.DeepClone() : null };
+    }
+
+    private static WeightsSource FromFile(string argument, string file, EmaChoice ema, string? paramKey)
+    {
+        string? key = paramKey;
+        string what;
+        if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        {
+            if (paramKey is not null)
+                throw new McirException($"--param-key {paramKey}: a .safetensors file holds one state dict without wrapper keys");
+            if (ema == EmaChoice.On)
+                throw new McirException($"--weights {argument}: --ema on, but a .safetensors file holds one state dict (give the EMA file itself)");
+            what = "safetensors state dict";
+        }
+        else if (paramKey is not null)
+        {
+            what = $"'{paramKey}'";
+        }
+        else
+        {
+            var top = PeekTopLevel(file);
+            bool wrapped = top is not null && top.Count > 0 && top.Values.Cast<object?>().Any(v => v is Hashtable);
+            bool hasEma = wrapped && top!["params_ema"] is Hashtable, hasParams = wrapped && top!["params"] is Hashtable;
+            if (ema == EmaChoice.On && !hasEma)
+                throw new McirException($"--weights {argument}: --ema on, but the file has no 'params_ema' state dict{(top is null ? "" : $" (top-level keys: {string.Join(", ", top.Keys.Cast<object>().Take(20))})")}");
+            if (ema == EmaChoice.Off && hasParams) key = "params";
+            else if (ema != EmaChoice.Off && hasEma) key = "params_ema";
+            else if (ema == EmaChoice.Off && hasEma)
+                throw new McirException($"--weights {argument}: --ema off, but the file holds only 'params_ema' weights");
+            else if (hasParams) key = "params";
+            what = key is not null
+                ? $"'{key}'{(key == "params_ema" && hasParams ? " (EMA preferred over 'params')" : "")}"
+                : wrapped ? "wrapped state dict" : "bare state dict";
+        }
+        return new WeightsSource
+        {
+            Argument = argument,
+            Kind = WeightsKind.File,
+            File = file,
+            ParamKey = key,
+            Ema = key == "params_ema",
+            Description = $"{file} ({what})",
+        };
+    }
+
+    // The top-level dictionary of a torch.save file without reading tensor data; null when it cannot be read this way
+    // (the real read then reports the problem).
+    private static Hashtable? PeekTopLevel(string file)
+    {
+        try
+        {
+            using var stream = File.OpenRead(file);
+            return PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead: true);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Reads the state dict of <paramref name="source"/> (keys without <c>module.</c>); the caller owns the tensors.</summary>
+    public static Dictionary<string, Tensor> ReadStateDict(WeightsSource source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        try
+        {
+            return NegativeBankCheckpoint.ReadStateDict(source.File, source.ParamKey);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            // The shared reader words its errors for pretrained negatives; say which weights file it was.
+            string detail = e.Message
+                .Replace($"pretrained negative checkpoint '{source.File}': ", "", StringComparison.Ordinal)
+                .Replace($"negative bank state '{source.File}': ", "", StringComparison.Ordinal);
+            throw new McirException($"weights '{source.File}' cannot be read: {detail}", e);
+        }
+    }
+
+    /// <summary>Loads <paramref name="source"/> into <paramref name="module"/> (strict, see <see cref="LoadStateDict"/>).</summary>
+    public static void Load(nn.Module module, WeightsSource source)
+    {
+        var state = ReadStateDict(source);
+        try { LoadStateDict(module, state, $"weights '{source.File}'"); }
+        finally { foreach (var t in state.Values) t.Dispose(); }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="state"/> into <paramref name="module"/>'s parameters and buffers. Every state-dict key of
+    /// the module must be present with the same shape and no other key may be there; otherwise nothing is changed and the
+    /// error lists all missing keys, unexpected keys and shape mismatches. Values are converted to the module's dtype
+    /// and device.
+    /// </summary>
+    public static void LoadStateDict(nn.Module module, IReadOnlyDictionary<string, Tensor> state, string where)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(state);
+        var own = module.state_dict();
+        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
+        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
+        var shapes = own.Where(kv => state.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape))
+            .Select(kv => $"{kv.Key}: file {Shape(state[kv.Key].shape)}, model {Shape(kv.Value.shape)}").ToList();
+        if (missing.Count > 0 || unexpected.Count > 0 || shapes.Count > 0)
+        {
+            var parts = new List<string>();
+            if (missing.Count > 0) parts.Add($"missing keys ({missing.Count}): {List(missing)}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys ({unexpected.Count}): {List(unexpected)}");
+            if (shapes.Count > 0) parts.Add($"shape mismatches ({shapes.Count}): {List(shapes)}");
+            throw new McirException($"{where} do not fit the model ({module.GetType().Name}): {string.Join("; ", parts)}. Are the model and its options (--model, --set, --scale) the ones the weights were trained with?");
+        }
+        using var _ = no_grad();
+        foreach (var (key, dst) in own) dst.copy_(state[key]);
+    }
+
+    private static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    private static string List(IReadOnlyList<string> items, int max = 12) =>
+        string.Join(", ", items.Take(max)) + (items.Count > max ? $", … ({items.Count - max} more)" : "");
+
+    /// <summary>
+    /// Builds the network for <paramref name="request"/> and loads its weights: the model is <see cref="InferenceModelRequest.Model"/>
+    /// or, when omitted, the one the weights' run trained (with the run's options); <see cref="InferenceModelRequest.Set"/>
+    /// and <see cref="InferenceModelRequest.Scale"/> (= <c>upscale</c>) override options. The network is in eval mode.
+    /// </summary>
+    public static InferenceModel Open(IModelRegistry registry, InferenceModelRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        ArgumentNullException.ThrowIfNull(request);
+        var weights = Resolve(request.Weights, request.Ema, request.ParamKey);
+        var notes = new List<string>();
+        string name;
+        JsonObject overrides;
+        if (request.Model is { Length: > 0 } m)
+        {
+            name = m;
+            if (weights.Model is { } run && run.Name == m && run.Options is not null)
+            {
+                overrides = (JsonObject)run.Options.DeepClone();
+                notes.Add($"model {m} with the options of run {weights.RunDirectory}");
+            }
+            else
+            {
+                overrides = [];
+                if (weights.Model is { } other)
+                    notes.Add($"model {m} as given (the run trained {other.Name}; its options are not used)");
+            }
+        }
+        else if (weights.Model is { } run)
+        {
+            name = run.Name;
+            overrides = run.Options is null ? [] : (JsonObject)run.Options.DeepClone();
+            notes.Add($"model {name} and its options from {Path.Combine(weights.RunDirectory!, ResolvedConfigName)}");
+        }
+        else
+        {
+            throw new McirException($"--model is required: the weights '{request.Weights}' do not say which model they are for (known models: {Known(registry)})");
+        }
+
+        if (!registry.TryGet(name, out var descriptor))
+            throw new McirException($"model '{name}' is not a registered model (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
+        var options = ComposeOptions(descriptor, overrides, request.Set, request.Scale);
+        notes.Add($"weights: {weights.Description}");
+
+        var net = descriptor.Create(options);
+        try
+        {
+            Load(net, weights);
+            net.eval();
+            return new InferenceModel(net, descriptor, options, weights, notes);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The model's options: defaults, then <paramref name="baseOptions"/> (e.g. a run's), then the <c>key=value</c>
+    /// assignments, then <c>upscale</c> = <paramref name="scale"/> (an error if the model has no <c>upscale</c> option
+    /// or an assignment set it to something else).
+    /// </summary>
+    public static object ComposeOptions(ModelDescriptor descriptor, JsonObject? baseOptions, IEnumerable<string>? set, int? scale)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        var overrides = baseOptions is null ? [] : (JsonObject)baseOptions.DeepClone();
+        var explicitKeys = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var assignment in set ?? [])
+        {
+            ConfigBinder.ApplyOverride(overrides, assignment);
+            int eq = assignment.IndexOf('=');
+            explicitKeys.Add(assignment[..eq].Trim().Split('.')[0]);
+        }
+        if (scale is { } s)
+        {
+            var defaults = (JsonObject)ConfigBinder.ToJson(descriptor.DefaultOptions);
+            if (!defaults.ContainsKey("upscale"))
+                throw new McirException($"--scale {s}: model '{descriptor.Name}' has no 'upscale' option (its options: {string.Join(", ", defaults.Select(p => p.Key))})");
+            if (explicitKeys.Contains("upscale") && overrides["upscale"] is JsonValue v && !(v.TryGetValue(out int u) && u == s))
+                throw new McirException($"--scale {s} contradicts --set upscale={v.ToJsonString()}");
+            overrides["upscale"] = s;
+        }
+        return RunComposition.ModelOptions(descriptor, overrides);
+    }
+
+    private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(d => d.Name));
+}
