@@ -21,6 +21,9 @@ public static class HostCommands
             DegradeCommand.Create(console),
             ListCommand.Create(console),
             RunCommand.Create(console),
+            RestoreCommand.Create(console),
+            TestCommand.Create(console),
+            BenchCommand.Create(console),
             WeightsCommand.Create(console),
         };
         var parsed = root.Parse(args);

@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using Mcir.Abstractions.Losses;
+using Mcir.Core.Losses;
+using Mcir.Core.ModelContrast;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Runs;
+
+/// <summary>Median training-step times of plain L1 and of L1 + SPN for one model and batch shape.</summary>
+public sealed record StepBenchmarkResult(double PlainSeconds, double SpnSeconds, int Negatives, int Threads, IReadOnlyList<double> PlainSteps, IReadOnlyList<double> SpnSteps)
+{
+    public double Ratio => SpnSeconds / PlainSeconds;
+}
+
+/// <summary>
+/// Times full training steps (zero_grad, forward, loss, backward, Adam step) the way the reference measurement did:
+/// warm-up steps first, then rounds alternating plain and SPN steps, medians reported. The negatives' EMA updates
+/// (every ≥ 100 iterations) are not part of a step.
+/// </summary>
+public static class StepBenchmark
+{
+    public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
+        int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null)
+    {
+        using var gen = new Generator(7);
+        using var lq = rand(new long[] { batch, 3, lrSize, lrSize }, generator: gen);
+        using var gt = rand(new long[] { batch, 3, lrSize * scale, lrSize * scale }, generator: gen);
+
+        manual_seed(0);
+        using var plainNet = createModel();
+        using var spnNet = createModel();
+        spnNet.load_state_dict(plainNet.state_dict());
+        var l1 = new L1Loss();
+        using var spn = new SpnLoss(spnOptions);
+        var steps = Enumerable.Range(0, negatives).Select(j => 100L * (j + 1)).ToArray();
+        using var bank = NegativeBank.Create(spnNet, new NegativeBankOptions { Steps = steps });
+
+        var plain = new Stepper(plainNet, [l1], null, lq, gt);
+        var withSpn = new Stepper(spnNet, [l1, spn], bank, lq, gt);
+        for (int i = 0; i < warmup; i++) { plain.Step(); withSpn.Step(); }
+        var plainTimes = new List<double>();
+        var spnTimes = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            plainTimes.Add(plain.Step());
+            spnTimes.Add(withSpn.Step());
+            progress?.Invoke($"round {r + 1}/{rounds}: plain {plainTimes[^1]:F3} s, spn {spnTimes[^1]:F3} s");
+        }
+        return new StepBenchmarkResult(Median(plainTimes), Median(spnTimes), negatives, get_num_threads(), plainTimes, spnTimes);
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.Order().ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    private sealed class Stepper(nn.Module<Tensor, Tensor> net, IReadOnlyList<ILossTerm> terms, NegativeBank? bank, Tensor lq, Tensor gt)
+    {
+        private readonly optim.Optimizer _adam = optim.Adam(net.parameters(), 1e-4, 0.9, 0.99);
+
+        public double Step()
+        {
+            net.train();
+            var sw = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                _adam.zero_grad();
+                var output = net.call(lq);
+                var negatives = bank?.Produce(lq);
+                var context = new LossContext(output, gt, lq, negatives);
+                Tensor total = terms[0].Compute(context).Value;
+                for (int i = 1; i < terms.Count; i++) total = total + terms[i].Compute(context).Value;
+                total.backward();
+                _adam.step();
+            }
+            return sw.Elapsed.TotalSeconds;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using Mcir.Abstractions.Models;
+using Mcir.Core.Embeddings;
+using Mcir.Core.ModelContrast;
+using Mcir.Core.Runs;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Mcir.Host.Commands;
+
+/// <summary><c>mcir-host bench</c>: the cost of SPN against plain training, on this machine.</summary>
+internal static class BenchCommand
+{
+    public static Command Create(HostConsole console)
+    {
+        var model = new Option<string>("--model") { Description = "Registered model name", DefaultValueFactory = _ => "edsr-light" };
+        var scale = new Option<int>("--scale") { Description = "Sets the model's upscale option", DefaultValueFactory = _ => 4 };
+        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 4 };
+        var patch = new Option<int>("--lr-size") { Description = "LR patch size", DefaultValueFactory = _ => 48 };
+        var negatives = new Option<int>("--negatives") { Description = "Number of negative models K", DefaultValueFactory = _ => 4 };
+        var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
+        var plugins = new PluginOptions();
+        var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
+        {
+            model, scale, batch, patch, negatives, rounds,
+        };
+        plugins.AddTo(command);
+        command.SetAction(r =>
+        {
+            using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
+            var registry = services.GetRequiredService<IModelRegistry>();
+            var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { ["upscale"] = r.GetValue(scale) } };
+            // Timing does not depend on the embedding's weight values; random weights keep the benchmark offline.
+            var spn = new SpnLossOptions { Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
+            console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");
+            var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
+                r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine);
+            console.Out.WriteLine($"threads: {result.Threads} (of {Environment.ProcessorCount} logical processors)");
+            console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
+            console.Out.WriteLine($"L1 + SPN (K={result.Negatives}): median {result.SpnSeconds:F3} s");
+            console.Out.WriteLine($"ratio SPN / plain: {result.Ratio:F2}");
+            return 0;
+        });
+        return command;
+    }
+}
