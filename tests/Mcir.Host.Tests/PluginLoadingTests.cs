@@ -66,6 +66,8 @@ public class PluginLoadingTests
         Assert.Contains("43,089,923 parameters", stdout); // EDSR 256 features, 32 blocks, x4 (the paper's full model)
         Assert.Contains("  edsr-light  [sr]", stdout);
         Assert.Contains("1,517,571 parameters", stdout); // EDSR 64 features, 16 blocks, x4 (BasicSR's EDSR_Mx4)
+        Assert.Contains("loss terms:       l1, spn, cr", stdout);
+        Assert.Contains("negative sources: ema, fixed-random, fixed-pretrained", stdout);
     }
 
     [Fact]

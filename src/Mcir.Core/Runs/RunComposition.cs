@@ -18,6 +18,9 @@ public static class RunComposition
 {
     public static readonly IReadOnlyList<string> DatasetTypes = ["hr-folder", "paired-folder"];
     public static readonly IReadOnlyList<string> ReconstructionLosses = ["l1"];
+    public static readonly IReadOnlyList<string> ContrastiveLosses = ["spn", "cr"];
+    public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
+    public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19"];
 
     /// <summary>Binds the whole configuration (every key checked).</summary>
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Mcir.Abstractions.Models;
+using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Mcir.Host.Commands;
@@ -30,6 +31,12 @@ internal static class ListCommand
                 console.Out.WriteLine($"    class {m.ModelType.FullName} ({m.ModelType.Assembly.GetName().Name}), options {m.OptionsType.Name}, {m.ParameterCount:N0} parameters by default");
                 console.Out.WriteLine($"    defaults {JsonSerializer.Serialize(m.DefaultOptions, m.OptionsType)}");
             }
+            console.Out.WriteLine();
+            console.Out.WriteLine("built into the engine:");
+            console.Out.WriteLine($"  data sets:        {string.Join(", ", RunComposition.DatasetTypes)}");
+            console.Out.WriteLine($"  loss terms:       {string.Join(", ", RunComposition.ReconstructionLosses.Concat(RunComposition.ContrastiveLosses))}");
+            console.Out.WriteLine($"  negative sources: {string.Join(", ", RunComposition.NegativeKinds)} (model negatives); the degraded input (cr)");
+            console.Out.WriteLine($"  embeddings:       {string.Join(", ", RunComposition.Embeddings)}");
             return 0;
         });
         return command;
