@@ -206,26 +206,14 @@ public static class ImageIO
         AtomicFile.Write(path, s => img.Save(s, encoder));
     }
 
-    private static Image<Rgb24> ToImage8(RgbImage src)
-    {
-        var img = new Image<Rgb24>(src.Width, src.Height);
-        float[] px = src.Pixels;
-        img.ProcessPixelRows(rows =>
-        {
-            for (int y = 0; y < rows.Height; y++)
-            {
-                var row = rows.GetRowSpan(y);
-                int o = y * src.Width * 3;
-                for (int x = 0; x < row.Length; x++, o += 3)
-                    row[x] = new Rgb24(To8(px[o]), To8(px[o + 1]), To8(px[o + 2]));
-            }
-        });
-        return img;
-    }
+    private static Image<Rgb24> ToImage8(RgbImage src) => ToImage(src, (r, g, b) => new Rgb24(To8(r), To8(g), To8(b)));
 
-    private static Image<Rgb48> ToImage16(RgbImage src)
+    private static Image<Rgb48> ToImage16(RgbImage src) => ToImage(src, (r, g, b) => new Rgb48(To16(r), To16(g), To16(b)));
+
+    private static Image<TPixel> ToImage<TPixel>(RgbImage src, Func<float, float, float, TPixel> pixel)
+        where TPixel : unmanaged, IPixel<TPixel>
     {
-        var img = new Image<Rgb48>(src.Width, src.Height);
+        var img = new Image<TPixel>(src.Width, src.Height);
         float[] px = src.Pixels;
         img.ProcessPixelRows(rows =>
         {
@@ -234,7 +222,7 @@ public static class ImageIO
                 var row = rows.GetRowSpan(y);
                 int o = y * src.Width * 3;
                 for (int x = 0; x < row.Length; x++, o += 3)
-                    row[x] = new Rgb48(To16(px[o]), To16(px[o + 1]), To16(px[o + 2]));
+                    row[x] = pixel(px[o], px[o + 1], px[o + 2]);
             }
         });
         return img;
