@@ -106,12 +106,18 @@ public sealed record OnnxValueInfo(string Name, OnnxDataType ElementType, IReadO
 /// </summary>
 public sealed class OnnxTensor
 {
+    private readonly Lazy<float[]?> _floats;
+
     public OnnxTensor(string name, OnnxDataType dataType, long[] dims, float[]? floats, long[]? int64s)
+        : this(name, dataType, dims, new Lazy<float[]?>(floats), int64s) { }
+
+    /// <summary>With float values decoded on first use (initializers a graph cut never touches are never decoded).</summary>
+    internal OnnxTensor(string name, OnnxDataType dataType, long[] dims, Lazy<float[]?> floats, long[]? int64s)
     {
         Name = name;
         DataType = dataType;
         Dims = dims;
-        Floats = floats;
+        _floats = floats;
         Int64s = int64s;
     }
 
@@ -122,7 +128,7 @@ public sealed class OnnxTensor
     public long[] Dims { get; }
 
     /// <summary>Row-major values for float-typed (and double, narrowed) tensors.</summary>
-    public float[]? Floats { get; }
+    public float[]? Floats => _floats.Value;
 
     /// <summary>Values for integer-typed tensors.</summary>
     public long[]? Int64s { get; }

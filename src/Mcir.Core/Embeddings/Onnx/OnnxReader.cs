@@ -211,7 +211,7 @@ public static class OnnxReader
         var type = OnnxDataType.Undefined;
         string name = "";
         ReadOnlyMemory<byte>? raw = null;
-        var floatChunks = new List<float[]>();
+        var floatChunks = new List<ReadOnlyMemory<byte>>();
         var floats = new List<float>();
         var doubles = new List<double>();
         var ints = new List<long>();
@@ -228,7 +228,7 @@ public static class OnnxReader
                     {
                         var bytes = r.ReadBytes(out long at);
                         if (bytes.Length % 4 != 0) throw r.Error($"float_data of {bytes.Length} bytes is not a multiple of 4", at);
-                        floatChunks.Add(DecodeFloats(bytes.Span));
+                        floatChunks.Add(bytes);
                     }
                     else r.ReadRepeatedFloat(wire, floats);
                     break;
@@ -246,6 +246,7 @@ public static class OnnxReader
             throw new OnnxFormatException($"{label} keeps its data in an external file (external_data) — not supported; save the model with its data inside.");
         if (dims.Any(d => d < 0)) throw new OnnxFormatException($"{label} has a negative dimension [{string.Join(", ", dims)}].");
         long count = dims.Aggregate(1L, (a, d) => a * d);
+        Lazy<float[]?>? lazy = null;
         float[]? fdata = null;
         long[]? idata = null;
         switch (type)
@@ -254,12 +255,18 @@ public static class OnnxReader
                 if (raw is { } rf)
                 {
                     if (rf.Length != count * 4) throw new OnnxFormatException($"{label}: raw_data has {rf.Length} bytes, dims [{string.Join(", ", dims)}] need {count * 4} (float32).");
-                    fdata = DecodeFloats(rf.Span);
+                    lazy = new Lazy<float[]?>(() => DecodeFloats(rf.Span));
                 }
                 else
                 {
-                    fdata = floatChunks.Count == 1 && floats.Count == 0 ? floatChunks[0] : [.. floatChunks.SelectMany(c => c), .. floats];
-                    if (fdata.Length != count) throw new OnnxFormatException($"{label}: float_data has {fdata.Length} values, dims [{string.Join(", ", dims)}] need {count}.");
+                    long n = floatChunks.Sum(c => (long)c.Length / 4) + floats.Count;
+                    if (n != count) throw new OnnxFormatException($"{label}: float_data has {n} values, dims [{string.Join(", ", dims)}] need {count}.");
+                    if (floatChunks.Count == 1 && floats.Count == 0)
+                    {
+                        var chunk = floatChunks[0];
+                        lazy = new Lazy<float[]?>(() => DecodeFloats(chunk.Span));
+                    }
+                    else fdata = [.. floatChunks.SelectMany(c => DecodeFloats(c.Span)), .. floats];
                 }
                 break;
             case OnnxDataType.Double:
@@ -296,7 +303,7 @@ public static class OnnxReader
             default:
                 break;   // kept as type + dims only; a node that needs the values says so
         }
-        return new OnnxTensor(name, type, dims.ToArray(), fdata, idata);
+        return new OnnxTensor(name, type, dims.ToArray(), lazy ?? new Lazy<float[]?>(fdata), idata);
     }
 
     private static float[] DecodeFloats(ReadOnlySpan<byte> bytes)
