@@ -1,0 +1,157 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Mcir.Abstractions.Models;
+using Mcir.Core;
+using Mcir.Core.Data;
+using Mcir.Core.Inference;
+using Microsoft.Extensions.DependencyInjection;
+using static TorchSharp.torch;
+
+namespace Mcir.Host.Commands;
+
+/// <summary><c>mcir-host restore</c>: runs a trained network over images and writes the results as PNG.</summary>
+internal static class RestoreCommand
+{
+    public static Command Create(HostConsole console)
+    {
+        var model = new InferenceOptions();
+        var input = new Option<string>("--input") { Description = "Image file or folder of images to restore", Required = true };
+        var output = new Option<string>("--output") { Description = "Folder for the restored images (PNG, named like the inputs); must not be the input folder", Required = true };
+        var plugins = new PluginOptions();
+        var command = new Command("restore", "Restore images with a trained network (whole or tile by tile)") { input, output };
+        model.AddTo(command);
+        plugins.AddTo(command);
+        command.SetAction(r =>
+        {
+            var files = ListInputs(r.GetValue(input)!, out string inputDir);
+            string outDir = Path.GetFullPath(r.GetValue(output)!);
+            if (SameFolder(outDir, inputDir))
+                throw new McirException($"--output {r.GetValue(output)}: that is the input folder; choose another folder (inputs are never overwritten)");
+            var stems = files.GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+            if (stems is not null)
+                throw new McirException($"{inputDir}: {string.Join(" and ", stems.Select(Path.GetFileName))} would both be written as {stems.Key}.png");
+            var tiles = model.Tiles(r);
+
+            using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
+            using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
+            foreach (var note in net.Notes) console.Error.WriteLine(note);
+            Directory.CreateDirectory(outDir);
+
+            foreach (var file in files)
+            {
+                var clock = Stopwatch.StartNew();
+                var image = ImageIO.Read(file);
+                RgbImage restored;
+                using (NewDisposeScope())
+                {
+                    using var x = ImageTensor.ToTensor(image).unsqueeze(0);
+                    restored = ImageTensor.ToImage(TiledRestorer.Restore(net.Network, x, tiles));
+                }
+                string target = Path.Combine(outDir, Path.GetFileNameWithoutExtension(file) + ".png");
+                ImageIO.Write(target, restored);
+                console.Error.WriteLine($"{Path.GetFileName(file)}: {image.Height}x{image.Width} -> {restored.Height}x{restored.Width} ({clock.Elapsed.TotalSeconds:F2} s)");
+            }
+            console.Out.WriteLine($"restored {files.Count} image{(files.Count == 1 ? "" : "s")} into {outDir}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static IReadOnlyList<string> ListInputs(string input, out string inputDir)
+    {
+        string full = Path.GetFullPath(input);
+        if (File.Exists(full))
+        {
+            if (!ImageFolder.Extensions.Contains(Path.GetExtension(full)))
+                throw new McirException($"--input {input}: not an image file (expected {string.Join(", ", ImageFolder.Extensions.Order())})");
+            inputDir = Path.GetDirectoryName(full)!;
+            return [full];
+        }
+        if (!Directory.Exists(full)) throw new McirException($"--input {input}: no such file or folder");
+        inputDir = full;
+        return ImageFolder.List(full);
+    }
+
+    /// <summary>True when two paths name the same folder (after resolving relative parts and symbolic links).</summary>
+    internal static bool SameFolder(string a, string b)
+    {
+        static string Canon(string p)
+        {
+            string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(p));
+            try
+            {
+                if (Directory.Exists(full) && new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target)
+                    full = Path.TrimEndingDirectorySeparator(target.FullName);
+            }
+            catch (IOException) { }
+            return full;
+        }
+        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        return string.Equals(Canon(a), Canon(b), comparison);
+    }
+}
+
+/// <summary>The options <c>restore</c> and <c>test</c> share: model, weights and tiling.</summary>
+internal sealed class InferenceOptions
+{
+    public Option<string> Weights { get; } = new("--weights")
+    {
+        Description = "Run folder (newest complete checkpoint), checkpoint folder, or state-dict file (BasicSR .pth / .safetensors)",
+        Required = true,
+    };
+
+    public Option<string?> Model { get; } = new("--model") { Description = "Registered model name (default: the model of the weights' run)" };
+
+    public Option<int?> Scale { get; } = new("--scale") { Description = "Upscaling factor: sets the model option 'upscale'" };
+
+    public Option<string[]> Set { get; } = new("--set")
+    {
+        Description = "Set a model option: key=value (repeatable), e.g. num_feat=64",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
+    public Option<EmaChoice> Ema { get; } = new("--ema")
+    {
+        Description = "auto: EMA weights when the checkpoint has them (ema.safetensors / params_ema); on: require them; off: the plain weights",
+        DefaultValueFactory = _ => EmaChoice.Auto,
+    };
+
+    public Option<string?> ParamKey { get; } = new("--param-key") { Description = "Wrapper key of a .pth file (e.g. params, params_ema); default params_ema if present, else params" };
+
+    public Option<int> Tile { get; } = new("--tile") { Description = "Tile size in input pixels (0 = whole image)", DefaultValueFactory = _ => 0 };
+
+    public Option<int> TileOverlap { get; } = new("--tile-overlap") { Description = "Input pixels shared by neighbouring tiles", DefaultValueFactory = _ => 16 };
+
+    public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Reflect-pad each network input to a multiple of this (e.g. window size 8), then crop", DefaultValueFactory = _ => 1 };
+
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Tile, TileOverlap, PadMultiple })
+            command.Options.Add(o);
+    }
+
+    // Checked here rather than in a command validator, where option defaults are not applied.
+    public InferenceModelRequest Request(ParseResult r)
+    {
+        if (r.GetValue(Scale) is { } s && s < 1) throw new McirException($"--scale {s}: expected 1 or more");
+        return new()
+        {
+            Weights = r.GetValue(Weights)!,
+            Model = r.GetValue(Model),
+            Set = r.GetValue(Set) ?? [],
+            Scale = r.GetValue(Scale),
+            Ema = r.GetValue(Ema),
+            ParamKey = r.GetValue(ParamKey),
+        };
+    }
+
+    public TileOptions Tiles(ParseResult r)
+    {
+        int tile = r.GetValue(Tile), overlap = r.GetValue(TileOverlap), multiple = r.GetValue(PadMultiple);
+        if (tile < 0) throw new McirException($"--tile {tile}: expected 0 (whole image) or a positive size");
+        if (overlap < 0) throw new McirException($"--tile-overlap {overlap}: expected 0 or more");
+        if (tile > 0 && overlap >= tile) throw new McirException($"--tile-overlap {overlap} must be smaller than --tile {tile}");
+        if (multiple < 1) throw new McirException($"--pad-multiple {multiple}: expected 1 or more");
+        return new TileOptions { TileSize = tile, Overlap = overlap, PadMultiple = multiple };
+    }
+}
