@@ -1,0 +1,41 @@
+using Mcir.Abstractions.Models;
+using Mcir.Core.Config;
+using Mcir.Core.Runs;
+using Mcir.Host.Plugins;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Mcir.Host.Tests;
+
+/// <summary>Every configuration under configs/ binds: known keys, known model, valid model options.</summary>
+public class ShippedConfigsTests
+{
+    // configs/** is copied next to the tests (see the project file).
+    private static string RepoRoot() => AppContext.BaseDirectory;
+
+    public static TheoryData<string> Configs()
+    {
+        var data = new TheoryData<string>();
+        string root = RepoRoot();
+        foreach (var f in Directory.GetFiles(Path.Combine(root, "configs"), "*.json", SearchOption.AllDirectories).Order())
+            data.Add(Path.GetRelativePath(root, f));
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void Binds(string relativePath)
+    {
+        var root = ConfigBinder.Load(Path.Combine(RepoRoot(), relativePath));
+        var config = RunComposition.Bind(root);
+        var plugins = PluginLoader.Load(PluginLoader.Discover(Path.Combine(AppContext.BaseDirectory, "plugins")));
+        using var services = new ServiceCollection().AddMcirPlugins(plugins).BuildServiceProvider();
+        var registry = services.GetRequiredService<IModelRegistry>();
+
+        Assert.True(registry.TryGet(config.Model.Name, out var model), $"{relativePath}: model '{config.Model.Name}' is not registered");
+        var options = RunComposition.ModelOptions(model!, config.Model.Options);
+        Assert.IsType(model!.OptionsType, options);
+        config.Train.Validate();
+        config.Negatives.Validate();
+        Assert.Equal(Path.GetFileNameWithoutExtension(relativePath), config.Name.Replace("quickstart-", ""));
+    }
+}
