@@ -96,6 +96,19 @@ public sealed class CollapseGuard
         return CollapseVerdict.Ok(iteration);
     }
 
+    /// <summary>The running history (window and streaks), so a resumed run judges exactly as an uninterrupted one.</summary>
+    public CollapseGuardState CaptureState() => new([.. _window], _ratioStreak, _jumpStreak);
+
+    /// <summary>Restores a history captured by <see cref="CaptureState"/>; any collapse verdict is cleared.</summary>
+    public void RestoreState(CollapseGuardState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Reset();
+        foreach (var v in state.Window.TakeLast(Options.JumpWindow)) _window.Enqueue(v);
+        _ratioStreak = state.RatioStreak;
+        _jumpStreak = state.JumpStreak;
+    }
+
     /// <summary>Forgets the history and any collapse (e.g. after a rollback).</summary>
     public void Reset()
     {
@@ -119,3 +132,9 @@ public sealed class CollapseGuard
 
     private static string F(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 }
+
+/// <summary>The collapse guard's running history, as saved in checkpoints (<c>collapse_guard.json</c>).</summary>
+/// <param name="Window">Recent reconstruction-loss values, oldest first.</param>
+/// <param name="RatioStreak">Consecutive iterations with the negative term over its limit.</param>
+/// <param name="JumpStreak">Consecutive iterations with the reconstruction loss over its jump limit.</param>
+public sealed record CollapseGuardState(IReadOnlyList<double> Window, int RatioStreak, int JumpStreak);

@@ -195,8 +195,12 @@ public sealed class Trainer : IDisposable
             _batches.SetState(File.ReadAllBytes(F("batches.bin")));
             using (var rng = tensor(File.ReadAllBytes(F("torch_rng.bin")), ScalarType.Byte))
                 random.set_rng_state(rng);
+            // Older checkpoints have no guard history: the guard then starts afresh.
+            if (File.Exists(F("collapse_guard.json")))
+                _guard.RestoreState(JsonSerializer.Deserialize<CollapseGuardState>(File.ReadAllBytes(F("collapse_guard.json")))
+                    ?? throw new InvalidDataException($"{F("collapse_guard.json")}: empty"));
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or EndOfStreamException)
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or EndOfStreamException or JsonException)
         {
             throw new McirException($"checkpoint '{dir}' cannot be resumed: {e.Message}", e);
         }
@@ -412,6 +416,7 @@ public sealed class Trainer : IDisposable
         files.Add(("batches.bin", s => s.Write(batches)));
         files.Add(("torch_rng.bin", s => s.Write(rng)));
         files.Add(("trainer.json", s => s.Write(Encoding.UTF8.GetBytes(trainerJson))));
+        files.Add(("collapse_guard.json", s => JsonSerializer.Serialize(s, _guard.CaptureState())));
         files.Add(("options.json", s => s.Write(Encoding.UTF8.GetBytes(Options.ToJson()))));
 
         string path = CheckpointStore.Write(RunDirectory, Iteration, files, CheckpointFileWritten);

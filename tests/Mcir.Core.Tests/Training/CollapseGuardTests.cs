@@ -87,4 +87,31 @@ public class CollapseGuardTests
         Assert.Contains("'psnr_loss'", v.Message);
         Assert.Throws<ArgumentException>(() => new CollapseGuard(new CollapseGuardOptions { JumpFactor = 0.5 }));
     }
+
+    [Fact]
+    public void RestoredStateJudgesExactlyAsTheUninterruptedGuard()
+    {
+        var options = new CollapseGuardOptions { JumpFactor = 5, JumpWindow = 30, JumpMinHistory = 10, JumpPatience = 2, RatioPatience = 3, RatioLimit = 0.5 };
+        var uninterrupted = new CollapseGuard(options);
+        var first = new CollapseGuard(options);
+        var rng = new Random(4);
+        var sequence = Enumerable.Range(1, 80).Select(i => (Rec: 0.05 + 0.01 * rng.NextDouble() + (i is 55 or 56 ? 1.0 : 0), Neg: i is 40 or 41 ? -0.1 : -1e-4)).ToList();
+        for (int i = 1; i <= 50; i++) { uninterrupted.Observe(i, Parts(sequence[i - 1].Rec, sequence[i - 1].Neg)); first.Observe(i, Parts(sequence[i - 1].Rec, sequence[i - 1].Neg)); }
+
+        // As a checkpoint stores it: through JSON.
+        var json = System.Text.Json.JsonSerializer.Serialize(first.CaptureState());
+        var resumed = new CollapseGuard(options);
+        resumed.RestoreState(System.Text.Json.JsonSerializer.Deserialize<CollapseGuardState>(json)!);
+        var fresh = new CollapseGuard(options);
+
+        var verdicts = new List<(CollapseVerdict A, CollapseVerdict B, CollapseVerdict C)>();
+        for (int i = 51; i <= 80; i++)
+            verdicts.Add((uninterrupted.Observe(i, Parts(sequence[i - 1].Rec, sequence[i - 1].Neg)),
+                          resumed.Observe(i, Parts(sequence[i - 1].Rec, sequence[i - 1].Neg)),
+                          fresh.Observe(i, Parts(sequence[i - 1].Rec, sequence[i - 1].Neg))));
+        Assert.All(verdicts, v => Assert.Equal(v.A, v.B));
+        Assert.Contains(verdicts, v => v.A.Cause == CollapseCause.ReconstructionJump);
+        // Without the history the jump at iterations 55-56 goes unnoticed (too little history): the state matters.
+        Assert.DoesNotContain(verdicts, v => v.C.Cause == CollapseCause.ReconstructionJump);
+    }
 }
