@@ -26,7 +26,7 @@ public class RunCommandTests
             "test": [ { "name": "tiny-test", "dataroot_gt": "{{test}}", "scale": 2 } ],
             "batch_size": 2
           },
-          "loss": { "spn": { "lambda": 1e-3, "embedding": { "allow_random_weights": true } } },
+          "loss": { "spn": { "lambda": 1e-3 } },
           "negatives": { "steps": [2, 3] },
           "train": { "total_iter": 4, "print_freq": 1, "checkpoint_freq": 2, "seed": 3 },
           "metrics": { "crop_border": 2, "y_channel": true }
@@ -55,7 +55,9 @@ public class RunCommandTests
 
         Assert.True(code == 0, stderr);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny");
-        Assert.Contains("RANDOM weights", stderr); // the run log says the embedding is not pretrained
+        // Offline, SPN's embedding is the pretrained ResNet18 from NuGet, and the run log names its file.
+        Assert.Contains("embedding resnet18-imagenet", stderr);
+        Assert.Contains("ResNet18.onnx", stderr);
         Assert.Contains("negatives: ema, K = 2", stderr);
         Assert.Contains("test set tiny-test", stdout);
         Assert.Contains("v0", stdout);

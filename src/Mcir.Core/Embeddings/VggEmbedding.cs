@@ -116,7 +116,8 @@ public sealed class VggEmbedding : IFeatureEmbedding
         Tensor x = rgb;
         if (Options.Normalize)
         {
-            if (_mean.device != rgb.device || _mean.dtype != rgb.dtype)
+            // Device objects are not compared by value: compare type and index.
+            if (_mean.device_type != rgb.device_type || _mean.device_index != rgb.device_index || _mean.dtype != rgb.dtype)
             {
                 var m = _mean.to(rgb.dtype, rgb.device).DetachFromDisposeScope();
                 var s = _std.to(rgb.dtype, rgb.device).DetachFromDisposeScope();

@@ -26,6 +26,16 @@ public sealed class SpnLoss : ILossTerm, IDisposable
     /// <summary>Uses a given embedding, which must produce every layer of <see cref="SpnLossOptions.LayerWeights"/>.</summary>
     public SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding) : this(options, embedding, ownsEmbedding: false) { }
 
+    /// <summary>
+    /// The SPN term with the embedding chosen by <see cref="SpnLossOptions.EmbeddingType"/> (see
+    /// <see cref="SpnEmbeddingSelection"/>); the term owns and disposes it.
+    /// </summary>
+    public static SpnLoss FromOptions(SpnLossOptions options)
+    {
+        var (embedding, resolved) = SpnEmbeddingSelection.Create(options);
+        return new SpnLoss(resolved, embedding, ownsEmbedding: true);
+    }
+
     private SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding, bool ownsEmbedding)
     {
         ArgumentNullException.ThrowIfNull(options);

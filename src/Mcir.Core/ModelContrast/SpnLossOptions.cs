@@ -28,8 +28,23 @@ public sealed record SpnLossOptions
     public SpnForm Form { get; init; } = SpnForm.Subtract;
 
     /// <summary>Layer weights w_l by layer name; default relu1_2 0.2, relu2_2 0.3, relu3_3 0.5 (VGG16).</summary>
-    public IReadOnlyDictionary<string, double> LayerWeights { get; init; } =
+    public IReadOnlyDictionary<string, double> LayerWeights { get; init; } = VggDefaultLayerWeights;
+
+    /// <summary>The authors' VGG16 layers and weights; also the marker for "not configured" (see <see cref="EmbeddingType"/>).</summary>
+    public static readonly IReadOnlyDictionary<string, double> VggDefaultLayerWeights =
         new Dictionary<string, double> { ["relu1_2"] = 0.2, ["relu2_2"] = 0.3, ["relu3_3"] = 0.5 };
+
+    /// <summary>
+    /// Which embedding φ: <c>auto</c> (default) = VGG (<see cref="Embedding"/>) when its ImageNet weights are available
+    /// (weights_path, <c>$MCIR_VGG16_WEIGHTS</c>, or the <c>mcir-host weights fetch</c> cache), otherwise the offline
+    /// pretrained <c>resnet18-imagenet</c>; <c>vgg</c> = always VGG (random weights only with allow_random_weights);
+    /// <c>resnet18-imagenet</c> or <c>onnx</c> = the ONNX embedding configured by <see cref="Onnx"/>. When layer_weights
+    /// is not configured, the chosen embedding's default layers are used.
+    /// </summary>
+    public string EmbeddingType { get; init; } = "auto";
+
+    /// <summary>Options of the ONNX embeddings (resnet18-imagenet, onnx): model path, layers, normalisation.</summary>
+    public Embeddings.Onnx.OnnxEmbeddingOptions Onnx { get; init; } = new();
 
     /// <summary>ε in the ratio form's denominator.</summary>
     public double Epsilon { get; init; } = 1e-7;

@@ -20,7 +20,7 @@ public static class RunComposition
     public static readonly IReadOnlyList<string> ReconstructionLosses = ["l1"];
     public static readonly IReadOnlyList<string> ContrastiveLosses = ["spn", "cr"];
     public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
-    public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19"];
+    public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19", "resnet18-imagenet", "onnx"];
 
     /// <summary>Binds the whole configuration (every key checked).</summary>
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");
@@ -87,7 +87,7 @@ public static class RunComposition
                 _ => throw new McirException($"loss.reconstruction '{s.Reconstruction}' is not known (known: {string.Join(", ", ReconstructionLosses)})"),
             },
         };
-        if (s.Spn is { } spn) terms.Add(new SpnLoss(spn));
+        if (s.Spn is { } spn) terms.Add(SpnLoss.FromOptions(spn));
         if (s.Cr is { } cr) terms.Add(new ContrastRegularizationLoss(cr));
         return terms;
     }
