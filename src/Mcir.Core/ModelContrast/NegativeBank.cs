@@ -174,6 +174,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var outputs = new Tensor[Count];
+        input = Compute.ChannelsLast.Of(input);
         for (int j = 0; j < Count; j++)
         {
             var neg = _negatives[j];

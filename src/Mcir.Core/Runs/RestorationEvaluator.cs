@@ -30,7 +30,7 @@ public static class RestorationEvaluator
                 using (no_grad())
                 {
                     var lq = ImageTensor.ToTensor(pair.Lq).unsqueeze(0);
-                    restored = ImageTensor.ToImage(forward is null ? net.call(lq) : forward(lq));
+                    restored = ImageTensor.ToImage(forward is null ? net.call(Compute.ChannelsLast.Of(lq)) : forward(lq));
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)
                     throw new McirException($"{pair.Name}: the network returned {restored.Height}x{restored.Width} for a {pair.Lq.Height}x{pair.Lq.Width} input, the ground truth is {pair.Gt.Height}x{pair.Gt.Width}");

@@ -67,9 +67,10 @@ public static class StepBenchmark
             using (var scope = NewDisposeScope())
             {
                 _adam.zero_grad();
-                var output = net.call(lq);
-                var negatives = bank?.Produce(lq);
-                var context = new LossContext(output, gt, lq, negatives);
+                var input = Compute.ChannelsLast.Of(lq); // as the trainer does
+                var output = net.call(input);
+                var negatives = bank?.Produce(input);
+                var context = new LossContext(output, gt, input, negatives);
                 Tensor total = terms[0].Compute(context).Value;
                 for (int i = 1; i < terms.Count; i++) total = total + terms[i].Compute(context).Value;
                 total.backward();

@@ -96,8 +96,12 @@ public class CrLossTests
         long footprint = d64.gt(1e-7).sum().item<long>();
         Assert.True(Math.Abs(footprint - TieFootprint) <= TieFootprint / 20, $"float64 vs fixture: {footprint} elements off by > 1e-7, documented {TieFootprint}");
 
-        double err = (g32 - g64).abs().max().item<double>() / maxRef;
-        Assert.True(err <= 1e-5, $"our float32 vs float64 gradient: {err:E2} of the largest element");
+        // Our float32 run may fall on either side of the two near-ties (it depends on the convolution algorithm, e.g.
+        // the memory layout): it then agrees with our float64 run either to 1e-5 or up to exactly the tie effect.
+        var d = (g32 - g64).abs();
+        double err = d.max().item<double>() / maxRef;
+        Assert.True(err <= 1e-5 || (d.max().item<double>() <= 1.05 * TieMaxDiff && d.gt(1e-7).sum().item<long>() <= TieFootprint * 11 / 10),
+            $"our float32 vs float64 gradient: {err:E2} of the largest element, {d.gt(1e-7).sum().item<long>()} elements off by > 1e-7");
     }
 
     [Fact]
