@@ -1,6 +1,7 @@
 using System.Globalization;
 using Mcir.Abstractions.ModelContrast;
 using Mcir.Abstractions.Models;
+using Mcir.Core.Compute;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,14 +37,18 @@ public sealed class NegativeBank : INegativeSource, IDisposable
     private const string FormatVersion = "1";
 
     private readonly List<nn.Module<Tensor, Tensor>> _negatives;
+    // Low-precision copies used for Produce when Options.Precision is not float32; null otherwise.
+    private readonly List<nn.Module<Tensor, Tensor>>? _mirrors;
     private readonly long[] _updateCounts;
     private readonly long[] _lastUpdateIterations;
     private bool _disposed;
 
-    private NegativeBank(NegativeBankOptions options, List<nn.Module<Tensor, Tensor>> negatives)
+    private NegativeBank(NegativeBankOptions options, List<nn.Module<Tensor, Tensor>> negatives, List<nn.Module<Tensor, Tensor>>? mirrors)
     {
         Options = options;
         _negatives = negatives;
+        _mirrors = mirrors;
+        for (int j = 0; j < negatives.Count; j++) SyncMirror(j);
         _updateCounts = new long[negatives.Count];
         _lastUpdateIterations = new long[negatives.Count];
     }
@@ -126,7 +131,37 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             foreach (var n in negatives) n.Dispose();
             throw;
         }
-        return new NegativeBank(options, negatives);
+        List<nn.Module<Tensor, Tensor>>? mirrors = null;
+        if (options.Precision != Compute.NegativePrecision.Float32)
+        {
+            mirrors = [];
+            try
+            {
+                foreach (var neg in negatives)
+                {
+                    var mirror = cloneable.CloneArchitecture();
+                    mirrors.Add(mirror);
+                    mirror.to(options.Precision.ToScalarType());
+                    Freeze(mirror);
+                }
+            }
+            catch
+            {
+                foreach (var n in negatives.Concat(mirrors)) n.Dispose();
+                throw;
+            }
+        }
+        return new NegativeBank(options, negatives, mirrors);
+    }
+
+    // Copies negative j's parameters and buffers into its low-precision mirror (converting the dtype).
+    private void SyncMirror(int j)
+    {
+        if (_mirrors is null) return;
+        using var _ = no_grad();
+        var source = _negatives[j].state_dict();
+        foreach (var (key, dst) in _mirrors[j].state_dict())
+            dst.copy_(source[key]);
     }
 
     /// <summary>
@@ -153,6 +188,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
                 foreach (int j in updated)
                 {
                     MoveTowards(_negatives[j], target, DecayOf(j), $"negative {j}");
+                    SyncMirror(j);
                     _updateCounts[j]++;
                     _lastUpdateIterations[j] = iteration;
                 }
@@ -175,11 +211,13 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         using var _ = no_grad();
         var outputs = new Tensor[Count];
         input = Compute.ChannelsLast.Of(input);
+        if (_mirrors is not null) input = input.to(Options.Precision.ToScalarType());
         for (int j = 0; j < Count; j++)
         {
-            var neg = _negatives[j];
+            var neg = _mirrors?[j] ?? _negatives[j];
             if (neg.training) neg.eval();
             outputs[j] = neg.call(input);
+            if (_mirrors is not null) outputs[j] = outputs[j].to(ScalarType.Float32);
         }
         return stack(outputs, 0).MoveToOuterDisposeScope();
     }
@@ -360,6 +398,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         using (no_grad())
             foreach (var (dst, src) in assignments) dst.copy_(src);
         foreach (var n in _negatives) Freeze(n);
+        for (int j = 0; j < Count; j++) SyncMirror(j);
         LastIteration = last;
         counts.CopyTo(_updateCounts, 0);
         lastUpd.CopyTo(_lastUpdateIterations, 0);
@@ -399,6 +438,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         if (_disposed) return;
         _disposed = true;
         foreach (var n in _negatives) n.Dispose();
+        foreach (var n in _mirrors ?? []) n.Dispose();
     }
 
     private static string KeyList(IReadOnlyList<string> keys) =>

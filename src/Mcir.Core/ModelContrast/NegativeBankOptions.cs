@@ -70,6 +70,12 @@ public sealed record NegativeBankOptions
     public NegativeScheduleOrder ScheduleOrder { get; init; } = NegativeScheduleOrder.Paper;
 
     /// <summary>
+    /// Arithmetic of the negatives' forward passes (default float32). With bfloat16 the bank keeps float32 master
+    /// weights (the EMA and checkpoints stay exact) and runs bfloat16 mirrors refreshed after every update.
+    /// </summary>
+    public Compute.NegativePrecision Precision { get; init; } = Compute.NegativePrecision.Float32;
+
+    /// <summary>
     /// Checkpoints of <see cref="NegativeKind.FixedPretrained"/> negatives: one path (used for every negative) or
     /// exactly K paths. <c>.safetensors</c>, or a PyTorch zip <c>.pth</c>/<c>.pt</c>/<c>.bin</c> holding a bare
     /// state dict or one wrapped as <c>{"params": ...}</c>, <c>{"params_ema": ...}</c>, <c>{"state_dict": ...}</c>

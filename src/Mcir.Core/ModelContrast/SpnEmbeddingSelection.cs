@@ -2,6 +2,7 @@ using Mcir.Abstractions.ModelContrast;
 using Mcir.Core.Embeddings;
 using Mcir.Core.Embeddings.Onnx;
 using Mcir.Core.Weights;
+using TorchSharp;
 
 namespace Mcir.Core.ModelContrast;
 
@@ -37,6 +38,20 @@ public static class SpnEmbeddingSelection
             default:
                 throw new McirException($"loss.spn.embedding_type '{options.EmbeddingType}' is not known (known: {string.Join(", ", Types)})");
         }
+    }
+
+    /// <summary>
+    /// The embedding copy for the negatives' features when <see cref="SpnLossOptions.NegativePrecision"/> is not
+    /// float32 (VGG embeddings only), else null.
+    /// </summary>
+    public static IFeatureEmbedding? CreateNegativeCopy(SpnLossOptions options, IFeatureEmbedding embedding)
+    {
+        if (options.NegativePrecision == Compute.NegativePrecision.Float32) return null;
+        if (embedding is not VggEmbedding vgg)
+            throw new McirException($"loss.spn.negative_precision {options.NegativePrecision.ToString().ToLowerInvariant()} applies to VGG embeddings; '{embedding.Name}' computes in float32 (set negative_precision: float32)");
+        var copy = new VggEmbedding(vgg.Options);
+        copy.Network.to(Compute.NegativePrecisionExtensions.ToScalarType(options.NegativePrecision));
+        return copy;
     }
 
     private static bool VggWeightsAvailable(VggEmbeddingOptions vgg) =>

@@ -1,3 +1,4 @@
+using Mcir.Core.Compute;
 using Mcir.Abstractions.Losses;
 using Mcir.Abstractions.ModelContrast;
 using Mcir.Core.Embeddings;
@@ -16,6 +17,8 @@ public sealed class SpnLoss : ILossTerm, IDisposable
 {
     private readonly IFeatureEmbedding _embedding;
     private readonly bool _ownsEmbedding;
+    // A low-precision copy of the embedding for the negatives' (no-gradient) features; null = use _embedding.
+    private readonly IFeatureEmbedding? _negativeEmbedding;
     private readonly string[] _layers;
     private readonly double[] _weights;
     private readonly int[] _positions;
@@ -33,11 +36,23 @@ public sealed class SpnLoss : ILossTerm, IDisposable
     public static SpnLoss FromOptions(SpnLossOptions options)
     {
         var (embedding, resolved) = SpnEmbeddingSelection.Create(options);
-        return new SpnLoss(resolved, embedding, ownsEmbedding: true);
+        IFeatureEmbedding? negativeEmbedding = null;
+        try
+        {
+            negativeEmbedding = SpnEmbeddingSelection.CreateNegativeCopy(resolved, embedding);
+            return new SpnLoss(resolved, embedding, ownsEmbedding: true, negativeEmbedding);
+        }
+        catch
+        {
+            embedding.Dispose();
+            negativeEmbedding?.Dispose();
+            throw;
+        }
     }
 
-    private SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding, bool ownsEmbedding)
+    private SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding, bool ownsEmbedding, IFeatureEmbedding? negativeEmbedding = null)
     {
+        _negativeEmbedding = negativeEmbedding;
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(embedding);
         if (options.LayerWeights.Count == 0) throw new ArgumentException("spn: no layers (layer_weights is empty).");
@@ -83,7 +98,11 @@ public sealed class SpnLoss : ILossTerm, IDisposable
         using var scope = torch.NewDisposeScope();
         var fo = _embedding.Extract(output);                     // with gradient, once
         var flat = negatives.reshape([k * b, .. output.shape.Skip(1)]);
-        var chunks = FeatureDistances.NoGradFeatures(_embedding, ratio ? [flat, context.Target] : [flat]);
+        Tensor[] noGradInputs = ratio ? [flat, context.Target] : [flat];
+        var chunks = _negativeEmbedding is null
+            ? FeatureDistances.NoGradFeatures(_embedding, noGradInputs)
+            : FeatureDistances.NoGradFeatures(_negativeEmbedding, noGradInputs.Select(t => t.to(Options.NegativePrecision.ToScalarType())).ToArray())
+                .Select(layer => layer.Select(t => t.to(ScalarType.Float32)).ToArray()).ToArray();
 
         int n = _layers.Length;
         var perLayerPerNeg = new Tensor[n];                      // [K] each: mean|φ_l(o) − φ_l(n_j)|
@@ -126,5 +145,6 @@ public sealed class SpnLoss : ILossTerm, IDisposable
     public void Dispose()
     {
         if (_ownsEmbedding) _embedding.Dispose();
+        _negativeEmbedding?.Dispose();
     }
 }

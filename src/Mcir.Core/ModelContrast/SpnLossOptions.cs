@@ -43,6 +43,12 @@ public sealed record SpnLossOptions
     /// </summary>
     public string EmbeddingType { get; init; } = "auto";
 
+    /// <summary>
+    /// Arithmetic of the negatives' embedding features (no gradient; default float32). bfloat16 runs a bfloat16 copy of
+    /// a VGG embedding for them — about twice as fast on CPUs with AVX512-BF16. φ(f(x)) and its gradient stay float32.
+    /// </summary>
+    public Compute.NegativePrecision NegativePrecision { get; init; } = Compute.NegativePrecision.Float32;
+
     /// <summary>Options of the ONNX embeddings (resnet18-imagenet, onnx): model path, layers, normalisation.</summary>
     public Embeddings.Onnx.OnnxEmbeddingOptions Onnx { get; init; } = new();
 

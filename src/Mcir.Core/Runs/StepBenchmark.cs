@@ -21,7 +21,8 @@ public sealed record StepBenchmarkResult(double PlainSeconds, double SpnSeconds,
 public static class StepBenchmark
 {
     public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
-        int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null)
+        int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null,
+        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32)
     {
         using var gen = new Generator(7);
         using var lq = rand(new long[] { batch, 3, lrSize, lrSize }, generator: gen);
@@ -32,9 +33,9 @@ public static class StepBenchmark
         using var spnNet = createModel();
         spnNet.load_state_dict(plainNet.state_dict());
         var l1 = new L1Loss();
-        using var spn = new SpnLoss(spnOptions);
+        using var spn = SpnLoss.FromOptions(spnOptions with { NegativePrecision = negativePrecision });
         var steps = Enumerable.Range(0, negatives).Select(j => 100L * (j + 1)).ToArray();
-        using var bank = NegativeBank.Create(spnNet, new NegativeBankOptions { Steps = steps });
+        using var bank = NegativeBank.Create(spnNet, new NegativeBankOptions { Steps = steps, Precision = negativePrecision });
 
         var plain = new Stepper(plainNet, [l1], null, lq, gt);
         var withSpn = new Stepper(spnNet, [l1, spn], bank, lq, gt);

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Mcir.Abstractions.Models;
+using Mcir.Core.Compute;
 using Mcir.Core.Embeddings;
 using Mcir.Core.ModelContrast;
 using Mcir.Core.Runs;
@@ -19,10 +20,11 @@ internal static class BenchCommand
         var patch = new Option<int>("--lr-size") { Description = "LR patch size", DefaultValueFactory = _ => 48 };
         var negatives = new Option<int>("--negatives") { Description = "Number of negative models K", DefaultValueFactory = _ => 4 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
+        var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers) or BFloat16", DefaultValueFactory = _ => NegativePrecision.Float32 };
         var plugins = new PluginOptions();
         var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
         {
-            model, scale, batch, patch, negatives, rounds,
+            model, scale, batch, patch, negatives, rounds, precision,
         };
         plugins.AddTo(command);
         command.SetAction(r =>
@@ -31,13 +33,14 @@ internal static class BenchCommand
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { ["upscale"] = r.GetValue(scale) } };
             // Timing does not depend on the embedding's weight values; random weights keep the benchmark offline.
-            var spn = new SpnLossOptions { Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
+            var spn = new SpnLossOptions { EmbeddingType = "vgg", Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");
             var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
-                r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine);
+                r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine,
+                negativePrecision: r.GetValue(precision));
             console.Out.WriteLine($"threads: {result.Threads} (of {Environment.ProcessorCount} logical processors)");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
-            console.Out.WriteLine($"L1 + SPN (K={result.Negatives}): median {result.SpnSeconds:F3} s");
+            console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision)}): median {result.SpnSeconds:F3} s");
             console.Out.WriteLine($"ratio SPN / plain: {result.Ratio:F2}");
             return 0;
         });
