@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using static TorchSharp.torch;
 
 namespace Mcir.Core.Compute;
@@ -9,8 +10,8 @@ namespace Mcir.Core.Compute;
 /// </summary>
 public enum NegativePrecision
 {
-    Float32,
-    BFloat16,
+    [JsonStringEnumMemberName("float32")] Float32,
+    [JsonStringEnumMemberName("bfloat16")] BFloat16,
 }
 
 public static class NegativePrecisionExtensions

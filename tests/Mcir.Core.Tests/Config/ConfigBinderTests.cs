@@ -131,3 +131,14 @@ public class ConfigBinderTests
         finally { File.Delete(path); }
     }
 }
+
+public class ConfigBinderEnumNameTests
+{
+    [Fact]
+    public void PrecisionIsSpelledAsInPyTorch()
+    {
+        var bank = ConfigBinder.Bind<Mcir.Core.ModelContrast.NegativeBankOptions>(System.Text.Json.Nodes.JsonNode.Parse("""{ "precision": "bfloat16" }"""), "negatives");
+        Assert.Equal(Mcir.Core.Compute.NegativePrecision.BFloat16, bank.Precision);
+        Assert.Equal("float32", ConfigBinder.ToJson(new Mcir.Core.ModelContrast.NegativeBankOptions())["precision"]!.GetValue<string>());
+    }
+}
