@@ -6,7 +6,7 @@ namespace Mcir.Host.Tests;
 /// <summary>End to end: mcir-host run with the bundled SR plugin on tiny generated data.</summary>
 public class RunCommandTests
 {
-    private static string WriteTinyRun(TempDir tmp, string name = "tiny")
+    internal static string WriteTinyRun(TempDir tmp, string name = "tiny")
     {
         string train = tmp.Sub("train"), test = tmp.Sub("test");
         var rng = new Random(1);
