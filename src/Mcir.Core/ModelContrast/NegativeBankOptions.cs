@@ -91,6 +91,7 @@ public sealed record NegativeBankOptions
     public string? PretrainedParamKey { get; init; }
 
     /// <summary>Number of negatives K.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public int Count => Steps.Count;
 
     /// <summary>Decay α of negative <paramref name="j"/> (broadcast when a single value is given).</summary>

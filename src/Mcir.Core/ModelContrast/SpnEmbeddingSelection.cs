@@ -24,10 +24,10 @@ public static class SpnEmbeddingSelection
         switch (type)
         {
             case "vgg":
-                return (new VggEmbedding(options.EmbeddingOptions()), options);
+                return (new VggEmbedding(options.EmbeddingOptions()), options with { EmbeddingType = type });
             case ResNet18ImageNet.Name:
             {
-                var resolved = defaultLayers ? options with { LayerWeights = ResNet18ImageNet.DefaultLayerWeights } : options;
+                var resolved = (defaultLayers ? options with { LayerWeights = ResNet18ImageNet.DefaultLayerWeights } : options) with { EmbeddingType = type };
                 var onnx = options.Onnx with { Layers = [.. resolved.LayerWeights.Keys] };
                 return (OnnxEmbeddings.Create(ResNet18ImageNet.Name, onnx), resolved);
             }
