@@ -1,0 +1,42 @@
+using Mcir.Abstractions.Components;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+// The Microsoft.Extensions convention: Add* extensions live in the DI namespace so they are found without a using.
+// ReSharper disable once CheckNamespace
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registration of named Mcir components (degradations, loss terms) in a service collection.</summary>
+public static class McirComponentServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers <paramref name="descriptor"/> as a singleton <see cref="DegradationDescriptor"/> and, once, the default
+    /// <see cref="IComponentRegistry{TDescriptor}"/> of degradations over all of them.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="descriptor">The degradation's descriptor.</param>
+    /// <returns><paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddMcirDegradation(this IServiceCollection services, DegradationDescriptor descriptor)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(descriptor);
+        services.AddSingleton(descriptor);
+        services.TryAddSingleton<IComponentRegistry<DegradationDescriptor>, DegradationRegistry>();
+        return services;
+    }
+
+    /// <summary>
+    /// Registers <paramref name="descriptor"/> as a singleton <see cref="LossTermDescriptor"/> and, once, the default
+    /// <see cref="IComponentRegistry{TDescriptor}"/> of loss terms over all of them.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="descriptor">The loss term's descriptor.</param>
+    /// <returns><paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddMcirLossTerm(this IServiceCollection services, LossTermDescriptor descriptor)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(descriptor);
+        services.AddSingleton(descriptor);
+        services.TryAddSingleton<IComponentRegistry<LossTermDescriptor>, LossTermRegistry>();
+        return services;
+    }
+}
