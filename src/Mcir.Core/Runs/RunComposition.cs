@@ -1,9 +1,9 @@
 using System.Text.Json.Nodes;
+using Mcir.Abstractions.Components;
 using Mcir.Abstractions.Losses;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Config;
 using Mcir.Core.Data.Datasets;
-using Mcir.Core.Losses;
 using Mcir.Core.ModelContrast;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,13 +11,22 @@ using static TorchSharp.torch;
 namespace Mcir.Core.Runs;
 
 /// <summary>
-/// Turns configuration sections into engine components: the model (by registered name), data sets, loss terms.
-/// A name that is not known is an error listing the known ones.
+/// The registries a run resolves configured names in: models, degradations and loss terms (engine and plugins). The
+/// host builds them from its service provider and passes them in; the engine never looks services up itself.
+/// </summary>
+public sealed record RunRegistries(
+    IModelRegistry Models,
+    IComponentRegistry<DegradationDescriptor> Degradations,
+    IComponentRegistry<LossTermDescriptor> LossTerms);
+
+/// <summary>
+/// Turns configuration sections into engine components: the model, the degradation of a <c>degraded-folder</c> data set
+/// and the reconstruction loss (by registered name), data sets, contrastive terms. A name that is not known is an
+/// error listing the known ones.
 /// </summary>
 public static class RunComposition
 {
-    public static readonly IReadOnlyList<string> DatasetTypes = ["hr-folder", "paired-folder"];
-    public static readonly IReadOnlyList<string> ReconstructionLosses = ["l1"];
+    public static readonly IReadOnlyList<string> DatasetTypes = ["hr-folder", "paired-folder", "degraded-folder"];
     public static readonly IReadOnlyList<string> ContrastiveLosses = ["spn", "cr"];
     public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
     public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19", "resnet18-imagenet", "onnx"];
@@ -26,20 +35,48 @@ public static class RunComposition
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");
 
     /// <summary>The model's options: its defaults with the configuration's overrides applied key by key.</summary>
-    public static object ModelOptions(ModelDescriptor model, JsonObject? overrides)
+    public static object ModelOptions(ModelDescriptor model, JsonObject? overrides) =>
+        BindOptions(model.DefaultOptions, model.OptionsType, overrides, "model.options", $"model '{model.Name}'");
+
+    /// <summary>A component's options: its defaults with the overrides at <paramref name="where"/> applied key by key.</summary>
+    public static object ComponentOptions(IComponentDescriptor component, JsonObject? overrides, string where) =>
+        BindOptions(component.DefaultOptions, component.OptionsType, overrides, where, $"'{component.Name}'");
+
+    private static object BindOptions(object defaults, Type optionsType, JsonObject? overrides, string where, string owner)
     {
-        var merged = (JsonObject)ConfigBinder.ToJson(model.DefaultOptions);
+        var merged = (JsonObject)ConfigBinder.ToJson(defaults);
         foreach (var (key, value) in overrides ?? [])
         {
             if (!merged.ContainsKey(key))
             {
                 var keys = merged.Select(p => p.Key).ToList();
                 var closest = ConfigBinder.Closest(key, keys);
-                throw new McirException($"unknown configuration key 'model.options.{key}' for model '{model.Name}' ({(closest is null ? "valid keys: " + string.Join(", ", keys) : $"did you mean 'model.options.{closest}'?")})");
+                throw new McirException($"unknown configuration key '{where}.{key}' for {owner} ({(closest is null ? "valid keys: " + string.Join(", ", keys) : $"did you mean '{where}.{closest}'?")})");
             }
             merged[key] = value?.DeepClone();
         }
-        return ConfigBinder.Bind(merged, model.OptionsType, "model.options");
+        return ConfigBinder.Bind(merged, optionsType, where);
+    }
+
+    /// <summary>The component registered as <paramref name="name"/>, else an error naming the key and the known names.</summary>
+    public static T Resolve<T>(IComponentRegistry<T> registry, string name, string key) where T : IComponentDescriptor
+    {
+        if (string.IsNullOrWhiteSpace(name))
+            throw new McirException($"{key} is missing (known {registry.Kind}s: {Known(registry)})");
+        if (!registry.TryGet(name, out var descriptor))
+            throw new McirException($"{key} '{name}' is not a registered {registry.Kind} (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
+        return descriptor;
+    }
+
+    private static string Known<T>(IComponentRegistry<T> r) where T : IComponentDescriptor =>
+        r.All.Count == 0 ? "none" : string.Join(", ", r.All.Select(d => d.Name));
+
+    /// <summary>The degradation of a <c>degraded-folder</c> data set, built from its options; and the options.</summary>
+    public static IDegradation CreateDegradation(IComponentRegistry<DegradationDescriptor> registry, DegradationSection section, string where, out object options)
+    {
+        var descriptor = Resolve(registry, section.Name, $"{where}.name");
+        options = ComponentOptions(descriptor, section.Options, $"{where}.options");
+        return descriptor.Create(options);
     }
 
     public static nn.Module<Tensor, Tensor> CreateModel(IModelRegistry registry, ModelSection section, out object options)
@@ -54,10 +91,12 @@ public static class RunComposition
 
     private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(m => m.Name));
 
-    public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training)
+    public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations)
     {
         if (string.IsNullOrWhiteSpace(s.DatarootGt))
             throw new McirException($"{where}.dataroot_gt is missing");
+        if (s.Degradation is not null && s.Type != "degraded-folder")
+            throw new McirException($"{where}.degradation is only used by data sets of type degraded-folder, this one is {s.Type}");
         var options = new PairedDatasetOptions
         {
             Scale = s.Scale,
@@ -71,22 +110,22 @@ public static class RunComposition
             "hr-folder" => new HrFolderDataset(s.DatarootGt, options),
             "paired-folder" => new PairedFolderDataset(s.DatarootGt,
                 s.DatarootLq ?? throw new McirException($"{where}.dataroot_lq is missing (type paired-folder)"), options),
+            "degraded-folder" => new DegradedFolderDataset(s.DatarootGt,
+                CreateDegradation(degradations, s.Degradation ?? throw new McirException($"{where}.degradation is missing (type degraded-folder): give its name and options, e.g. {{\"name\": \"gaussian-noise\", \"options\": {{\"sigma\": 25}}}}"), $"{where}.degradation", out _),
+                options, fixedSeed: training ? null : s.Degradation.Seed),
             _ => throw new McirException($"{where}.type '{s.Type}' is not a data set type (known: {string.Join(", ", DatasetTypes)})"),
         };
         return training && s.DatasetEnlargeRatio != 1 ? new RepeatedDataset(data, s.DatasetEnlargeRatio) : data;
     }
 
-    /// <summary>The loss terms in order (reconstruction first). Terms that own native resources are disposable.</summary>
-    public static IReadOnlyList<ILossTerm> CreateLosses(LossSection s)
+    /// <summary>
+    /// The loss terms in order: the reconstruction term (a registered loss term), then SPN and CR when configured. Terms
+    /// that own native resources are disposable.
+    /// </summary>
+    public static IReadOnlyList<ILossTerm> CreateLosses(LossSection s, IComponentRegistry<LossTermDescriptor> lossTerms)
     {
-        var terms = new List<ILossTerm>
-        {
-            s.Reconstruction switch
-            {
-                "l1" => new L1Loss(),
-                _ => throw new McirException($"loss.reconstruction '{s.Reconstruction}' is not known (known: {string.Join(", ", ReconstructionLosses)})"),
-            },
-        };
+        var reconstruction = Resolve(lossTerms, s.Reconstruction, "loss.reconstruction");
+        var terms = new List<ILossTerm> { reconstruction.Create(ComponentOptions(reconstruction, s.ReconstructionOptions, "loss.reconstruction_options")) };
         if (s.Spn is { } spn) terms.Add(SpnLoss.FromOptions(spn));
         if (s.Cr is { } cr) terms.Add(new ContrastRegularizationLoss(cr));
         return terms;

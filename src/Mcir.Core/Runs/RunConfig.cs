@@ -57,13 +57,16 @@ public sealed record DataSection
     public bool Prefetch { get; init; } = true;
 }
 
-/// <summary>One data set: <c>hr-folder</c> (LR made by MATLAB bicubic on the fly) or <c>paired-folder</c> (BasicSR's layout).</summary>
+/// <summary>
+/// One data set: <c>hr-folder</c> (LR made by MATLAB bicubic on the fly), <c>paired-folder</c> (BasicSR's layout) or
+/// <c>degraded-folder</c> (LQ made from the clean images by a registered degradation, see <see cref="Degradation"/>).
+/// </summary>
 public sealed record DatasetSection
 {
     public string Type { get; init; } = "hr-folder";
     /// <summary>A name for tables and logs; default: the folder name.</summary>
     public string? Name { get; init; }
-    /// <summary>HR images (<c>hr-folder</c>) or ground truth (<c>paired-folder</c>).</summary>
+    /// <summary>HR images (<c>hr-folder</c>), ground truth (<c>paired-folder</c>) or clean images (<c>degraded-folder</c>).</summary>
     public string DatarootGt { get; init; } = "";
     /// <summary>Degraded inputs (<c>paired-folder</c> only).</summary>
     public string? DatarootLq { get; init; }
@@ -74,13 +77,34 @@ public sealed record DatasetSection
     public bool UseRot { get; init; }
     /// <summary>Training only: each image is seen this many times per epoch (BasicSR's dataset_enlarge_ratio).</summary>
     public int DatasetEnlargeRatio { get; init; } = 1;
+    /// <summary>How <c>degraded-folder</c> makes its inputs (required there, not allowed elsewhere).</summary>
+    public DegradationSection? Degradation { get; init; }
+}
+
+/// <summary>The <c>degradation</c> of a <c>degraded-folder</c> data set: a registered degradation and its options.</summary>
+public sealed record DegradationSection
+{
+    /// <summary>Registered name (see <c>mcir-host list</c>), e.g. <c>gaussian-noise</c>, <c>bicubic</c>.</summary>
+    public string Name { get; init; } = "";
+
+    /// <summary>Options overriding the degradation's defaults, in its own snake_case keys (e.g. <c>{"sigma": 25}</c>).</summary>
+    public JsonObject? Options { get; init; }
+
+    /// <summary>
+    /// Validation and test sets only: each image is degraded once with a generator seeded from (this seed, image name),
+    /// so their inputs are the same in every run. Training sets degrade every sample anew from the run's seed.
+    /// </summary>
+    public int Seed { get; init; }
 }
 
 /// <summary>The <c>loss</c> section: a reconstruction term plus optional contrastive terms.</summary>
 public sealed record LossSection
 {
-    /// <summary>Reconstruction loss: <c>l1</c>.</summary>
+    /// <summary>Reconstruction loss: a registered loss term (see <c>mcir-host list</c>), e.g. <c>l1</c> (built in).</summary>
     public string Reconstruction { get; init; } = "l1";
+
+    /// <summary>Options overriding the reconstruction term's defaults, in its own snake_case keys (e.g. <c>{"weight": 1}</c>).</summary>
+    public JsonObject? ReconstructionOptions { get; init; }
 
     /// <summary>The SPN term; null to train without it.</summary>
     public SpnLossOptions? Spn { get; init; }

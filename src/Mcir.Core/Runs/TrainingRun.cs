@@ -14,8 +14,12 @@ namespace Mcir.Core.Runs;
 /// <summary>What a finished run reports: how training ended and the test tables (model beside the baseline).</summary>
 public sealed record RunOutcome(TrainingResult Training, IReadOnlyList<TestTable> Tests, string RunDirectory);
 
-/// <summary>One test set's scores for the trained model and for the baseline (bicubic for SR).</summary>
-public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline);
+/// <summary>One test set's scores for the trained model and for the baseline (bicubic for SR, the input otherwise).</summary>
+/// <param name="Dataset">The test set's display name.</param>
+/// <param name="Model">The trained model's scores.</param>
+/// <param name="Baseline">The baseline's scores.</param>
+/// <param name="BaselineName">What the baseline is, for the table header ("bicubic", "input").</param>
+public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic");
 
 /// <summary>
 /// One training run from a configuration: composes the model, data, loss terms and negative bank, trains with the
@@ -23,26 +27,33 @@ public sealed record TestTable(string Dataset, MetricsReport Model, MetricsRepor
 /// </summary>
 public static class TrainingRun
 {
-    public static RunOutcome Execute(JsonObject resolvedRoot, IModelRegistry models, string? resume, TextWriter log, CancellationToken cancel = default)
+    /// <summary>Trains and tests the run configured by <paramref name="resolvedRoot"/>.</summary>
+    /// <param name="resolvedRoot">The configuration (file plus <c>--set</c> overrides).</param>
+    /// <param name="registries">Where the model, degradation and loss-term names are resolved (engine and plugins).</param>
+    /// <param name="resume">Null, <c>auto</c> or a checkpoint folder.</param>
+    /// <param name="log">Progress lines.</param>
+    /// <param name="cancel">Stops training after the current iteration (a checkpoint is written).</param>
+    public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default)
     {
+        ArgumentNullException.ThrowIfNull(registries);
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
         Directory.CreateDirectory(runDir);
 
         torch.manual_seed(config.Train.Seed);
-        using var net = RunComposition.CreateModel(models, config.Model, out var modelOptions);
-        WriteResolvedConfig(runDir, resolvedRoot, config, modelOptions);
+        using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
+        WriteResolvedConfig(runDir, config, modelOptions, registries);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
 
-        var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true);
+        var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
         var loader = new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = false,
         });
-        var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false) : null;
-        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false))).ToList();
+        var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false, registries.Degradations) : null;
+        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false, registries.Degradations))).ToList();
 
-        var terms = RunComposition.CreateLosses(config.Loss);
+        var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
             foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
@@ -60,7 +71,10 @@ public static class TrainingRun
                 };
             }
 
-            using var trainer = new Trainer(net, terms, new LoaderBatchSource(loader), config.Train with { Name = config.Name }, runDir, bank, validate, progress: log);
+            // The collapse guard watches the reconstruction term's part, whichever term that is.
+            var guard = new CollapseGuard(new CollapseGuardOptions { ReconstructionPart = terms[0].Name });
+            using var trainer = new Trainer(net, terms, new LoaderBatchSource(loader), config.Train with { Name = config.Name }, runDir, bank, validate,
+                progress: log, collapseGuard: guard);
             if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
             {
                 trainer.LoadCheckpoint(checkpoint);
@@ -72,7 +86,7 @@ public static class TrainingRun
 
             var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
                 RestorationEvaluator.Evaluate(trainer.Ema?.Network ?? net, t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
-                RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics))).ToList();
+                RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
             WriteResults(runDir, tables);
             return new RunOutcome(result, tables, runDir);
         }
@@ -82,11 +96,26 @@ public static class TrainingRun
         }
     }
 
-    /// <summary>The configuration as it runs: every section with its defaults, the model's full options.</summary>
-    private static void WriteResolvedConfig(string runDir, JsonObject root, RunConfig config, object modelOptions)
+    /// <summary>
+    /// The configuration as it runs: every section with its defaults; the full options of the model, of the
+    /// reconstruction term and of every degradation.
+    /// </summary>
+    private static void WriteResolvedConfig(string runDir, RunConfig config, object modelOptions, RunRegistries registries)
     {
         var resolved = (JsonObject)Config.ConfigBinder.ToJson(config);
         resolved["model"]!["options"] = Config.ConfigBinder.ToJson(modelOptions);
+        var reconstruction = RunComposition.Resolve(registries.LossTerms, config.Loss.Reconstruction, "loss.reconstruction");
+        resolved["loss"]!["reconstruction_options"] = Config.ConfigBinder.ToJson(
+            RunComposition.ComponentOptions(reconstruction, config.Loss.ReconstructionOptions, "loss.reconstruction_options"));
+        var sets = new List<(DatasetSection Section, JsonNode? Node, string Where)> { (config.Data.Train, resolved["data"]!["train"], "data.train") };
+        if (config.Data.Val is { } val) sets.Add((val, resolved["data"]!["val"], "data.val"));
+        sets.AddRange(config.Data.Test.Select((t, i) => (t, resolved["data"]!["test"]![i], $"data.test[{i}]")));
+        foreach (var (section, node, where) in sets)
+        {
+            if (section.Degradation is not { } d || node?["degradation"] is not JsonObject degradation) continue;
+            var descriptor = RunComposition.Resolve(registries.Degradations, d.Name, $"{where}.degradation.name");
+            degradation["options"] = Config.ConfigBinder.ToJson(RunComposition.ComponentOptions(descriptor, d.Options, $"{where}.degradation.options"));
+        }
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.resolved.json"), resolved.ToJsonString(Config.ConfigBinder.JsonOptions));
     }
 
@@ -97,7 +126,7 @@ public static class TrainingRun
             ["dataset"] = t.Dataset,
             ["protocol"] = new JsonObject { ["crop_border"] = t.Model.Protocol.CropBorder, ["y_channel"] = t.Model.Protocol.YChannel },
             ["model"] = new JsonObject { ["psnr"] = t.Model.MeanPsnr, ["ssim"] = t.Model.MeanSsim },
-            ["baseline"] = new JsonObject { ["psnr"] = t.Baseline.MeanPsnr, ["ssim"] = t.Baseline.MeanSsim },
+            ["baseline"] = new JsonObject { ["name"] = t.BaselineName, ["psnr"] = t.Baseline.MeanPsnr, ["ssim"] = t.Baseline.MeanSsim },
             ["images"] = new JsonArray(t.Model.Images.Zip(t.Baseline.Images).Select(p => (JsonNode)new JsonObject
             {
                 ["name"] = p.First.Name, ["psnr"] = p.First.Psnr, ["ssim"] = p.First.Ssim,
@@ -107,12 +136,18 @@ public static class TrainingRun
         AtomicFile.WriteAllText(Path.Combine(runDir, "results.json"), doc.ToJsonString(Config.ConfigBinder.JsonOptions));
     }
 
-    /// <summary>The test tables as text: per image and mean, model beside baseline.</summary>
-    public static string FormatTables(IReadOnlyList<TestTable> tables, string baselineName)
+    /// <summary>The test tables as text: per image and mean, model beside each table's own baseline.</summary>
+    public static string FormatTables(IReadOnlyList<TestTable> tables) => Format(tables, null);
+
+    /// <summary>The test tables as text: per image and mean, model beside the baseline called <paramref name="baselineName"/>.</summary>
+    public static string FormatTables(IReadOnlyList<TestTable> tables, string baselineName) => Format(tables, baselineName);
+
+    private static string Format(IReadOnlyList<TestTable> tables, string? fixedBaselineName)
     {
         var sb = new System.Text.StringBuilder();
         foreach (var t in tables)
         {
+            string baselineName = fixedBaselineName ?? t.BaselineName;
             int w = Math.Max(8, t.Model.Images.Max(i => i.Name.Length));
             sb.AppendLine($"test set {t.Dataset} ({(t.Model.Protocol.YChannel ? "Y channel" : "RGB")}, crop border {t.Model.Protocol.CropBorder})");
             sb.AppendLine($"  {"image".PadRight(w)}  {baselineName + " PSNR",14}  {"SSIM",8}  {"model PSNR",11}  {"SSIM",8}");

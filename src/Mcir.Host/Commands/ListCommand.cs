@@ -1,12 +1,14 @@
 using System.CommandLine;
 using System.Text.Json;
+using Mcir.Abstractions.Components;
 using Mcir.Abstractions.Models;
+using Mcir.Core.Config;
 using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Mcir.Host.Commands;
 
-/// <summary><c>mcir-host list</c>: what the loaded plugins provide, with descriptors.</summary>
+/// <summary><c>mcir-host list</c>: what the engine and the loaded plugins provide, with descriptors and owners.</summary>
 internal static class ListCommand
 {
     public static Command Create(HostConsole console)
@@ -31,14 +33,33 @@ internal static class ListCommand
                 console.Out.WriteLine($"    class {m.ModelType.FullName} ({m.ModelType.Assembly.GetName().Name}), options {m.OptionsType.Name}, {m.ParameterCount:N0} parameters by default");
                 console.Out.WriteLine($"    defaults {JsonSerializer.Serialize(m.DefaultOptions, m.OptionsType)}");
             }
+            ListComponents(console, "degradations (data.*.degradation.name, type degraded-folder)", services.GetRequiredService<IComponentRegistry<DegradationDescriptor>>());
+            var lossTerms = services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>();
+            ListComponents(console, "loss terms (loss.reconstruction)", lossTerms);
             console.Out.WriteLine();
             console.Out.WriteLine("built into the engine:");
             console.Out.WriteLine($"  data sets:        {string.Join(", ", RunComposition.DatasetTypes)}");
-            console.Out.WriteLine($"  loss terms:       {string.Join(", ", RunComposition.ReconstructionLosses.Concat(RunComposition.ContrastiveLosses))}");
+            var engineTerms = lossTerms.All.Where(d => d.ComponentType.Assembly == typeof(RunComposition).Assembly).Select(d => d.Name);
+            console.Out.WriteLine($"  loss terms:       {string.Join(", ", engineTerms.Concat(RunComposition.ContrastiveLosses))}");
             console.Out.WriteLine($"  negative sources: {string.Join(", ", RunComposition.NegativeKinds)} (model negatives); the degraded input (cr)");
             console.Out.WriteLine($"  embeddings:       {string.Join(", ", RunComposition.Embeddings)}");
             return 0;
         });
         return command;
+    }
+
+    // Name, owner (the engine or the plugin assembly), description and default options of every component of a kind.
+    private static void ListComponents<T>(HostConsole console, string title, IComponentRegistry<T> registry) where T : IComponentDescriptor
+    {
+        console.Out.WriteLine();
+        console.Out.WriteLine($"{title}:");
+        if (registry.All.Count == 0) console.Out.WriteLine("  (none)");
+        foreach (var d in registry.All)
+        {
+            var assembly = d.ComponentType.Assembly;
+            string owner = assembly == typeof(RunComposition).Assembly ? "engine" : assembly.GetName().Name ?? "?";
+            console.Out.WriteLine($"  {d.Name}  ({owner})  {d.Description}");
+            console.Out.WriteLine($"    class {d.ComponentType.FullName}, options {d.OptionsType.Name}, defaults {ConfigBinder.ToJson(d.DefaultOptions).ToJsonString()}");
+        }
     }
 }

@@ -31,7 +31,6 @@ internal static class RunCommand
         {
             var root = ConfigBinder.Load(r.GetValue(config)!, r.GetValue(set));
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
-            var models = services.GetRequiredService<IModelRegistry>();
 
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -43,9 +42,9 @@ internal static class RunCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                var outcome = TrainingRun.Execute(root, models, r.GetValue(resume), console.Error, cancel.Token);
+                var outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), console.Error, cancel.Token);
                 if (outcome.Tests.Count > 0)
-                    console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests, "bicubic"));
+                    console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests));
                 console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
                 return outcome.Training.Status switch
                 {

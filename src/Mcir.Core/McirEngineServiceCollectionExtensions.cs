@@ -1,0 +1,26 @@
+using Mcir.Abstractions.Components;
+using Mcir.Core.Data.Degradations;
+using Mcir.Core.Losses;
+
+// ReSharper disable once CheckNamespace
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>The engine's own named components, registered through the same DI path as a plugin's.</summary>
+public static class McirEngineServiceCollectionExtensions
+{
+    /// <summary>The descriptor of the built-in <c>l1</c> reconstruction term.</summary>
+    public static LossTermDescriptor L1 { get; } = LossTermDescriptor.Of<L1Loss, L1LossOptions>(
+        "l1", "mean absolute error times weight (BasicSR L1Loss)", new L1LossOptions(), o => new L1Loss(o.Weight));
+
+    /// <summary>Registers the degradations <c>bicubic</c> and <c>gaussian-noise</c> and the loss term <c>l1</c>.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <returns><paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddMcirEngineComponents(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        return services
+            .AddMcirDegradation(BicubicDownscaleDegradation.Descriptor)
+            .AddMcirDegradation(GaussianNoiseDegradation.Descriptor)
+            .AddMcirLossTerm(L1);
+    }
+}
