@@ -6,7 +6,10 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Mcir.Host.Tests;
 
-/// <summary>Every configuration under configs/ binds: known keys, known model, valid model options.</summary>
+/// <summary>
+/// Every configuration under configs/ binds: known keys, known model, valid model options, known degradations and
+/// reconstruction loss with valid options.
+/// </summary>
 public class ShippedConfigsTests
 {
     // configs/** is copied next to the tests (see the project file).
@@ -34,6 +37,17 @@ public class ShippedConfigsTests
         Assert.True(registry.TryGet(config.Model.Name, out var model), $"{relativePath}: model '{config.Model.Name}' is not registered");
         var options = RunComposition.ModelOptions(model!, config.Model.Options);
         Assert.IsType(model!.OptionsType, options);
+        var registries = services.GetRunRegistries();
+        var reconstruction = RunComposition.Resolve(registries.LossTerms, config.Loss.Reconstruction, "loss.reconstruction");
+        Assert.IsType(reconstruction.OptionsType, RunComposition.ComponentOptions(reconstruction, config.Loss.ReconstructionOptions, "loss.reconstruction_options"));
+        foreach (var set in config.Data.Test.Append(config.Data.Train).Concat(config.Data.Val is { } v ? [v] : []))
+        {
+            Assert.Contains(set.Type, RunComposition.DatasetTypes);
+            Assert.Equal(set.Type == "degraded-folder", set.Degradation is not null);
+            if (set.Degradation is not { } d) continue;
+            var degradation = RunComposition.Resolve(registries.Degradations, d.Name, "degradation.name");
+            Assert.IsType(degradation.OptionsType, RunComposition.ComponentOptions(degradation, d.Options, "degradation.options"));
+        }
         config.Train.Validate();
         config.Negatives.Validate();
         Assert.Equal(Path.GetFileNameWithoutExtension(relativePath), config.Name.Replace("quickstart-", ""));

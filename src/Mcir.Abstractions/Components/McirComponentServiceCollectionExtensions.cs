@@ -15,14 +15,8 @@ public static class McirComponentServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="descriptor">The degradation's descriptor.</param>
     /// <returns><paramref name="services"/>, for chaining.</returns>
-    public static IServiceCollection AddMcirDegradation(this IServiceCollection services, DegradationDescriptor descriptor)
-    {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(descriptor);
-        services.AddSingleton(descriptor);
-        services.TryAddSingleton<IComponentRegistry<DegradationDescriptor>, DegradationRegistry>();
-        return services;
-    }
+    public static IServiceCollection AddMcirDegradation(this IServiceCollection services, DegradationDescriptor descriptor) =>
+        AddComponent<DegradationDescriptor, DegradationRegistry>(services, descriptor);
 
     /// <summary>
     /// Registers <paramref name="descriptor"/> as a singleton <see cref="LossTermDescriptor"/> and, once, the default
@@ -31,12 +25,18 @@ public static class McirComponentServiceCollectionExtensions
     /// <param name="services">The service collection.</param>
     /// <param name="descriptor">The loss term's descriptor.</param>
     /// <returns><paramref name="services"/>, for chaining.</returns>
-    public static IServiceCollection AddMcirLossTerm(this IServiceCollection services, LossTermDescriptor descriptor)
+    public static IServiceCollection AddMcirLossTerm(this IServiceCollection services, LossTermDescriptor descriptor) =>
+        AddComponent<LossTermDescriptor, LossTermRegistry>(services, descriptor);
+
+    // One singleton per component, and once the registry over all components of the kind.
+    private static IServiceCollection AddComponent<TDescriptor, TRegistry>(IServiceCollection services, TDescriptor descriptor)
+        where TDescriptor : class, IComponentDescriptor
+        where TRegistry : class, IComponentRegistry<TDescriptor>
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(descriptor);
         services.AddSingleton(descriptor);
-        services.TryAddSingleton<IComponentRegistry<LossTermDescriptor>, LossTermRegistry>();
+        services.TryAddSingleton<IComponentRegistry<TDescriptor>, TRegistry>();
         return services;
     }
 }

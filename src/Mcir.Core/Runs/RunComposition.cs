@@ -71,12 +71,11 @@ public static class RunComposition
     private static string Known<T>(IComponentRegistry<T> r) where T : IComponentDescriptor =>
         r.All.Count == 0 ? "none" : string.Join(", ", r.All.Select(d => d.Name));
 
-    /// <summary>The degradation of a <c>degraded-folder</c> data set, built from its options; and the options.</summary>
-    public static IDegradation CreateDegradation(IComponentRegistry<DegradationDescriptor> registry, DegradationSection section, string where, out object options)
+    /// <summary>The degradation of a <c>degraded-folder</c> data set, built from its options.</summary>
+    public static IDegradation CreateDegradation(IComponentRegistry<DegradationDescriptor> registry, DegradationSection section, string where)
     {
         var descriptor = Resolve(registry, section.Name, $"{where}.name");
-        options = ComponentOptions(descriptor, section.Options, $"{where}.options");
-        return descriptor.Create(options);
+        return descriptor.Create(ComponentOptions(descriptor, section.Options, $"{where}.options"));
     }
 
     public static nn.Module<Tensor, Tensor> CreateModel(IModelRegistry registry, ModelSection section, out object options)
@@ -111,7 +110,7 @@ public static class RunComposition
             "paired-folder" => new PairedFolderDataset(s.DatarootGt,
                 s.DatarootLq ?? throw new McirException($"{where}.dataroot_lq is missing (type paired-folder)"), options),
             "degraded-folder" => new DegradedFolderDataset(s.DatarootGt,
-                CreateDegradation(degradations, s.Degradation ?? throw new McirException($"{where}.degradation is missing (type degraded-folder): give its name and options, e.g. {{\"name\": \"gaussian-noise\", \"options\": {{\"sigma\": 25}}}}"), $"{where}.degradation", out _),
+                CreateDegradation(degradations, s.Degradation ?? throw new McirException($"{where}.degradation is missing (type degraded-folder): give its name and options, e.g. {{\"name\": \"gaussian-noise\", \"options\": {{\"sigma\": 25}}}}"), $"{where}.degradation"),
                 options, fixedSeed: training ? null : s.Degradation.Seed),
             _ => throw new McirException($"{where}.type '{s.Type}' is not a data set type (known: {string.Join(", ", DatasetTypes)})"),
         };

@@ -1,0 +1,28 @@
+namespace Mcir.Plugins.Denoising;
+
+/// <summary>
+/// Options of <see cref="DnCnn"/>. <c>new DnCnnOptions()</c> is the paper's DnCNN-S for colour images (3 channels,
+/// 64 features, depth 17); <see cref="Light"/> is a small variant for CPU experiments.
+/// </summary>
+public sealed record DnCnnOptions
+{
+    /// <summary>A light DnCNN: 32 features, depth 8 (the <c>dncnn-light</c> preset).</summary>
+    public static DnCnnOptions Light { get; } = new() { Features = 32, Depth = 8 };
+
+    /// <summary>Image channels, in and out (3 for RGB, 1 for grey). Default 3.</summary>
+    public int Channels { get; init; } = 3;
+
+    /// <summary>Feature channels of the hidden layers. Default 64.</summary>
+    public int Features { get; init; } = 64;
+
+    /// <summary>Number of convolution layers, first and last included (≥ 2). Default 17.</summary>
+    public int Depth { get; init; } = 17;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (Channels < 1) throw new ArgumentException($"DnCNN: {nameof(Channels)} must be >= 1, got {Channels}.");
+        if (Features < 1) throw new ArgumentException($"DnCNN: {nameof(Features)} must be >= 1, got {Features}.");
+        if (Depth < 2) throw new ArgumentException($"DnCNN: {nameof(Depth)} counts the first and last convolutions and must be >= 2, got {Depth}.");
+    }
+}
