@@ -69,6 +69,11 @@ public class RunCommandTests
         var resolved = JsonNode.Parse(File.ReadAllText(Path.Combine(runDir, "config.resolved.json")))!;
         Assert.Equal(8, (int)resolved["model"]!["options"]!["num_feat"]!);
         Assert.Equal(255, (double)resolved["model"]!["options"]!["img_range"]!); // a default filled in
+        Assert.Equal("resnet18-imagenet", (string?)resolved["loss"]!["spn"]!["embedding_type"]); // what actually ran
+        Assert.NotNull(resolved["loss"]!["spn"]!["layer_weights"]!["stem"]);
+        Assert.Equal("tiny", (string?)resolved["train"]!["name"]);
+        // The resolved configuration is itself a valid configuration.
+        Mcir.Core.Runs.RunComposition.Bind(Mcir.Core.Config.ConfigBinder.Load(Path.Combine(runDir, "config.resolved.json")));
         var results = JsonNode.Parse(File.ReadAllText(Path.Combine(runDir, "results.json")))!.AsArray();
         Assert.Equal("tiny-test", (string?)results[0]!["dataset"]);
         Assert.InRange((double)results[0]!["baseline"]!["psnr"]!, 10, 100);

@@ -42,7 +42,6 @@ public static class TrainingRun
 
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
-        WriteResolvedConfig(runDir, config, modelOptions, registries);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
@@ -56,6 +55,7 @@ public static class TrainingRun
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
+            WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
             foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
             using var bank = terms.Any(t => t.NeedsNegatives) ? NegativeBank.Create(net, config.Negatives) : null;
             if (bank is not null)
@@ -100,9 +100,11 @@ public static class TrainingRun
     /// The configuration as it runs: every section with its defaults; the full options of the model, of the
     /// reconstruction term and of every degradation.
     /// </summary>
-    private static void WriteResolvedConfig(string runDir, RunConfig config, object modelOptions, RunRegistries registries)
+    private static void WriteResolvedConfig(string runDir, RunConfig config, object modelOptions, RunRegistries registries, SpnLoss? spn)
     {
-        var resolved = (JsonObject)Config.ConfigBinder.ToJson(config);
+        var resolved = (JsonObject)Config.ConfigBinder.ToJson(config with { Train = config.Train with { Name = config.Name } });
+        // The SPN options as they run: the embedding actually chosen and its layers.
+        if (spn is not null) resolved["loss"]!["spn"] = Config.ConfigBinder.ToJson(spn.Options);
         resolved["model"]!["options"] = Config.ConfigBinder.ToJson(modelOptions);
         var reconstruction = RunComposition.Resolve(registries.LossTerms, config.Loss.Reconstruction, "loss.reconstruction");
         resolved["loss"]!["reconstruction_options"] = Config.ConfigBinder.ToJson(
