@@ -17,7 +17,7 @@ public class DenoisingPluginTests
     private static string WriteTinyDenoiseRun(TempDir tmp, string name = "tiny-denoise", int seed = 3)
     {
         // The tiny SR run's smooth images (train/t*.png, test/v0.png) serve as the clean images; its config is replaced.
-        RunCommandTests.WriteTinyRun(tmp);
+        TinyRun.Write(tmp);
         string train = Path.Combine(tmp.Path, "train"), test = Path.Combine(tmp.Path, "test");
         string config = Path.Combine(tmp.Path, "run.json");
         File.WriteAllText(config, $$"""

@@ -11,7 +11,7 @@ public class InterruptTests
     {
         if (!OperatingSystem.IsLinux()) return; // signals are sent with kill(1)
         using var tmp = new TempDir();
-        string config = RunCommandTests.WriteTinyRun(tmp, "interrupted");
+        string config = TinyRun.Write(tmp, "interrupted");
         string host = Path.Combine(AppContext.BaseDirectory, "mcir-host");
 
         var psi = new ProcessStartInfo(host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };

@@ -6,52 +6,11 @@ namespace Mcir.Host.Tests;
 /// <summary>End to end: mcir-host run with the bundled SR plugin on tiny generated data.</summary>
 public class RunCommandTests
 {
-    internal static string WriteTinyRun(TempDir tmp, string name = "tiny")
-    {
-        string train = tmp.Sub("train"), test = tmp.Sub("test");
-        var rng = new Random(1);
-        for (int i = 0; i < 3; i++)
-        {
-            ImageIO.Write(Path.Combine(train, $"t{i}.png"), Smooth(48, 48, rng));
-        }
-        ImageIO.Write(Path.Combine(test, "v0.png"), Smooth(40, 36, rng));
-        string config = Path.Combine(tmp.Path, "run.json");
-        File.WriteAllText(config, $$"""
-        {
-          "name": "{{name}}",
-          "output_root": "{{tmp.Path}}/runs",
-          "model": { "name": "edsr-light", "options": { "upscale": 2, "num_feat": 8, "num_block": 1 } },
-          "data": {
-            "train": { "dataroot_gt": "{{train}}", "scale": 2, "gt_size": 32, "use_hflip": true, "dataset_enlarge_ratio": 4 },
-            "test": [ { "name": "tiny-test", "dataroot_gt": "{{test}}", "scale": 2 } ],
-            "batch_size": 2
-          },
-          "loss": { "spn": { "lambda": 1e-3 } },
-          "negatives": { "steps": [2, 3] },
-          "train": { "total_iter": 4, "print_freq": 1, "checkpoint_freq": 2, "seed": 3 },
-          "metrics": { "crop_border": 2, "y_channel": true }
-        }
-        """);
-        return config;
-    }
-
-    // A smooth random image (so bicubic is a sensible baseline and PSNR values are finite).
-    private static RgbImage Smooth(int h, int w, Random rng)
-    {
-        double a = rng.NextDouble() * 0.2, b = rng.NextDouble() * 0.2;
-        var px = new float[h * w * 3];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                for (int c = 0; c < 3; c++)
-                    px[(y * w + x) * 3 + c] = (float)Math.Round(127.5 + 100 * Math.Sin(a * x + b * y + c));
-        return new RgbImage(h, w, px);
-    }
-
     [Fact]
     public void TrainsWithSpnWritesCheckpointsAndReportsTheTestTable()
     {
         using var tmp = new TempDir();
-        var (code, stdout, stderr) = HostRunner.Run("run", "--config", WriteTinyRun(tmp));
+        var (code, stdout, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp));
 
         Assert.True(code == 0, stderr);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny");
@@ -84,7 +43,7 @@ public class RunCommandTests
     public void ResumeAutoContinuesFromTheNewestCheckpoint()
     {
         using var tmp = new TempDir();
-        string config = WriteTinyRun(tmp, "resumed");
+        string config = TinyRun.Write(tmp, "resumed");
         var first = HostRunner.Run("run", "--config", config, "--set", "train.total_iter=2");
         Assert.True(first.Code == 0, first.Err);
 
@@ -102,7 +61,7 @@ public class RunCommandTests
     public void MisspelledKeyNamesTheClosestValidKey()
     {
         using var tmp = new TempDir();
-        var (code, _, stderr) = HostRunner.Run("run", "--config", WriteTinyRun(tmp), "--set", "train.totl_iter=3");
+        var (code, _, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp), "--set", "train.totl_iter=3");
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("unknown configuration key 'train.totl_iter'", stderr);
         Assert.Contains("did you mean 'train.total_iter'?", stderr);
@@ -112,7 +71,7 @@ public class RunCommandTests
     public void MisspelledModelOptionNamesTheClosestValidKey()
     {
         using var tmp = new TempDir();
-        var (code, _, stderr) = HostRunner.Run("run", "--config", WriteTinyRun(tmp), "--set", "model.options.num_blocks=2");
+        var (code, _, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp), "--set", "model.options.num_blocks=2");
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("'model.options.num_blocks'", stderr);
         Assert.Contains("did you mean 'model.options.num_block'?", stderr);
@@ -122,7 +81,7 @@ public class RunCommandTests
     public void UnknownModelListsTheKnownOnes()
     {
         using var tmp = new TempDir();
-        var (code, _, stderr) = HostRunner.Run("run", "--config", WriteTinyRun(tmp), "--set", "model.name=edsr-tiny");
+        var (code, _, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp), "--set", "model.name=edsr-tiny");
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("'edsr-tiny' is not a registered model", stderr);
         Assert.Contains("edsr, edsr-light", stderr);

@@ -114,8 +114,8 @@ public class InferenceCommandTests
         string pth = OfficialCheckpoint(tmp.Path);
         string input = tmp.Sub("in");
         var rng = new Random(4);
-        ImageIO.Write(Path.Combine(input, "a.png"), Smooth(61, 47, rng));
-        ImageIO.Write(Path.Combine(input, "b.bmp"), Smooth(30, 70, rng));
+        ImageIO.Write(Path.Combine(input, "a.png"), TinyRun.Smooth(61, 47, rng));
+        ImageIO.Write(Path.Combine(input, "b.bmp"), TinyRun.Smooth(30, 70, rng));
         string whole = Path.Combine(tmp.Path, "whole"), tiled = Path.Combine(tmp.Path, "tiled");
 
         var w = HostRunner.Run(["restore", .. EdsrFixtureModel, "--weights", pth, "--input", input, "--output", whole]);
@@ -138,41 +138,10 @@ public class InferenceCommandTests
         }
     }
 
-    // A smooth random image (so bicubic is a sensible baseline and PSNR values are finite).
-    private static RgbImage Smooth(int h, int w, Random rng)
-    {
-        double a = rng.NextDouble() * 0.2, b = rng.NextDouble() * 0.2;
-        var px = new float[h * w * 3];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                for (int c = 0; c < 3; c++)
-                    px[(y * w + x) * 3 + c] = (float)Math.Round(127.5 + 100 * Math.Sin(a * x + b * y + c));
-        return new RgbImage(h, w, px);
-    }
-
+    // The shared tiny run, with two test images, plain L1 and a target EMA.
     private static string TrainTinyRun(TempDir tmp)
     {
-        string train = tmp.Sub("train"), test = tmp.Sub("test");
-        var rng = new Random(1);
-        for (int i = 0; i < 3; i++) ImageIO.Write(Path.Combine(train, $"t{i}.png"), Smooth(48, 48, rng));
-        ImageIO.Write(Path.Combine(test, "v0.png"), Smooth(40, 36, rng));
-        ImageIO.Write(Path.Combine(test, "v1.png"), Smooth(34, 50, rng));
-        string config = Path.Combine(tmp.Path, "run.json");
-        File.WriteAllText(config, $$"""
-        {
-          "name": "tiny",
-          "output_root": "{{tmp.Path}}/runs",
-          "model": { "name": "edsr-light", "options": { "upscale": 2, "num_feat": 8, "num_block": 1 } },
-          "data": {
-            "train": { "dataroot_gt": "{{train}}", "scale": 2, "gt_size": 32, "use_hflip": true, "dataset_enlarge_ratio": 4 },
-            "test": [ { "name": "tiny-test", "dataroot_gt": "{{test}}", "scale": 2 } ],
-            "batch_size": 2
-          },
-          "train": { "total_iter": 4, "print_freq": 1, "checkpoint_freq": 2, "seed": 3, "ema_decay": 0.9 },
-          "metrics": { "crop_border": 2, "y_channel": true }
-        }
-        """);
-        var (code, _, stderr) = HostRunner.Run("run", "--config", config);
+        var (code, _, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp, testImages: 2), "--set", "loss.spn=null", "train.ema_decay=0.9");
         Assert.True(code == 0, stderr);
         return Path.Combine(tmp.Path, "runs", "tiny");
     }
@@ -222,7 +191,7 @@ public class InferenceCommandTests
         using var tmp = new TempDir();
         string pth = OfficialCheckpoint(tmp.Path, "edsr_x2");
         string input = tmp.Sub("in");
-        ImageIO.Write(Path.Combine(input, "a.png"), Smooth(20, 18, new Random(2)));
+        ImageIO.Write(Path.Combine(input, "a.png"), TinyRun.Smooth(20, 18, new Random(2)));
         string output = Path.Combine(tmp.Path, "out");
 
         var (code, _, stderr) = HostRunner.Run("restore", "--model", "edsr-light", "--set", "num_block=4", "--scale", "2", "--weights", pth, "--input", Path.Combine(input, "a.png"), "--output", output);
@@ -237,7 +206,7 @@ public class InferenceCommandTests
         using var tmp = new TempDir();
         string pth = OfficialCheckpoint(tmp.Path);
         string input = tmp.Sub("in");
-        ImageIO.Write(Path.Combine(input, "a.png"), Smooth(20, 18, new Random(2)));
+        ImageIO.Write(Path.Combine(input, "a.png"), TinyRun.Smooth(20, 18, new Random(2)));
         var (code, _, stderr) = HostRunner.Run("restore", "--model", "edsr-tiny", "--weights", pth, "--input", input, "--output", tmp.Sub("out"));
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("'edsr-tiny' is not a registered model", stderr);
@@ -250,7 +219,7 @@ public class InferenceCommandTests
         using var tmp = new TempDir();
         string pth = OfficialCheckpoint(tmp.Path, drop: "conv_last.bias");
         string input = tmp.Sub("in");
-        ImageIO.Write(Path.Combine(input, "a.png"), Smooth(20, 18, new Random(2)));
+        ImageIO.Write(Path.Combine(input, "a.png"), TinyRun.Smooth(20, 18, new Random(2)));
 
         var (code, _, stderr) = HostRunner.Run(["restore", .. EdsrFixtureModel, "--weights", pth, "--input", input, "--output", Path.Combine(tmp.Path, "out")]);
 
@@ -271,7 +240,7 @@ public class InferenceCommandTests
         using var tmp = new TempDir();
         string pth = OfficialCheckpoint(tmp.Path);
         string input = tmp.Sub("in");
-        ImageIO.Write(Path.Combine(input, "a.png"), Smooth(20, 18, new Random(2)));
+        ImageIO.Write(Path.Combine(input, "a.png"), TinyRun.Smooth(20, 18, new Random(2)));
         byte[] before = File.ReadAllBytes(Path.Combine(input, "a.png"));
 
         var (code, _, stderr) = HostRunner.Run(["restore", .. EdsrFixtureModel, "--weights", pth, "--input", input, "--output", Path.Combine(input, ".", "")]);
@@ -290,7 +259,7 @@ public class InferenceCommandTests
         using var tmp = new TempDir();
         string pth = OfficialCheckpoint(tmp.Path);
         string gt = tmp.Sub("gt");
-        ImageIO.Write(Path.Combine(gt, "a.png"), Smooth(24, 24, new Random(2)));
+        ImageIO.Write(Path.Combine(gt, "a.png"), TinyRun.Smooth(24, 24, new Random(2)));
         var (code, _, stderr) = HostRunner.Run("test", "--weights", pth, "--gt", gt);
         Assert.Equal(HostCommands.UserError, code);
         Assert.Contains("--model is required", stderr);
