@@ -54,7 +54,6 @@ public sealed record DataSection
     public DatasetSection? Val { get; init; }
     public IReadOnlyList<DatasetSection> Test { get; init; } = [];
     public int BatchSize { get; init; } = 16;
-    public bool Prefetch { get; init; } = true;
 }
 
 /// <summary>
