@@ -6,10 +6,15 @@ namespace Mcir.Host.Tests;
 /// <summary>Ctrl-C (SIGINT) on a real mcir-host process: checkpoint, clean exit, resumable.</summary>
 public class InterruptTests
 {
+    private const int SigInt = 2;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     [Fact]
     public async Task SigintWritesACheckpointExitsCleanlyAndTheRunResumes()
     {
-        if (!OperatingSystem.IsLinux()) return; // signals are sent with kill(1)
+        if (!OperatingSystem.IsLinux()) return; // SIGINT is sent with libc's kill(2)
         using var tmp = new TempDir();
         string config = TinyRun.Write(tmp, "interrupted");
         string host = Path.Combine(AppContext.BaseDirectory, "mcir-host");
@@ -31,7 +36,7 @@ public class InterruptTests
         try
         {
             Assert.True(started.Wait(TimeSpan.FromSeconds(120)), "training did not start: " + stderr);
-            using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
+            Assert.Equal(0, Kill(p.Id, SigInt));
             Assert.True(p.WaitForExit(60_000), "mcir-host did not exit after SIGINT");
         }
         finally
