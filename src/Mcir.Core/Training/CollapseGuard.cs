@@ -13,6 +13,8 @@ public enum CollapseCause
     NegativeTermRunaway,
     /// <summary>The reconstruction loss jumped far above its running median.</summary>
     ReconstructionJump,
+    /// <summary>The validation metric (PSNR) fell far below its best value: the outputs degraded.</summary>
+    ValidationCliff,
 }
 
 /// <summary>The guard's judgement after one iteration.</summary>
@@ -40,6 +42,7 @@ public sealed class CollapseGuard
 {
     private readonly Queue<double> _window = new();
     private int _ratioStreak, _jumpStreak;
+    private double? _bestValidation;
 
     /// <summary>Creates a guard with <paramref name="options"/> (defaults when null).</summary>
     public CollapseGuard(CollapseGuardOptions? options = null)
@@ -96,8 +99,28 @@ public sealed class CollapseGuard
         return CollapseVerdict.Ok(iteration);
     }
 
+    /// <summary>
+    /// Judges a validation result: a non-finite value of <see cref="CollapseGuardOptions.ValidationMetric"/>, or a value
+    /// more than <see cref="CollapseGuardOptions.ValidationDrop"/> below the best seen so far (a PSNR cliff), is a collapse.
+    /// </summary>
+    public CollapseVerdict ObserveValidation(long iteration, IReadOnlyDictionary<string, double> metrics)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        if (Collapse is not null) return Collapse;
+        if (Options.ValidationDrop is not { } drop || !metrics.TryGetValue(Options.ValidationMetric, out double value))
+            return CollapseVerdict.Ok(iteration);
+        if (!double.IsFinite(value) && !double.IsPositiveInfinity(value))
+            return Fail(CollapseCause.NonFinite, iteration, $"validation {Options.ValidationMetric} is {F(value)} at iteration {iteration}");
+        if (_bestValidation is { } best && best - value > drop)
+            return Fail(CollapseCause.ValidationCliff, iteration,
+                $"validation {Options.ValidationMetric} fell to {F(value)} at iteration {iteration}, {F(best - value)} below its best {F(best)} " +
+                $"(limit {F(drop)}): the outputs degraded (model-contrastive collapse; lower lambda)");
+        if (double.IsFinite(value) && (_bestValidation is null || value > _bestValidation)) _bestValidation = value;
+        return CollapseVerdict.Ok(iteration);
+    }
+
     /// <summary>The running history (window and streaks), so a resumed run judges exactly as an uninterrupted one.</summary>
-    public CollapseGuardState CaptureState() => new([.. _window], _ratioStreak, _jumpStreak);
+    public CollapseGuardState CaptureState() => new([.. _window], _ratioStreak, _jumpStreak, _bestValidation);
 
     /// <summary>Restores a history captured by <see cref="CaptureState"/>; any collapse verdict is cleared.</summary>
     public void RestoreState(CollapseGuardState state)
@@ -107,6 +130,7 @@ public sealed class CollapseGuard
         foreach (var v in state.Window.TakeLast(Options.JumpWindow)) _window.Enqueue(v);
         _ratioStreak = state.RatioStreak;
         _jumpStreak = state.JumpStreak;
+        _bestValidation = state.BestValidation;
     }
 
     /// <summary>Forgets the history and any collapse (e.g. after a rollback).</summary>
@@ -114,6 +138,7 @@ public sealed class CollapseGuard
     {
         _window.Clear();
         _ratioStreak = _jumpStreak = 0;
+        _bestValidation = null;
         Collapse = null;
     }
 
@@ -137,4 +162,5 @@ public sealed class CollapseGuard
 /// <param name="Window">Recent reconstruction-loss values, oldest first.</param>
 /// <param name="RatioStreak">Consecutive iterations with the negative term over its limit.</param>
 /// <param name="JumpStreak">Consecutive iterations with the reconstruction loss over its jump limit.</param>
-public sealed record CollapseGuardState(IReadOnlyList<double> Window, int RatioStreak, int JumpStreak);
+/// <param name="BestValidation">The best validation metric so far (null before the first validation).</param>
+public sealed record CollapseGuardState(IReadOnlyList<double> Window, int RatioStreak, int JumpStreak, double? BestValidation = null);

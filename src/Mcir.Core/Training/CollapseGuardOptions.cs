@@ -26,4 +26,10 @@ public sealed record CollapseGuardOptions
 
     /// <summary>Consecutive jumping iterations before the run is declared collapsed (1 = the first jump).</summary>
     public int JumpPatience { get; init; } = 3;
+
+    /// <summary>The validation metric watched for a cliff (higher is better), e.g. "psnr".</summary>
+    public string ValidationMetric { get; init; } = "psnr";
+
+    /// <summary>A validation value this far below the best so far is a collapse (dB for PSNR); null disables the check.</summary>
+    public double? ValidationDrop { get; init; } = 5.0;
 }

@@ -286,7 +286,15 @@ public sealed class Trainer : IDisposable
                 clock.Restart();
                 windowStart = it;
             }
-            if (_validate is not null && Options.ValFreq > 0 && it % Options.ValFreq == 0) Validate(it, log);
+            if (_validate is not null && Options.ValFreq > 0 && it % Options.ValFreq == 0
+                && _guard.ObserveValidation(it, Validate(it, log)) is { IsCollapsed: true } cliff)
+            {
+                string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";
+                log.OnMessage(it, cliff.Message);
+                result = new(TrainingStatus.Collapsed, it, $"{cliff.Message}; the run stopped and wrote no checkpoint from this state; {last}",
+                    LastCheckpoint, cliff, LastValidation);
+                break;
+            }
             if (Options.CheckpointFreq > 0 && it % Options.CheckpointFreq == 0)
             {
                 WriteCheckpoint(log);
@@ -338,7 +346,7 @@ public sealed class Trainer : IDisposable
         return (parts, gradNorm, verdict);
     }
 
-    private void Validate(long it, ITrainingLog log)
+    private IReadOnlyDictionary<string, double> Validate(long it, ITrainingLog log)
     {
         var net = _ema is not null && Options.Validation.UseEma ? _ema.Network : _net;
         bool wasTraining = net.training;
@@ -356,6 +364,7 @@ public sealed class Trainer : IDisposable
         }
         LastValidation = metrics;
         log.OnValidation(it, metrics);
+        return metrics;
     }
 
     private void SetLearningRate(double lr)

@@ -114,4 +114,34 @@ public class CollapseGuardTests
         // Without the history the jump at iterations 55-56 goes unnoticed (too little history): the state matters.
         Assert.DoesNotContain(verdicts, v => v.C.Cause == CollapseCause.ReconstructionJump);
     }
+
+    [Fact]
+    public void ValidationCliffAgainstTheBestValueCollapses_AndCanBeDisabled()
+    {
+        var guard = new CollapseGuard(new CollapseGuardOptions { ValidationDrop = 2.0 });
+        Assert.False(guard.ObserveValidation(100, new Dictionary<string, double> { ["psnr"] = 28 }).IsCollapsed);
+        Assert.False(guard.ObserveValidation(200, new Dictionary<string, double> { ["psnr"] = 30 }).IsCollapsed);
+        Assert.False(guard.ObserveValidation(300, new Dictionary<string, double> { ["psnr"] = 28.5 }).IsCollapsed); // 1.5 dB below best
+        Assert.False(guard.ObserveValidation(350, new Dictionary<string, double> { ["ssim"] = 0.1 }).IsCollapsed);   // metric absent
+        var v = guard.ObserveValidation(400, new Dictionary<string, double> { ["psnr"] = 27.5 });
+        Assert.Equal(CollapseCause.ValidationCliff, v.Cause);
+        Assert.Contains("below its best 30", v.Message);
+
+        var off = new CollapseGuard(new CollapseGuardOptions { ValidationDrop = null });
+        off.ObserveValidation(1, new Dictionary<string, double> { ["psnr"] = 40 });
+        Assert.False(off.ObserveValidation(2, new Dictionary<string, double> { ["psnr"] = 10 }).IsCollapsed);
+
+        var nan = new CollapseGuard().ObserveValidation(5, new Dictionary<string, double> { ["psnr"] = double.NaN });
+        Assert.Equal(CollapseCause.NonFinite, nan.Cause);
+    }
+
+    [Fact]
+    public void BestValidationIsPartOfTheState()
+    {
+        var a = new CollapseGuard(new CollapseGuardOptions { ValidationDrop = 2.0 });
+        a.ObserveValidation(1, new Dictionary<string, double> { ["psnr"] = 33 });
+        var b = new CollapseGuard(new CollapseGuardOptions { ValidationDrop = 2.0 });
+        b.RestoreState(System.Text.Json.JsonSerializer.Deserialize<CollapseGuardState>(System.Text.Json.JsonSerializer.Serialize(a.CaptureState()))!);
+        Assert.Equal(CollapseCause.ValidationCliff, b.ObserveValidation(2, new Dictionary<string, double> { ["psnr"] = 30 }).Cause);
+    }
 }
