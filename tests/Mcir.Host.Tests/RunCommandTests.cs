@@ -86,4 +86,18 @@ public class RunCommandTests
         Assert.Contains("'edsr-tiny' is not a registered model", stderr);
         Assert.Contains("edsr, edsr-light", stderr);
     }
+
+    [Fact]
+    public void HugeLambdaCollapsesTheRunWithExitCode3AndNoCheckpointFromTheCollapse()
+    {
+        using var tmp = new TempDir();
+        var (code, _, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp, "collapsing"),
+            "--set", "loss.spn.lambda=1000", "collapse_guard.ratio_patience=2", "train.total_iter=20", "train.checkpoint_freq=1");
+
+        Assert.Equal(3, code);
+        Assert.Contains("collapse: negative term 'spn'", stderr);
+        Assert.Contains("lower lambda", stderr);
+        var checkpoints = Directory.GetDirectories(Path.Combine(tmp.Path, "runs", "collapsing", "checkpoints"), "iter_*").Select(Path.GetFileName).ToList();
+        Assert.Equal(["iter_000001"], checkpoints); // iteration 2 collapsed: nothing written from it
+    }
 }

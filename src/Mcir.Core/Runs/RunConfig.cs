@@ -33,6 +33,9 @@ public sealed record RunConfig
     /// <summary>Iterations, optimiser, schedule, checkpoints (BasicSR's <c>train</c> section).</summary>
     public TrainingOptions Train { get; init; } = new();
 
+    /// <summary>When a run counts as collapsed (the reconstruction part is set from <c>loss.reconstruction</c>).</summary>
+    public CollapseGuardOptions CollapseGuard { get; init; } = new();
+
     /// <summary>How validation and test images are scored (SR: Y channel, crop border = scale).</summary>
     public MetricsProtocol Metrics { get; init; } = new();
 }

@@ -72,7 +72,7 @@ public static class TrainingRun
             }
 
             // The collapse guard watches the reconstruction term's part, whichever term that is.
-            var guard = new CollapseGuard(new CollapseGuardOptions { ReconstructionPart = terms[0].Name });
+            var guard = new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name });
             using var trainer = new Trainer(net, terms, new LoaderBatchSource(loader), config.Train with { Name = config.Name }, runDir, bank, validate,
                 progress: log, collapseGuard: guard);
             if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
