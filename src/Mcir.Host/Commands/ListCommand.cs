@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Mcir.Abstractions.Components;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Config;
@@ -31,7 +30,7 @@ internal static class ListCommand
             {
                 console.Out.WriteLine($"  {m.Name}  [{string.Join(", ", m.Tasks)}]  {m.Description}");
                 console.Out.WriteLine($"    class {m.ModelType.FullName} ({m.ModelType.Assembly.GetName().Name}), options {m.OptionsType.Name}, {m.ParameterCount:N0} parameters by default");
-                console.Out.WriteLine($"    defaults {JsonSerializer.Serialize(m.DefaultOptions, m.OptionsType)}");
+                console.Out.WriteLine($"    defaults {ConfigBinder.ToJson(m.DefaultOptions).ToJsonString()}");
             }
             ListComponents(console, "degradations (data.*.degradation.name, type degraded-folder)", services.GetRequiredService<IComponentRegistry<DegradationDescriptor>>());
             var lossTerms = services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>();
