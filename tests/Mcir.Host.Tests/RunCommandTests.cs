@@ -37,6 +37,9 @@ public class RunCommandTests
         Assert.Equal("tiny-test", (string?)results[0]!["dataset"]);
         Assert.InRange((double)results[0]!["baseline"]!["psnr"]!, 10, 100);
         Assert.True(File.Exists(Path.Combine(runDir, "test", "tiny-test", "v0.png")));
+        var events = Directory.GetFiles(Path.Combine(runDir, "tb"), "events.out.tfevents.*");
+        Assert.Single(events);
+        Assert.True(new FileInfo(events[0]).Length > 200, "TensorBoard scalars were written");
     }
 
     [Fact]

@@ -73,8 +73,9 @@ public static class TrainingRun
 
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name });
+            using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
             using var trainer = new Trainer(net, terms, new LoaderBatchSource(loader), config.Train with { Name = config.Name }, runDir, bank, validate,
-                progress: log, collapseGuard: guard);
+                log: tensorBoard, progress: log, collapseGuard: guard);
             if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
             {
                 trainer.LoadCheckpoint(checkpoint);
