@@ -28,24 +28,6 @@ public static class OnnxEmbeddings
         throw new McirException($"unknown ONNX embedding '{name}'; registered: {string.Join(", ", Names)}.");
     }
 
-    /// <summary>
-    /// The offline default φ for SPN: VGG (<paramref name="vgg"/>, layers relu1_2/relu2_2/relu3_3 at 0.2/0.3/0.5) when a VGG
-    /// weights file is configured, otherwise <c>resnet18-imagenet</c> with <see cref="ResNet18ImageNet.DefaultLayers"/> and
-    /// <see cref="ResNet18ImageNet.DefaultLayerWeights"/> — pretrained ImageNet features instead of random VGG weights.
-    /// The caller owns the embedding; pass it to <c>new SpnLoss(options with { LayerWeights = … }, embedding)</c>.
-    /// </summary>
-    public static (IFeatureEmbedding Embedding, IReadOnlyDictionary<string, double> LayerWeights) CreateOfflineSpnDefault(
-        VggEmbeddingOptions? vgg = null, OnnxEmbeddingOptions? resnet = null)
-    {
-        if (vgg is { WeightsPath: { Length: > 0 } })
-        {
-            var weights = new Dictionary<string, double> { ["relu1_2"] = 0.2, ["relu2_2"] = 0.3, ["relu3_3"] = 0.5 };
-            return (new VggEmbedding(vgg with { Layers = [.. weights.Keys] }), weights);
-        }
-        var options = (resnet ?? new OnnxEmbeddingOptions()) with { Layers = ResNet18ImageNet.DefaultLayers };
-        return (ResNet18ImageNet.Create(options), ResNet18ImageNet.DefaultLayerWeights);
-    }
-
     /// <summary>The <c>onnx</c> embedding: <see cref="OnnxEmbeddingOptions.ModelPath"/> and <see cref="OnnxEmbeddingOptions.Layers"/> are required.</summary>
     public static OnnxEmbedding CreateGeneric(OnnxEmbeddingOptions options)
     {

@@ -223,20 +223,6 @@ public class ResNet18EmbeddingTests : IClassFixture<ResNet18Fixture>
     }
 
     [Fact]
-    public void OfflineSpnDefault_IsResNetWithoutAVggFile()
-    {
-        var (emb, weights) = OnnxEmbeddings.CreateOfflineSpnDefault(new Mcir.Core.Embeddings.VggEmbeddingOptions { AllowRandomWeights = true });
-        using (emb)
-        {
-            Assert.Equal(ResNet18ImageNet.Name, emb.Name);
-            Assert.Equal(emb.Layers, weights.Keys);
-            Assert.Equal([0.2, 0.3, 0.5], weights.Values);
-            using var spn = new SpnLoss(new SpnLossOptions { LayerWeights = weights }, emb);
-            Assert.Contains("ResNet18.onnx", spn.Describe(), StringComparison.Ordinal);
-        }
-    }
-
-    [Fact]
     public void TruncatedPackageFile_IsAClearError()
     {
         string path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"mcir-resnet18-truncated-{Guid.NewGuid():N}.onnx");
