@@ -1,0 +1,196 @@
+using Mcir.Abstractions.Models;
+using Mcir.Core.IO;
+using Mcir.Core.ModelContrast;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Plugins.Deblurring.Tests;
+
+public sealed class NafnetTests
+{
+    private const double Tolerance = 1e-5;
+
+    private static List<(string Name, long[] Shape)> StateDictShapes(nn.Module module) =>
+        module.state_dict().Select(static kv => (kv.Key, kv.Value.shape)).ToList();
+
+    private static void AssertSameManifest(List<(string Name, long[] Shape)> expected, List<(string Name, long[] Shape)> actual)
+    {
+        Assert.Equal(expected.Select(static e => e.Name), actual.Select(static a => a.Name));
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(expected[i].Shape.SequenceEqual(actual[i].Shape),
+                $"{expected[i].Name}: expected [{string.Join(", ", expected[i].Shape)}], got [{string.Join(", ", actual[i].Shape)}]");
+    }
+
+    private static bool AllEqual(Tensor a, Tensor b)
+    {
+        if (!a.shape.SequenceEqual(b.shape)) return false;
+        using var eq = a.eq(b).all();
+        return eq.item<bool>();
+    }
+
+    private static double MaxAbsDiff(Tensor a, Tensor b)
+    {
+        Assert.Equal(a.shape, b.shape);
+        using var d = (a - b).abs().max();
+        return d.item<float>();
+    }
+
+    [Fact]
+    public void FixtureOptionsAreTheSmallPreset()
+    {
+        var fixture = NafnetFixture.Load();
+        Assert.Equal(fixture.Options(), NafnetOptions.Small);
+        Assert.Same(NafnetOptions.Small, Nafnet.Presets["nafnet-small"]);
+    }
+
+    [Fact]
+    public void StateDictKeysAndShapesMatchTheFixture()
+    {
+        var fixture = NafnetFixture.Load();
+        using var model = new Nafnet(fixture.Options());
+        AssertSameManifest(fixture.StateDictManifest(), StateDictShapes(model));
+        Assert.Equal(fixture.Config.GetProperty("state_dict").GetProperty("num_tensors").GetInt32(), model.state_dict().Count);
+        Assert.Equal(fixture.Config.GetProperty("state_dict").GetProperty("num_parameters").GetInt64(), model.parameters().Sum(static p => p.numel()));
+        Assert.Empty(model.buffers());
+    }
+
+    [Fact]
+    public void RequestedWidth16ConfigurationHasTheReferenceNamesShapesAndCount()
+    {
+        var fixture = NafnetFixture.Load();
+        var options = fixture.Options("requested_config_kwargs");
+        Assert.Equal(16, options.Width);
+        using var model = new Nafnet(options);
+        AssertSameManifest(NafnetFixture.Manifest(fixture.Config.GetProperty("requested_config_state_dict_keys")), StateDictShapes(model));
+        Assert.Equal(fixture.Config.GetProperty("requested_config_num_parameters").GetInt64(), model.parameters().Sum(static p => p.numel()));
+    }
+
+    [Theory]
+    [InlineData("input.npy", "output.npy")]
+    [InlineData("input_pad.npy", "output_pad.npy")]
+    public void ReproducesTheReferenceOutputFromTheBareStateDict(string inputFile, string outputFile)
+    {
+        var fixture = NafnetFixture.Load();
+        using var scope = NewDisposeScope();
+        using var model = new Nafnet(fixture.Options());
+        var sd = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var (missing, unexpected) = model.load_state_dict(sd, strict: true);
+        Assert.Empty(missing);
+        Assert.Empty(unexpected);
+        model.eval();
+
+        var input = Npy.Load(fixture.PathOf(inputFile));
+        var expected = Npy.Load(fixture.PathOf(outputFile));
+        Tensor output;
+        using (no_grad()) output = model.call(input);
+        double diff = MaxAbsDiff(output, expected);
+        Console.WriteLine($"nafnet_small {outputFile}: max |output - reference| = {diff:E3}");
+        Assert.True(diff <= Tolerance, $"{outputFile}: max |output - reference| = {diff:E3} > {Tolerance:E0}");
+    }
+
+    [Fact]
+    public void PaddingIsZeroPaddingThenCrop()
+    {
+        // The 50x70 output equals the top-left crop of the output on the explicitly zero-padded 64x80 input.
+        var fixture = NafnetFixture.Load();
+        using var scope = NewDisposeScope();
+        using var model = new Nafnet(fixture.Options());
+        model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        model.eval();
+        var input = Npy.Load(fixture.PathOf("input_pad.npy"));
+        using (no_grad())
+        {
+            var direct = model.call(input);
+            var padded = model.call(nn.functional.pad(input, new long[] { 0, 10, 0, 14 }));
+            Assert.Equal(new long[] { 1, 3, 64, 80 }, padded.shape);
+            Assert.True(MaxAbsDiff(direct, padded.slice(2, 0, 50, 1).slice(3, 0, 70, 1)) <= 1e-6);
+        }
+    }
+
+    [Fact]
+    public void TrainsThroughLayerNorm2d()
+    {
+        // Autograd differentiates the plain-tensor LayerNorm2d: every parameter gets a gradient.
+        using var scope = NewDisposeScope();
+        using var model = new Nafnet(NafnetOptions.Small with { EncBlkNums = [1, 1], DecBlkNums = [1, 1] });
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters())
+                if (name.EndsWith("beta", StringComparison.Ordinal) || name.EndsWith("gamma", StringComparison.Ordinal)) p.fill_(0.1);
+        model.train();
+        var y = model.call(rand(2, 3, 12, 12));
+        y.square().mean().backward();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            Assert.True(p.grad is not null, $"{name} has no gradient");
+            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
+        }
+    }
+
+    [Fact]
+    public void GeneratedDescriptorDescribesTheModel()
+    {
+        var d = Nafnet.Descriptor;
+        Assert.Equal("nafnet", d.Name);
+        Assert.Equal(["deblur"], d.Tasks);
+        Assert.Equal(typeof(Nafnet), d.ModelType);
+        Assert.Equal(typeof(NafnetOptions), d.OptionsType);
+        Assert.Equal(new NafnetOptions(), d.DefaultOptions);
+        Assert.False(string.IsNullOrWhiteSpace(d.Description));
+
+        using var built = d.Create(NafnetOptions.Small with { Width = 4 });
+        var nafnet = Assert.IsType<Nafnet>(built);
+        Assert.Equal(4, nafnet.Options.Width);
+    }
+
+    [Fact]
+    public void DefaultOptionsAreTheGoProWidth32Model()
+    {
+        var d = new NafnetOptions();
+        Assert.Equal((3, 32, 1), (d.ImgChannel, d.Width, d.MiddleBlkNum));
+        Assert.Equal([1, 1, 1, 28], d.EncBlkNums);
+        Assert.Equal([1, 1, 1, 1], d.DecBlkNums);
+        Assert.Equal(16, d.PadderSize);
+        Assert.Equal(["nafnet", "nafnet-small"], Nafnet.Presets.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(d, Nafnet.Presets["nafnet"]);
+        Assert.Equal(d.GetHashCode(), new NafnetOptions().GetHashCode());
+        Assert.NotEqual(d, d with { EncBlkNums = [1, 1, 1, 27] });
+        Assert.Equal(NafnetOptions.Small, new NafnetOptions { Width = 8, EncBlkNums = [1, 1, 1, 1] });
+    }
+
+    [Fact]
+    public void CloneArchitectureHasTheSameKeysAndShapesButFreshValues()
+    {
+        using var scope = NewDisposeScope();
+        using var model = new Nafnet(NafnetOptions.Small);
+        IArchitectureCloneable cloneable = model;
+        using var clone = cloneable.CloneArchitecture();
+        var typed = Assert.IsType<Nafnet>(clone);
+        Assert.Same(model.Options, typed.Options);
+        AssertSameManifest(StateDictShapes(model), StateDictShapes(clone));
+
+        var a = model.state_dict();
+        var b = clone.state_dict();
+        foreach (var key in a.Keys.Where(static k => k.EndsWith(".weight", StringComparison.Ordinal) && !k.Contains(".norm", StringComparison.Ordinal)))
+            Assert.False(AllEqual(a[key], b[key]), $"{key}: the clone has the same values (expected a fresh initialisation)");
+    }
+
+    [Fact]
+    public void InvalidOptionsAreClearErrors()
+    {
+        var small = NafnetOptions.Small;
+        Assert.Contains("Width (width) must be >= 1, got -8", Assert.Throws<ArgumentException>(() => new Nafnet(small with { Width = -8 })).Message);
+        Assert.Contains("ImgChannel", Assert.Throws<ArgumentException>(() => new Nafnet(small with { ImgChannel = 0 })).Message);
+        Assert.Contains("MiddleBlkNum", Assert.Throws<ArgumentException>(() => new Nafnet(small with { MiddleBlkNum = -1 })).Message);
+        Assert.Contains("EncBlkNums", Assert.Throws<ArgumentException>(() => new Nafnet(small with { EncBlkNums = [1, -1, 1, 1] })).Message);
+        Assert.Contains("same number of levels", Assert.Throws<ArgumentException>(() => new Nafnet(small with { DecBlkNums = [1, 1, 1] })).Message);
+    }
+
+    [Fact]
+    public void WrongInputChannelsAreAClearError()
+    {
+        using var scope = NewDisposeScope();
+        using var model = new Nafnet(NafnetOptions.Small);
+        var e = Assert.Throws<ArgumentException>(() => model.call(rand(1, 1, 16, 16)));
+        Assert.Contains("[N, 3, H, W]", e.Message);
+    }
+}
