@@ -22,6 +22,7 @@ public static class HostCommands
             ListCommand.Create(console),
             RunCommand.Create(console),
             RestoreCommand.Create(console),
+            ExportCommand.Create(console),
             TestCommand.Create(console),
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
