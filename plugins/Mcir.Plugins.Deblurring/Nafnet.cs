@@ -13,7 +13,7 @@ namespace Mcir.Plugins.Deblurring;
 /// </summary>
 /// <remarks>
 /// <para>Forward, as the original: zero-pad the input on the bottom/right to a multiple of
-/// <see cref="NafnetOptions.PadderSize"/> (<c>check_image_size</c>), <c>intro</c>, encoder levels (each output kept as
+/// <see cref="NafnetOptions.PadderSize()"/> (<c>check_image_size</c>), <c>intro</c>, encoder levels (each output kept as
 /// a skip connection, then downsampled), middle blocks, decoder levels (upsample, add the skip, blocks),
 /// <c>ending</c>, add the padded input (global residual) and crop back to the input size. Input and output
 /// [N, img_channel, H, W], any H and W.</para>
@@ -127,10 +127,10 @@ public sealed partial class Nafnet : nn.Module<Tensor, Tensor>
         return x.slice(2, 0, h, 1).slice(3, 0, w, 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>NAFNet's <c>check_image_size</c>: zero-pads bottom and right to a multiple of <see cref="NafnetOptions.PadderSize"/>.</summary>
+    /// <summary>NAFNet's <c>check_image_size</c>: zero-pads bottom and right to a multiple of <see cref="NafnetOptions.PadderSize()"/>.</summary>
     private Tensor CheckImageSize(Tensor x)
     {
-        long p = Options.PadderSize;
+        long p = Options.PadderSize();
         long padH = (p - x.shape[2] % p) % p, padW = (p - x.shape[3] % p) % p;
         return padH == 0 && padW == 0 ? x.alias() : nn.functional.pad(x, new[] { 0, padW, 0, padH });
     }

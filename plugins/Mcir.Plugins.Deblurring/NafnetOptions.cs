@@ -49,8 +49,12 @@ public sealed record NafnetOptions
         init => _decBlkNums = Array.AsReadOnly((value ?? throw new ArgumentNullException(nameof(DecBlkNums))).ToArray());
     }
 
-    /// <summary>The input is zero-padded to a multiple of this (<c>2 ** len(enc_blk_nums)</c>, NAFNet's <c>padder_size</c>).</summary>
-    public int PadderSize => 1 << EncBlkNums.Count;
+    /// <summary>
+    /// The input is zero-padded to a multiple of this (<c>2 ** len(enc_blk_nums)</c>, NAFNet's <c>padder_size</c>). A method,
+    /// not a property, so that it is not a configuration key.
+    /// </summary>
+    /// <returns>2 to the power of the number of encoder levels.</returns>
+    public int PadderSize() => 1 << EncBlkNums.Count;
 
     /// <summary>
     /// Checks the options and throws an <see cref="ArgumentException"/> naming the offending option when they cannot

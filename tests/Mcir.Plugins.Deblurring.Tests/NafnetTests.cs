@@ -149,7 +149,7 @@ public sealed class NafnetTests
         Assert.Equal((3, 32, 1), (d.ImgChannel, d.Width, d.MiddleBlkNum));
         Assert.Equal([1, 1, 1, 28], d.EncBlkNums);
         Assert.Equal([1, 1, 1, 1], d.DecBlkNums);
-        Assert.Equal(16, d.PadderSize);
+        Assert.Equal(16, d.PadderSize());
         Assert.Equal(["nafnet", "nafnet-small"], Nafnet.Presets.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(d, Nafnet.Presets["nafnet"]);
         Assert.Equal(d.GetHashCode(), new NafnetOptions().GetHashCode());
