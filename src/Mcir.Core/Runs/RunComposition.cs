@@ -31,6 +31,16 @@ public static class RunComposition
     public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
     public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19", "resnet18-imagenet", "onnx"];
 
+    /// <summary>Image files up to this total size are cached in memory when <c>cache_images</c> is not set.</summary>
+    public const long AutoCacheBytes = 64L << 20;
+
+    /// <summary>Whether the data set keeps decoded images in memory (<c>cache_images</c>, or the size rule when unset).</summary>
+    public static bool CachesImages(DatasetSection s) => s.CacheImages ?? FolderBytes(s) <= AutoCacheBytes;
+
+    private static long FolderBytes(DatasetSection s) =>
+        new[] { s.DatarootGt, s.DatarootLq }.Where(Directory.Exists)
+            .Sum(d => Directory.EnumerateFiles(d!).Where(f => Data.ImageFolder.Extensions.Contains(Path.GetExtension(f))).Sum(f => new FileInfo(f).Length));
+
     /// <summary>Binds the whole configuration (every key checked).</summary>
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");
 
@@ -102,7 +112,7 @@ public static class RunComposition
             GtSize = training ? s.GtSize : null,
             UseHFlip = training && s.UseHflip,
             UseRot = training && s.UseRot,
-            CacheImages = true,
+            CacheImages = CachesImages(s),
         };
         IPairedDataset data = s.Type switch
         {

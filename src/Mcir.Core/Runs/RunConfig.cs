@@ -79,6 +79,12 @@ public sealed record DatasetSection
     public bool UseRot { get; init; }
     /// <summary>Training only: each image is seen this many times per epoch (BasicSR's dataset_enlarge_ratio).</summary>
     public int DatasetEnlargeRatio { get; init; } = 1;
+    /// <summary>
+    /// Keep decoded images in memory: true, false, or null (default) = only when the folders hold at most
+    /// <see cref="RunComposition.AutoCacheBytes"/> of image files (decoded float images take 10–30× their PNG size, so a
+    /// DIV2K-sized set is read from disk each time instead).
+    /// </summary>
+    public bool? CacheImages { get; init; }
     /// <summary>How <c>degraded-folder</c> makes its inputs (required there, not allowed elsewhere).</summary>
     public DegradationSection? Degradation { get; init; }
 }
