@@ -47,7 +47,7 @@ public static class TrainingRun
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
         var loader = new PairedBatchLoader(train, new PairedLoaderOptions
         {
-            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = false,
+            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
         });
         var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false, registries.Degradations) : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false, registries.Degradations))).ToList();
@@ -74,7 +74,8 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name });
             using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
-            using var trainer = new Trainer(net, terms, new LoaderBatchSource(loader), config.Train with { Name = config.Name }, runDir, bank, validate,
+            using var batches = new LoaderBatchSource(loader);
+            using var trainer = new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
                 log: tensorBoard, progress: log, collapseGuard: guard);
             if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
             {
