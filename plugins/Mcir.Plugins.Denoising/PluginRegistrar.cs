@@ -12,15 +12,7 @@ internal sealed partial class PluginRegistrar
 {
     partial void RegisterServices(IServiceCollection services)
     {
-        // A preset is the same architecture under another name with other default options.
-        var dncnn = DnCnn.Descriptor;
-        foreach (var (name, options) in DnCnn.Presets.Where(p => p.Key != dncnn.Name))
-        {
-            services.AddMcirModel(new ModelDescriptor(
-                name, dncnn.Tasks, $"DnCNN preset: {options.Features} features, depth {options.Depth}",
-                dncnn.ModelType, dncnn.OptionsType, options, dncnn.Create));
-        }
-
+        services.AddMcirPresets(DnCnn.Descriptor, DnCnn.Presets, options => $"DnCNN preset: {options.Features} features, depth {options.Depth}");
         services.AddMcirLossTerm(CharbonnierLoss.Descriptor);
         services.AddMcirDegradation(PoissonGaussianDegradation.Descriptor);
     }

@@ -7,16 +7,7 @@ namespace McirGenerated;
 /// <summary>Registers, besides the generated model entries, the named EDSR presets (e.g. <c>edsr-light</c>).</summary>
 internal sealed partial class PluginRegistrar
 {
-    partial void RegisterServices(IServiceCollection services)
-    {
-        // A preset is the same architecture under another name with other default options; "edsr" itself is the
-        // generated descriptor.
-        var edsr = Edsr.Descriptor;
-        foreach (var (name, options) in Edsr.Presets.Where(p => p.Key != edsr.Name))
-        {
-            services.AddMcirModel(new ModelDescriptor(
-                name, edsr.Tasks, $"EDSR preset: {options.NumFeat} features, {options.NumBlock} blocks, res_scale {options.ResScale}",
-                edsr.ModelType, edsr.OptionsType, options, edsr.Create));
-        }
-    }
+    partial void RegisterServices(IServiceCollection services) =>
+        services.AddMcirPresets(Edsr.Descriptor, Edsr.Presets,
+            options => $"EDSR preset: {options.NumFeat} features, {options.NumBlock} blocks, res_scale {options.ResScale}");
 }

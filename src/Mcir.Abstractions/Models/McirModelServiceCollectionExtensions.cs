@@ -24,4 +24,30 @@ public static class McirModelServiceCollectionExtensions
         services.TryAddSingleton<IModelRegistry, ModelRegistry>();
         return services;
     }
+
+    /// <summary>
+    /// Registers named presets of <paramref name="model"/>: the same architecture under other names with other default
+    /// options (e.g. <c>edsr-light</c> beside <c>edsr</c>). A preset named like the model itself is skipped (the model's
+    /// own descriptor already stands for it).
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="model">The generated descriptor of the architecture (<c>TModel.Descriptor</c>).</param>
+    /// <param name="presets">Preset name → options.</param>
+    /// <param name="describe">The one-line description shown by <c>mcir-host list</c> for a preset's options.</param>
+    /// <returns>The service collection, for chaining.</returns>
+    public static IServiceCollection AddMcirPresets<TOptions>(this IServiceCollection services, ModelDescriptor model,
+        IReadOnlyDictionary<string, TOptions> presets, Func<TOptions, string> describe)
+        where TOptions : notnull
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(presets);
+        ArgumentNullException.ThrowIfNull(describe);
+        foreach (var (name, options) in presets)
+        {
+            if (name == model.Name) continue;
+            services.AddMcirModel(new ModelDescriptor(name, model.Tasks, describe(options), model.ModelType, model.OptionsType, options, model.Create));
+        }
+        return services;
+    }
+
 }
