@@ -9,5 +9,6 @@ internal sealed partial class PluginRegistrar
 {
     partial void RegisterServices(IServiceCollection services) =>
         services.AddMcirPresets(Edsr.Descriptor, Edsr.Presets,
-            options => $"EDSR preset: {options.NumFeat} features, {options.NumBlock} blocks, res_scale {options.ResScale}");
+            options => $"EDSR preset: {options.NumFeat} features, {options.NumBlock} blocks, res_scale {options.ResScale}")
+            .AddMcirPresets(SwinIR.Descriptor, SwinIR.Presets, o => $"SwinIR preset: embed_dim {o.EmbedDim}, depths [{string.Join(", ", o.Depths)}], window {o.WindowSize}, {o.Upsampler} x{o.Upscale}");
 }
