@@ -12,12 +12,21 @@ namespace Mcir.Core.Tests.ModelContrast.NegativePrecisionChecks;
 /// <summary>bfloat16 negatives: close to the float32 ones, float32 masters stay exact, mirrors follow updates.</summary>
 public class NegativePrecisionTests
 {
+    // Both banks start from the same target weights and copy them (no draw from the process-wide generator, which
+    // tests running in parallel also use), so their float32 masters must be identical.
+    private static readonly Dictionary<string, Tensor> TargetWeights = InitialWeights();
+
+    private static Dictionary<string, Tensor> InitialWeights()
+    {
+        using var net = new NegativeBankTestEdsr(8, 1, 2);
+        return net.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone().DetachFromDisposeScope());
+    }
+
     private static (Mcir.Core.ModelContrast.NegativeBank Bank, NegativeBankTestEdsr Target) Bank(NegativePrecision p)
     {
-        manual_seed(5);
         var target = new NegativeBankTestEdsr(8, 1, 2);
-        manual_seed(6);
-        return (Mcir.Core.ModelContrast.NegativeBank.Create(target, new NegativeBankOptions { Steps = [1, 2], Precision = p }), target);
+        target.load_state_dict(TargetWeights);
+        return (Mcir.Core.ModelContrast.NegativeBank.Create(target, new NegativeBankOptions { Steps = [1, 2], Init = NegativeInit.Copy, Precision = p }), target);
     }
 
     [Fact]
