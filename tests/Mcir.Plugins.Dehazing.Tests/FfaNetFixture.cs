@@ -1,29 +1,13 @@
-using System.Text.Json;
+using Mcir.Tests.Shared;
 
 namespace Mcir.Plugins.Dehazing.Tests;
 
 /// <summary>Reads the TestData/archs/ffa_small fixture folder (config.json written by the PyTorch reference).</summary>
-internal sealed class FfaNetFixture
+internal sealed class FfaNetFixture : ArchFixture
 {
-    private FfaNetFixture(string name, JsonElement config)
-    {
-        Name = name;
-        Config = config;
-    }
+    private FfaNetFixture(string name) : base(name) { }
 
-    public string Name { get; }
-    public JsonElement Config { get; }
-    public string Dir => Path.Combine(AppContext.BaseDirectory, "TestData", "archs", Name);
-    public string StateDictPath => Path.Combine(Dir, "state_dict.pth");
-
-    public string PathOf(string file) => Path.Combine(Dir, file);
-
-    public static FfaNetFixture Load(string name = "ffa_small")
-    {
-        var path = Path.Combine(AppContext.BaseDirectory, "TestData", "archs", name, "config.json");
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        return new FfaNetFixture(name, doc.RootElement.Clone());
-    }
+    public static FfaNetFixture Load(string name = "ffa_small") => new(name);
 
     /// <summary>
     /// FfaNetOptions from <c>constructor_kwargs</c> (or another kwargs object of config.json). The reference network
@@ -31,7 +15,7 @@ internal sealed class FfaNetFixture
     /// </summary>
     public FfaNetOptions Options(string kwargsProperty = "constructor_kwargs")
     {
-        var k = Config.GetProperty(kwargsProperty);
+        var k = Kwargs(kwargsProperty);
         return new FfaNetOptions
         {
             Gps = k.GetProperty("gps").GetInt32(),
@@ -39,12 +23,4 @@ internal sealed class FfaNetFixture
             NormalizeInput = false,
         };
     }
-
-    /// <summary>Ordered name → shape of a key manifest (<c>state_dict.keys</c> or <c>requested_config_state_dict_keys</c>).</summary>
-    public static List<(string Name, long[] Shape)> Manifest(JsonElement keys) =>
-        keys.EnumerateObject()
-            .Select(static p => (p.Name, p.Value.GetProperty("shape").EnumerateArray().Select(static e => e.GetInt64()).ToArray()))
-            .ToList();
-
-    public List<(string Name, long[] Shape)> StateDictManifest() => Manifest(Config.GetProperty("state_dict").GetProperty("keys"));
 }
