@@ -2,6 +2,7 @@ using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
 using TorchSharp;
+using static Mcir.Tests.Shared.ArchAsserts;
 using static TorchSharp.torch;
 
 namespace Mcir.Plugins.Deblurring.Tests;
@@ -9,31 +10,6 @@ namespace Mcir.Plugins.Deblurring.Tests;
 public sealed class NafnetTests
 {
     private const double Tolerance = 1e-5;
-
-    private static List<(string Name, long[] Shape)> StateDictShapes(nn.Module module) =>
-        module.state_dict().Select(static kv => (kv.Key, kv.Value.shape)).ToList();
-
-    private static void AssertSameManifest(List<(string Name, long[] Shape)> expected, List<(string Name, long[] Shape)> actual)
-    {
-        Assert.Equal(expected.Select(static e => e.Name), actual.Select(static a => a.Name));
-        for (int i = 0; i < expected.Count; i++)
-            Assert.True(expected[i].Shape.SequenceEqual(actual[i].Shape),
-                $"{expected[i].Name}: expected [{string.Join(", ", expected[i].Shape)}], got [{string.Join(", ", actual[i].Shape)}]");
-    }
-
-    private static bool AllEqual(Tensor a, Tensor b)
-    {
-        if (!a.shape.SequenceEqual(b.shape)) return false;
-        using var eq = a.eq(b).all();
-        return eq.item<bool>();
-    }
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(a.shape, b.shape);
-        using var d = (a - b).abs().max();
-        return d.item<float>();
-    }
 
     [Fact]
     public void FixtureOptionsAreTheSmallPreset()

@@ -4,6 +4,7 @@ using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
 using TorchSharp;
 using Xunit.Abstractions;
+using static Mcir.Tests.Shared.ArchAsserts;
 using static TorchSharp.torch;
 
 namespace Mcir.Plugins.SuperResolution.Tests;
@@ -60,20 +61,6 @@ public sealed class SwinIRTests(ITestOutputHelper output)
                 $"{name}: expected [{string.Join(", ", shape)}], got [{string.Join(", ", actual[name].shape)}]");
             Assert.Equal(dtype, DtypeName(actual[name].dtype));
         }
-    }
-
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        Assert.Equal(a.shape, b.shape);
-        using var d = (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max();
-        return d.item<double>();
-    }
-
-    private static bool AllEqual(Tensor a, Tensor b)
-    {
-        if (!a.shape.SequenceEqual(b.shape)) return false;
-        using var eq = a.eq(b).all();
-        return eq.item<bool>();
     }
 
     private static SwinIR LoadedModel(EdsrFixture fixture, SwinIROptions options)
