@@ -95,11 +95,7 @@ public sealed class NafnetTests
         model.train();
         var y = model.call(rand(2, 3, 12, 12));
         y.square().mean().backward();
-        foreach (var (name, p) in model.named_parameters())
-        {
-            Assert.True(p.grad is not null, $"{name} has no gradient");
-            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
-        }
+        AssertEveryParameterHasGradient(model);
     }
 
     [Fact]

@@ -11,15 +11,7 @@ public sealed class FfaNetTests
 {
     private const double Tolerance = 1e-5;
 
-    private static FfaNet LoadFixtureModel(FfaNetFixture fixture, FfaNetOptions options)
-    {
-        var model = new FfaNet(options);
-        var (missing, unexpected) = model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
-        Assert.Empty(missing);
-        Assert.Empty(unexpected);
-        model.eval();
-        return model;
-    }
+    private static FfaNet LoadFixtureModel(FfaNetFixture fixture, FfaNetOptions options) => LoadReference(new FfaNet(options), fixture);
 
     [Fact]
     public void FixtureOptionsAreTheSmallPresetWithoutNormalisation()
@@ -111,11 +103,7 @@ public sealed class FfaNetTests
         model.train();
         var y = model.call(Npy.Load(fixture.PathOf("input.npy")));
         y.square().mean().backward();
-        foreach (var (name, p) in model.named_parameters())
-        {
-            Assert.True(p.grad is not null, $"{name} has no gradient");
-            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
-        }
+        AssertEveryParameterHasGradient(model);
     }
 
     [Fact]

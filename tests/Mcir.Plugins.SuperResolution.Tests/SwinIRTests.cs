@@ -63,15 +63,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
         }
     }
 
-    private static SwinIR LoadedModel(EdsrFixture fixture, SwinIROptions options)
-    {
-        var model = new SwinIR(options);
-        var (missing, unexpected) = model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
-        Assert.Empty(missing);
-        Assert.Empty(unexpected);
-        model.eval();
-        return model;
-    }
+    private static SwinIR LoadedModel(EdsrFixture fixture, SwinIROptions options) => LoadReference(new SwinIR(options), fixture);
 
     [Fact]
     public void StateDictKeysShapesAndDtypesMatchTheFixture()

@@ -1,3 +1,4 @@
+using Mcir.Core.ModelContrast;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -33,5 +34,25 @@ internal static class ArchAsserts
         Assert.Equal(a.shape, b.shape);
         using var d = (a.to(ScalarType.Float64) - b.to(ScalarType.Float64)).abs().max();
         return d.item<double>();
+    }
+
+    /// <summary>Loads the reference state_dict.pth into <paramref name="model"/> by name, strictly, and sets eval mode.</summary>
+    public static T LoadReference<T>(T model, ArchFixture fixture) where T : nn.Module
+    {
+        var (missing, unexpected) = model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        Assert.Empty(missing);
+        Assert.Empty(unexpected);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>After a backward pass, every parameter has a gradient with a non-zero element.</summary>
+    public static void AssertEveryParameterHasGradient(nn.Module model)
+    {
+        foreach (var (name, p) in model.named_parameters())
+        {
+            Assert.True(p.grad is not null, $"{name} has no gradient");
+            Assert.True(p.grad!.abs().sum().item<float>() > 0, $"{name} has a zero gradient");
+        }
     }
 }
