@@ -43,7 +43,8 @@ internal static class ArchAsserts
         Assert.Empty(missing);
         Assert.Empty(unexpected);
         model.eval();
-        return model;
+        // As the engine runs every model it builds (channels-last convolution inputs: see ChannelsLast).
+        return Mcir.Core.Compute.ChannelsLast.ForConvolutions(model);
     }
 
     /// <summary>After a backward pass, every parameter has a gradient with a non-zero element.</summary>

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Mcir.Core.Compute;
@@ -8,20 +11,56 @@ namespace Mcir.Core.Compute;
 /// through the network. TorchSharp has no <c>memory_format</c> argument, so the layout is made by permuting to NHWC,
 /// copying, and permuting the view back: shape and indexing stay NCHW, only the strides change.
 /// </summary>
+/// <remarks>
+/// Channels-last is also a matter of correctness with libtorch 2.10 (oneDNN 3.7.1) on CPU: a float32 convolution of a
+/// contiguous NCHW input whose channel count is above 16 and not a multiple of the ISA's block (24, 30, 60, 120, …) goes
+/// through a padded blocked layout whose padding is not always cleared, and returns wrong values or NaN depending on
+/// what the allocator hands out (seen on AMD Zen 5 with AVX-512 and with AVX2 kernels alike: SwinIR's 60 channels off
+/// by up to 20). The NHWC path has no padding and is exact to float32 rounding. <see cref="ForConvolutions"/> makes every
+/// convolution of a model take its input channels-last, whatever the model's own code did before it.
+/// </remarks>
 public static class ChannelsLast
 {
+    private static readonly ConditionalWeakTable<nn.Module, object> Guarded = new();
+
     /// <summary>The same values with channels-last strides (a copy unless already so); other ranks are returned as they are.</summary>
     public static Tensor Of(Tensor nchw)
     {
         if (nchw.dim() != 4 || IsChannelsLast(nchw)) return nchw;
-        return nchw.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+        // A copy into fresh NHWC storage: permute(…).contiguous() would keep the odd stride of a size-1 dimension.
+        var nhwc = empty([nchw.shape[0], nchw.shape[2], nchw.shape[3], nchw.shape[1]], nchw.dtype, nchw.device);
+        nhwc.copy_(nchw.permute(0, 2, 3, 1));
+        return nhwc.permute(0, 3, 1, 2);
     }
 
-    /// <summary>True when the innermost stride is the channel's (NHWC memory order).</summary>
+    /// <summary>
+    /// True when the tensor is densely laid out in NHWC memory order, every stride included: a size-1 batch with
+    /// another batch stride (what a transpose-then-view gives) is not, since oneDNN then takes its strided path, which
+    /// has the padding fault described above.
+    /// </summary>
     public static bool IsChannelsLast(Tensor t)
     {
         if (t.dim() != 4) return false;
         var s = t.stride();
-        return s[1] == 1 && s[3] == t.shape[1] && s[2] == t.shape[1] * t.shape[3];
+        long c = t.shape[1], h = t.shape[2], w = t.shape[3];
+        return s[1] == 1 && s[3] == c && s[2] == c * w && s[0] == c * h * w;
+    }
+
+    /// <summary>
+    /// Registers, once per module, a forward pre-hook on every <c>Conv2d</c> and <c>ConvTranspose2d</c> of
+    /// <paramref name="model"/> (itself included) that gives the convolution a channels-last input (<see cref="Of"/>).
+    /// Values are unchanged; the engine calls it on every model it builds (target, negatives, target EMA, inference).
+    /// </summary>
+    /// <returns><paramref name="model"/>, for chaining.</returns>
+    public static T ForConvolutions<T>(T model) where T : nn.Module
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        foreach (var module in model.modules().Prepend(model))
+        {
+            if (module is not (Conv2d or ConvTranspose2d) || Guarded.TryGetValue(module, out _)) continue;
+            ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook(static (_, x) => Of(x));
+            Guarded.Add(module, Guarded);
+        }
+        return model;
     }
 }

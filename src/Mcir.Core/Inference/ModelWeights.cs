@@ -368,7 +368,7 @@ public static class ModelWeights
         var options = ComposeOptions(descriptor, overrides, request.Set, request.Scale);
         notes.Add($"weights: {weights.Description}");
 
-        var net = descriptor.Create(options);
+        var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
         try
         {
             Load(net, weights);

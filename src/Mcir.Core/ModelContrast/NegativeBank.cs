@@ -95,8 +95,8 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             var first = target.parameters().FirstOrDefault();
             for (int j = 0; j < options.Count; j++)
             {
-                var neg = cloneable.CloneArchitecture()
-                    ?? throw new InvalidOperationException($"negative bank: {target.GetType().Name}.CloneArchitecture() returned null");
+                var neg = cloneable.CloneArchitecture() is { } clone ? Compute.ChannelsLast.ForConvolutions(clone)
+                    : throw new InvalidOperationException($"negative bank: {target.GetType().Name}.CloneArchitecture() returned null");
                 if (ReferenceEquals(neg, target))
                     throw new InvalidOperationException($"negative bank: {target.GetType().Name}.CloneArchitecture() returned the target itself, not a new instance");
                 negatives.Add(neg);
@@ -139,7 +139,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             {
                 foreach (var neg in negatives)
                 {
-                    var mirror = cloneable.CloneArchitecture();
+                    var mirror = Compute.ChannelsLast.ForConvolutions(cloneable.CloneArchitecture());
                     mirrors.Add(mirror);
                     mirror.to(options.Precision.ToScalarType());
                     Freeze(mirror);

@@ -95,7 +95,7 @@ public static class RunComposition
         if (!registry.TryGet(section.Name, out var descriptor))
             throw new McirException($"model.name '{section.Name}' is not a registered model (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
         options = ModelOptions(descriptor, section.Options);
-        return descriptor.Create(options);
+        return Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
     }
 
     private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(m => m.Name));

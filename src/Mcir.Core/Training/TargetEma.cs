@@ -25,7 +25,7 @@ public sealed class TargetEma : IDisposable
         if (target is not IArchitectureCloneable cloneable)
             throw new McirException($"ema_decay is set but the network {target.GetType().Name} does not implement {nameof(IArchitectureCloneable)}, so no EMA copy can be built");
         Decay = decay;
-        Network = cloneable.CloneArchitecture();
+        Network = Compute.ChannelsLast.ForConvolutions(cloneable.CloneArchitecture());
         var first = target.parameters().FirstOrDefault();
         if (first is not null) Network.to(first.device);
         var tp = target.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
