@@ -42,10 +42,14 @@ public static class ImageIO
     /// <see cref="RgbImage.SourceBitDepth"/> = 16; the EXIF orientation is applied unless
     /// <see cref="ImageReadOptions.ApplyExifOrientation"/> is false.</para>
     /// <para>Validation, before any pixel is decoded: the container structure is walked so truncated files are
-    /// rejected even where the decoder would silently return partial pixels — PNG: every chunk inside the file with a
-    /// correct CRC, up to IEND; JPEG: every segment inside the file, up to the EOI marker; BMP: the uncompressed pixel
-    /// array inside the file; TIFF: the first directory and all its strips/tiles inside the file; WebP: the RIFF payload
-    /// and all chunks inside the file. Then the header size is checked against
+    /// rejected even where the decoder would silently return partial pixels — PNG: every chunk inside the file, a
+    /// correct CRC on every critical chunk, up to IEND; JPEG: every segment inside the file, up to the EOI marker; BMP:
+    /// the uncompressed pixel array inside the file; TIFF: the first directory and all its strips/tiles inside the file;
+    /// WebP: the RIFF payload and all chunks inside the file. Two defects libpng/libjpeg (OpenCV) read past are read with
+    /// a warning to <see cref="ImageReadOptions.Warning"/>: a PNG ancillary chunk with a wrong CRC (the chunk is dropped
+    /// before decoding) and a JPEG without EOI whose scans are complete (checked by decoding the entropy-coded data with
+    /// LibJpeg.NET; EOI is appended for the decoder; junk after the scan is ignored). A cut JPEG scan or missing
+    /// progressive scans stay <see cref="ImageReadFailure.Truncated"/>. Then the header size is checked against
     /// <see cref="ImageReadOptions.MaxPixels"/>. Any decoder failure is reported as corrupt data. JPEG, BMP, TIFF and
     /// WebP have no checksums, so corrupted compressed bytes inside a structurally complete file may still decode.</para>
     /// <para>JPEG pixels come from ImageSharp's decoder, which can differ from libjpeg-turbo (OpenCV/PIL) by a few
