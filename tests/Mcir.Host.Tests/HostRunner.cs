@@ -39,4 +39,6 @@ internal sealed class TempDir : IDisposable
 internal static class Fixtures
 {
     public static string Metrics(string file) => Path.Combine(AppContext.BaseDirectory, "TestData", "metrics", file);
+
+    public static string Defects(string file) => Path.Combine(AppContext.BaseDirectory, "TestData", "defects", file);
 }

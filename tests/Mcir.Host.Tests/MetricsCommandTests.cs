@@ -114,4 +114,22 @@ public class MetricsCommandTests
         Assert.Equal("inf", row.GetProperty("psnr").GetString());
         Assert.Equal(1.0, row.GetProperty("ssim").GetDouble(), 12);
     }
+
+    [Fact]
+    public void PngWithABadTextChunkCrcIsScoredWithAWarning()
+    {
+        // Field case C2-11: libpng (OpenCV, BasicSR) warns about the tEXt chunk's CRC and ignores the chunk.
+        using var tmp = new TempDir();
+        string gt = tmp.Sub("gt"), restored = tmp.Sub("restored"), json = Path.Combine(tmp.Path, "m.json");
+        File.Copy(Fixtures.Defects("ok.png"), Path.Combine(gt, "a.png"));
+        File.Copy(Fixtures.Defects("bad_text_crc.png"), Path.Combine(restored, "a.png"));
+
+        var (code, _, stderr) = HostRunner.Run("metrics", "--gt", gt, "--restored", restored, "--json", json);
+
+        Assert.True(code == 0, stderr);
+        string warning = Assert.Single(stderr.Split('\n'), l => l.StartsWith("warning: "));
+        Assert.StartsWith($"warning: {Path.Combine(restored, "a.png")}: PNG ancillary chunk 'tEXt' at byte 33 has a wrong CRC", warning);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        Assert.Equal("inf", doc.RootElement.GetProperty("images")[0].GetProperty("psnr").GetString());
+    }
 }

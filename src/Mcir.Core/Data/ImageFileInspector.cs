@@ -7,12 +7,22 @@ namespace Mcir.Core.Data;
 public enum ImageFileFormat { Png, Jpeg, Bmp, Tiff, WebP }
 
 /// <summary>What the container structure of an image file says, checked without decoding any pixels.</summary>
-internal readonly record struct ImageFileFacts(ImageFileFormat Format, int BitsPerChannel, bool HasAlpha);
+/// <param name="Format">The container format.</param>
+/// <param name="BitsPerChannel">Bits per sample (8 or 16 for the formats read at 16 bits).</param>
+/// <param name="HasAlpha">The file declares an alpha channel or transparency.</param>
+/// <param name="Warnings">Tolerated defects, one line each starting with the path (empty when none).</param>
+/// <param name="Repaired">The bytes to hand the decoder instead of the file's when a tolerated defect had to be
+/// repaired (a PNG ancillary chunk with a wrong CRC dropped, a missing JPEG EOI appended); null = the file's bytes.</param>
+internal readonly record struct ImageFileFacts(ImageFileFormat Format, int BitsPerChannel, bool HasAlpha,
+    IReadOnlyList<string>? Warnings = null, byte[]? Repaired = null);
 
 /// <summary>
 /// Recognises the format from the file's magic bytes and walks the container structure so truncated and
 /// structurally corrupt files are rejected even where the decoder would silently return partial pixels
-/// (ImageSharp 2.1 does that for JPEG, BMP and WebP). The rules are documented in docs/image-io.md.
+/// (ImageSharp 2.1 does that for JPEG, BMP and WebP). Two defects that libpng and libjpeg (OpenCV's imread, hence
+/// BasicSR's numbers) only warn about are tolerated with a warning and a repaired byte stream for the decoder: a PNG
+/// ancillary chunk with a wrong CRC, and a JPEG whose scans are complete but whose EOI marker is missing. The rules
+/// are documented in docs/image-io.md.
 /// </summary>
 internal static class ImageFileInspector
 {
@@ -20,7 +30,11 @@ internal static class ImageFileInspector
 
     private static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
-    public static ImageFileFacts Inspect(string path, ReadOnlySpan<byte> b)
+    /// <param name="path">The file's path, for messages.</param>
+    /// <param name="b">The file's bytes.</param>
+    /// <param name="maxPixels">The size limit, checked before a JPEG without EOI is entropy-decoded to see whether its
+    /// scans are complete (the only case where the walk decodes anything).</param>
+    public static ImageFileFacts Inspect(string path, ReadOnlySpan<byte> b, long maxPixels = long.MaxValue)
     {
         ImageFileFormat? format = DetectFormat(b);
         if (format is null)
@@ -37,7 +51,7 @@ internal static class ImageFileInspector
         return format.Value switch
         {
             ImageFileFormat.Png => InspectPng(path, b),
-            ImageFileFormat.Jpeg => InspectJpeg(path, b),
+            ImageFileFormat.Jpeg => InspectJpeg(path, b, maxPixels),
             ImageFileFormat.Bmp => InspectBmp(path, b),
             ImageFileFormat.Tiff => InspectTiff(path, b),
             _ => InspectWebP(path, b),
@@ -103,13 +117,18 @@ internal static class ImageFileInspector
     }
 
     // ---------------------------------------------------------------- PNG
-    // Rule: chunks are walked from the signature; every chunk must lie inside the file and carry a correct CRC-32,
-    // IHDR must come first, at least one IDAT must appear, and the walk must reach IEND. Bytes after IEND are ignored.
+    // Rule: chunks are walked from the signature; every chunk must lie inside the file, IHDR must come first, at least
+    // one IDAT must appear, and the walk must reach IEND. Bytes after IEND are ignored. A critical chunk (type starting
+    // with an upper-case letter: IHDR, PLTE, IDAT, IEND, ...) must carry a correct CRC-32; an ancillary chunk (lower-case:
+    // tEXt, gAMA, tRNS, eXIf, ...) with a wrong CRC is dropped with a warning, as libpng does by default
+    // (PNG_CRC_WARN_DISCARD), so its content never reaches the decoder.
 
     private static ImageFileFacts InspectPng(string path, ReadOnlySpan<byte> b)
     {
         int pos = 8, bitDepth = 0, colorType = -1;
         bool sawIdat = false, sawTrns = false;
+        List<(int Start, int Length)>? dropped = null;
+        List<string>? warnings = null;
         while (true)
         {
             if (b.Length - pos < 12)
@@ -125,12 +144,24 @@ internal static class ImageFileInspector
             var typeAndData = b.Slice(pos + 4, 4 + (int)length);
             uint stored = BinaryPrimitives.ReadUInt32BigEndian(b[(pos + 8 + (int)length)..]);
             uint computed = Crc32.Compute(typeAndData);
-            if (stored != computed)
-                throw new ImageReadException(path, ImageReadFailure.Corrupt,
-                    $"corrupt PNG: CRC mismatch in chunk '{type}' at byte {pos} (stored {stored:X8}, computed {computed:X8}); expected every chunk's CRC to match its data");
-            var data = typeAndData[4..];
             if (pos == 8 && type != "IHDR")
                 throw new ImageReadException(path, ImageReadFailure.Corrupt, $"corrupt PNG: first chunk is '{type}'; expected IHDR");
+            if (stored != computed)
+            {
+                // Ancillary = bit 5 of the first type byte set (lower case); a type that is not four letters is invalid.
+                bool ancillary = type[0] is >= 'a' and <= 'z';
+                if (!ancillary)
+                    throw new ImageReadException(path, ImageReadFailure.Corrupt,
+                        $"corrupt PNG: CRC mismatch in critical chunk '{type}' at byte {pos} (stored {stored:X8}, computed {computed:X8}); " +
+                        "expected the CRC of every critical chunk (IHDR, PLTE, IDAT, IEND) to match its data");
+                (dropped ??= []).Add((pos, 12 + (int)length));
+                (warnings ??= []).Add(
+                    $"{path}: PNG ancillary chunk '{type}' at byte {pos} has a wrong CRC (stored {stored:X8}, computed {computed:X8}); " +
+                    "the chunk is ignored, as libpng (OpenCV) does");
+                pos += 12 + (int)length;
+                continue;
+            }
+            var data = typeAndData[4..];
             switch (type)
             {
                 case "IHDR":
@@ -142,10 +173,26 @@ internal static class ImageFileInspector
                 case "IDAT": sawIdat = true; break;
                 case "IEND":
                     if (!sawIdat) throw new ImageReadException(path, ImageReadFailure.Corrupt, "corrupt PNG: reached IEND without any IDAT chunk; expected image data");
-                    return new ImageFileFacts(ImageFileFormat.Png, bitDepth, colorType is 4 or 6 || sawTrns);
+                    return new ImageFileFacts(ImageFileFormat.Png, bitDepth, colorType is 4 or 6 || sawTrns,
+                        warnings, dropped is null ? null : WithoutRanges(b, dropped));
             }
             pos += 12 + (int)length;
         }
+    }
+
+    /// <summary>A copy of <paramref name="b"/> without the given (ascending, disjoint) byte ranges.</summary>
+    private static byte[] WithoutRanges(ReadOnlySpan<byte> b, List<(int Start, int Length)> ranges)
+    {
+        var result = new byte[b.Length - ranges.Sum(r => r.Length)];
+        int from = 0, to = 0;
+        foreach (var (start, length) in ranges)
+        {
+            b[from..start].CopyTo(result.AsSpan(to));
+            to += start - from;
+            from = start + length;
+        }
+        b[from..].CopyTo(result.AsSpan(to));
+        return result;
     }
 
     private static string ChunkType(ReadOnlySpan<byte> t)
@@ -156,20 +203,28 @@ internal static class ImageFileInspector
 
     // ---------------------------------------------------------------- JPEG
     // Rule: markers are walked from SOI; every marker segment must lie inside the file, entropy-coded data after each
-    // SOS is skipped to the next marker, and the walk must reach EOI (FFD9). Stray bytes between segments are skipped
-    // like libjpeg does; bytes after EOI are ignored. A file without EOI is reported as truncated.
+    // SOS is skipped to the next marker, and the walk should reach EOI (FFD9). Stray bytes between segments are skipped
+    // like libjpeg does; bytes after EOI are ignored. A file that ends inside the entropy-coded data of a scan without
+    // EOI is what libjpeg's file reader warns about ("Premature end of JPEG file") and still returns: it is read with a
+    // warning when its scans are complete — the scans seen cover every coefficient of every component at full
+    // precision (no progressive scan is missing) and libjpeg decodes the last scan to its last block without running
+    // out of data — and the decoder gets the bytes with FFD9 appended. Otherwise (a cut scan, missing scans, a file
+    // that ends in the headers or inside a segment) the file is truncated.
 
-    private static ImageFileFacts InspectJpeg(string path, ReadOnlySpan<byte> b)
+    private static ImageFileFacts InspectJpeg(string path, ReadOnlySpan<byte> b, long maxPixels)
     {
-        int pos = 2, bits = 8;
-        bool sawSof = false, sawSos = false;
+        int pos = 2, bits = 8, scans = 0;
+        bool sawSof = false, sawSos = false, progressive = false;
+        int width = 0, height = 0;
+        byte[]? components = null;              // frame component ids, from SOF
+        var coverage = new Dictionary<byte, ulong>(); // component id -> coefficients that reached full precision
         while (true)
         {
             int ff = b[pos..].IndexOf((byte)0xFF);
-            if (ff < 0) throw JpegTruncated(path, b, sawSos);
+            if (ff < 0) throw JpegTruncated(path, b, scans);
             pos += ff;
             while (pos < b.Length && b[pos] == 0xFF) pos++; // fill bytes
-            if (pos >= b.Length) throw JpegTruncated(path, b, sawSos);
+            if (pos >= b.Length) throw JpegTruncated(path, b, scans);
             byte marker = b[pos++];
             if (marker == 0xD9)
             {
@@ -179,31 +234,46 @@ internal static class ImageFileInspector
                 return new ImageFileFacts(ImageFileFormat.Jpeg, bits, HasAlpha: false);
             }
             if (marker == 0x00 || marker == 0x01 || marker is >= 0xD0 and <= 0xD7) continue; // stuffing / TEM / RSTn: no length
-            if (b.Length - pos < 2) throw JpegTruncated(path, b, sawSos);
+            if (b.Length - pos < 2) throw JpegTruncated(path, b, scans);
             int length = BinaryPrimitives.ReadUInt16BigEndian(b[pos..]);
             if (length < 2)
                 throw new ImageReadException(path, ImageReadFailure.Corrupt, $"corrupt JPEG: marker FF{marker:X2} at byte {pos - 2} has invalid length {length}");
             if (pos + length > b.Length)
                 throw new ImageReadException(path, ImageReadFailure.Truncated,
                     $"truncated JPEG: segment FF{marker:X2} at byte {pos - 2} needs {length + 2} bytes but the file ends after {b.Length - pos + 2}; expected complete segments up to the EOI marker (FFD9)");
+            var segment = b.Slice(pos + 2, length - 2);
             if (marker is >= 0xC0 and <= 0xCF && marker is not 0xC4 and not 0xC8 and not 0xCC)
             {
                 sawSof = true;
-                if (length > 2) bits = b[pos + 2];
+                progressive = marker is 0xC2 or 0xCA;
+                if (segment.Length >= 1) bits = segment[0];
+                if (segment.Length >= 6)
+                {
+                    height = BinaryPrimitives.ReadUInt16BigEndian(segment[1..]);
+                    width = BinaryPrimitives.ReadUInt16BigEndian(segment[3..]);
+                    int n = segment[5];
+                    if (segment.Length >= 6 + 3 * n)
+                    {
+                        components = new byte[n];
+                        for (int i = 0; i < n; i++) components[i] = segment[6 + 3 * i];
+                    }
+                }
             }
             pos += length;
             if (marker == 0xDA)
             {
                 sawSos = true;
+                scans++;
+                AddScanCoverage(segment, progressive, coverage);
                 // Entropy-coded data: FF00 is a stuffed byte, FFD0–FFD7 are restart markers; anything else is a marker.
                 while (true)
                 {
                     int next = b[pos..].IndexOf((byte)0xFF);
-                    if (next < 0) throw JpegTruncated(path, b, sawSos);
+                    if (next < 0) return JpegWithoutEoi(path, b, bits, scans, width, height, components, coverage, maxPixels);
                     pos += next;
                     int q = pos + 1;
                     while (q < b.Length && b[q] == 0xFF) q++;
-                    if (q >= b.Length) throw JpegTruncated(path, b, sawSos);
+                    if (q >= b.Length) return JpegWithoutEoi(path, b, bits, scans, width, height, components, coverage, maxPixels);
                     if (b[q] == 0x00 || b[q] is >= 0xD0 and <= 0xD7) { pos = q + 1; continue; }
                     pos = q - 1; // at the FF before the marker
                     break;
@@ -212,9 +282,114 @@ internal static class ImageFileInspector
         }
     }
 
-    private static ImageReadException JpegTruncated(string path, ReadOnlySpan<byte> b, bool inScan) =>
+    /// <summary>Marks the coefficients a scan brings to full precision: all 64 of each component of a sequential scan;
+    /// Ss..Se of a progressive scan whose successive-approximation low bit Al is 0 (ITU T.81 B.2.3, G.1.1).</summary>
+    private static void AddScanCoverage(ReadOnlySpan<byte> sos, bool progressive, Dictionary<byte, ulong> coverage)
+    {
+        if (sos.Length < 1) return;
+        int n = sos[0];
+        if (sos.Length < 1 + 2 * n + 3) return;
+        int ss = sos[1 + 2 * n], se = sos[2 + 2 * n], al = sos[3 + 2 * n] & 0x0F;
+        ulong mask;
+        if (!progressive) mask = ulong.MaxValue;
+        else if (al != 0 || ss > se || se > 63) mask = 0;
+        else mask = (se == 63 ? ulong.MaxValue : (1UL << (se + 1)) - 1) & ~((1UL << ss) - 1);
+        for (int i = 0; i < n; i++)
+        {
+            byte id = sos[1 + 2 * i];
+            coverage[id] = coverage.GetValueOrDefault(id) | mask;
+        }
+    }
+
+    /// <summary>The file ends inside the entropy-coded data of scan <paramref name="scans"/> without EOI: read it with a
+    /// warning if its scans are complete (see the rule above), else throw a truncation error saying which defect it is.</summary>
+    private static ImageFileFacts JpegWithoutEoi(string path, ReadOnlySpan<byte> b, int bits, int scans, int width, int height,
+        byte[]? components, Dictionary<byte, ulong> coverage, long maxPixels)
+    {
+        string where = $"the file ends at byte {b.Length} inside the compressed data of scan {scans}";
+        const string Expected = "expected the rest of the JPEG data and the EOI marker (FFD9)";
+
+        var incomplete = components?.Where(id => coverage.GetValueOrDefault(id) != ulong.MaxValue).ToArray();
+        if (incomplete is { Length: > 0 })
+            throw new ImageReadException(path, ImageReadFailure.Truncated,
+                $"truncated JPEG: scans are missing — {where} without the EOI marker (FFD9), and the scans so far leave " +
+                $"component{(incomplete.Length > 1 ? "s" : "")} {string.Join(", ", incomplete)} without every coefficient at full precision; {Expected}");
+
+        if ((long)width * height > maxPixels)
+            throw ImageIO.TooLarge(path, width, height, maxPixels);
+
+        var check = LibJpegCheck.Run(b.ToArray());
+        if (check.Failure is { } failure)
+            throw new ImageReadException(path, ImageReadFailure.Truncated,
+                $"truncated JPEG: {where} without the EOI marker (FFD9), and libjpeg cannot decode the data to tell whether the scan is complete ({failure.Message}); {Expected}",
+                failure);
+        if (check.ScanCut)
+            throw new ImageReadException(path, ImageReadFailure.Truncated,
+                $"truncated JPEG: the scan is cut — {where}, before the scan's last block (libjpeg: \"{check.HitMarkerText}\"); {Expected}");
+
+        string defect = check.ExtraneousText is null
+            ? "JPEG has no EOI marker (FFD9) after its last scan"
+            : "JPEG has no EOI marker (FFD9) after its last scan, and bytes that are not JPEG data follow the scan";
+        string libjpeg = string.Join(", ", check.Warnings.Select(w => $"\"{w}\""));
+        string warning = $"{path}: {defect}; every scan is complete, so every pixel is read, as libjpeg (OpenCV) does" +
+            (libjpeg.Length > 0 ? $" (libjpeg: {libjpeg})" : "");
+        return new ImageFileFacts(ImageFileFormat.Jpeg, bits, HasAlpha: false, [warning], [.. b, 0xFF, 0xD9]);
+    }
+
+    /// <summary>
+    /// Decodes the entropy-coded data with BitMiracle's LibJpeg.NET, a C# port of IJG libjpeg 6b (the library OpenCV's
+    /// libjpeg-turbo derives from), and records its warnings: JWRN_HIT_MARKER ("premature end of data segment") means a
+    /// scan ran out of data before its last block; JWRN_JPEG_EOF means only that EOI is missing.
+    /// </summary>
+    private sealed class LibJpegCheck : BitMiracle.LibJpeg.Classic.jpeg_error_mgr
+    {
+        private int _code;
+
+        public List<string> Warnings { get; } = [];
+        public bool ScanCut { get; private set; }
+        public string? HitMarkerText { get; private set; }
+        public string? ExtraneousText { get; private set; }
+        public Exception? Failure { get; private set; }
+
+        public static LibJpegCheck Run(byte[] bytes)
+        {
+            var check = new LibJpegCheck();
+            var d = new BitMiracle.LibJpeg.Classic.jpeg_decompress_struct(check);
+            try
+            {
+                d.jpeg_stdio_src(new MemoryStream(bytes, writable: false));
+                d.jpeg_read_header(true);
+                d.jpeg_read_coefficients(); // entropy decoding of every scan, no IDCT
+                d.jpeg_finish_decompress();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException) { check.Failure = e; }
+            return check;
+        }
+
+        protected override string GetMessageText(int code)
+        {
+            _code = code;
+            return base.GetMessageText(code);
+        }
+
+        public override void emit_message(int msg_level)
+        {
+            if (msg_level >= 0) return; // trace messages
+            string text = format_message(); // sets _code
+            Warnings.Add(text);
+            switch ((BitMiracle.LibJpeg.Classic.J_MESSAGE_CODE)_code)
+            {
+                case BitMiracle.LibJpeg.Classic.J_MESSAGE_CODE.JWRN_HIT_MARKER: ScanCut = true; HitMarkerText ??= text; break;
+                case BitMiracle.LibJpeg.Classic.J_MESSAGE_CODE.JWRN_EXTRANEOUS_DATA: ExtraneousText ??= text; break;
+            }
+        }
+
+        public override void output_message() { }
+    }
+
+    private static ImageReadException JpegTruncated(string path, ReadOnlySpan<byte> b, int scans) =>
         new(path, ImageReadFailure.Truncated,
-            $"truncated JPEG: file ends at byte {b.Length} {(inScan ? "inside the compressed image data" : "inside the headers")} without the EOI marker (FFD9); expected a complete JPEG ending with FFD9");
+            $"truncated JPEG: file ends at byte {b.Length} {(scans > 0 ? $"after scan {scans}, between segments" : "inside the headers")} without the EOI marker (FFD9); expected a complete JPEG ending with FFD9");
 
     // ---------------------------------------------------------------- BMP
     // Rule: the headers must be inside the file; for uncompressed and bit-field BMPs the file must hold

@@ -42,10 +42,14 @@ public static class ImageIO
     /// <see cref="RgbImage.SourceBitDepth"/> = 16; the EXIF orientation is applied unless
     /// <see cref="ImageReadOptions.ApplyExifOrientation"/> is false.</para>
     /// <para>Validation, before any pixel is decoded: the container structure is walked so truncated files are
-    /// rejected even where the decoder would silently return partial pixels — PNG: every chunk inside the file with a
-    /// correct CRC, up to IEND; JPEG: every segment inside the file, up to the EOI marker; BMP: the uncompressed pixel
-    /// array inside the file; TIFF: the first directory and all its strips/tiles inside the file; WebP: the RIFF payload
-    /// and all chunks inside the file. Then the header size is checked against
+    /// rejected even where the decoder would silently return partial pixels — PNG: every chunk inside the file, a
+    /// correct CRC on every critical chunk, up to IEND; JPEG: every segment inside the file, up to the EOI marker; BMP:
+    /// the uncompressed pixel array inside the file; TIFF: the first directory and all its strips/tiles inside the file;
+    /// WebP: the RIFF payload and all chunks inside the file. Two defects libpng/libjpeg (OpenCV) read past are read with
+    /// a warning to <see cref="ImageReadOptions.Warning"/>: a PNG ancillary chunk with a wrong CRC (the chunk is dropped
+    /// before decoding) and a JPEG without EOI whose scans are complete (checked by decoding the entropy-coded data with
+    /// LibJpeg.NET; EOI is appended for the decoder; junk after the scan is ignored). A cut JPEG scan or missing
+    /// progressive scans stay <see cref="ImageReadFailure.Truncated"/>. Then the header size is checked against
     /// <see cref="ImageReadOptions.MaxPixels"/>. Any decoder failure is reported as corrupt data. JPEG, BMP, TIFF and
     /// WebP have no checksums, so corrupted compressed bytes inside a structurally complete file may still decode.</para>
     /// <para>JPEG pixels come from ImageSharp's decoder, which can differ from libjpeg-turbo (OpenCV/PIL) by a few
@@ -62,8 +66,9 @@ public static class ImageIO
             throw new ArgumentOutOfRangeException(nameof(options), $"{nameof(ImageReadOptions.MaxPixels)} must be positive, got {options.MaxPixels}");
 
         byte[] bytes = ReadBytes(path);
-        ImageFileFacts facts = ImageFileInspector.Inspect(path, bytes);
+        ImageFileFacts facts = ImageFileInspector.Inspect(path, bytes, options.MaxPixels);
         string name = FormatName(facts.Format);
+        bytes = facts.Repaired ?? bytes;
 
         IImageInfo? info;
         try { info = Image.Identify(Decoders, bytes, out _); }
@@ -73,10 +78,7 @@ public static class ImageIO
             throw new ImageReadException(path, ImageReadFailure.Corrupt, $"corrupt {name}: the decoder does not recognise the header; expected a valid {name} file");
 
         long pixels = (long)info.Width * info.Height;
-        if (pixels > options.MaxPixels)
-            throw new ImageReadException(path, ImageReadFailure.TooLarge,
-                $"image is {info.Width}x{info.Height} = {pixels:N0} pixels, over the limit of {options.MaxPixels:N0} pixels; " +
-                $"raise {nameof(ImageReadOptions)}.{nameof(ImageReadOptions.MaxPixels)} if this image is legitimate");
+        if (pixels > options.MaxPixels) throw TooLarge(path, info.Width, info.Height, options.MaxPixels);
         if (info.Width <= 0 || info.Height <= 0)
             throw new ImageReadException(path, ImageReadFailure.Corrupt, $"corrupt {name}: header gives size {info.Width}x{info.Height}; expected a positive size");
         if (facts.HasAlpha && options.Alpha == AlphaHandling.Error)
@@ -84,9 +86,10 @@ public static class ImageIO
                 $"{name} has an alpha channel (or transparency), but {nameof(ImageReadOptions)}.{nameof(ImageReadOptions.Alpha)} is {nameof(AlphaHandling.Error)}; " +
                 $"expected an opaque RGB or grayscale image (use {nameof(AlphaHandling)}.{nameof(AlphaHandling.Drop)} to discard alpha)");
 
+        RgbImage image;
         try
         {
-            return facts.BitsPerChannel > 8
+            image = facts.BitsPerChannel > 8
                 ? Decode<Rgb48>(bytes, options, 16, static (in Rgb48 p, Span<float> o) =>
                 {
                     o[0] = (float)(p.R / 257.0);
@@ -105,6 +108,23 @@ public static class ImageIO
             throw new ImageReadException(path, ImageReadFailure.Corrupt,
                 $"corrupt {name}: the decoder failed ({e.Message}); expected valid {name} data in a format variant ImageSharp supports", e);
         }
+        foreach (string warning in facts.Warnings ?? []) (options.Warning ?? WarnOnStandardError)(warning);
+        return image;
+    }
+
+    /// <summary>The <see cref="ImageReadFailure.TooLarge"/> error for a <paramref name="width"/> × <paramref name="height"/> image.</summary>
+    internal static ImageReadException TooLarge(string path, long width, long height, long maxPixels) =>
+        new(path, ImageReadFailure.TooLarge,
+            $"image is {width}x{height} = {width * height:N0} pixels, over the limit of {maxPixels:N0} pixels; " +
+            $"raise {nameof(ImageReadOptions)}.{nameof(ImageReadOptions.MaxPixels)} if this image is legitimate");
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Warned = new();
+
+    // The default warning sink (ImageReadOptions.Warning = null): standard error, each distinct line once per process,
+    // so a dataset that re-reads a file every epoch does not repeat it.
+    private static void WarnOnStandardError(string warning)
+    {
+        if (Warned.TryAdd(warning, true)) Console.Error.WriteLine($"warning: {warning}");
     }
 
     private delegate void PixelCopy<TPixel>(in TPixel p, Span<float> rgb);

@@ -29,6 +29,15 @@ public sealed record ImageReadOptions
     /// get the pixels in stored order.
     /// </summary>
     public bool ApplyExifOrientation { get; init; } = true;
+
+    /// <summary>
+    /// Receives one line per defect that the reader tolerates the way libpng/libjpeg (OpenCV's <c>imread</c>, hence
+    /// BasicSR) do: a PNG ancillary chunk with a wrong CRC (the chunk is ignored), a JPEG whose scans are complete but
+    /// whose EOI marker is missing or followed by junk bytes. The line starts with the file's path and names the defect;
+    /// it is sent only after the file was read successfully. Default null: the line is written to standard error as
+    /// <c>warning: &lt;line&gt;</c>, once per distinct line per process.
+    /// </summary>
+    public Action<string>? Warning { get; init; }
 }
 
 /// <summary>Options for <see cref="ImageIO.Write(string, RgbImage, ImageWriteOptions?)"/>.</summary>

@@ -53,13 +53,18 @@ public sealed record MetricsReport(MetricsProtocol Protocol, IReadOnlyList<Image
 /// <summary>Scores a folder of restored images against a folder of ground-truth images.</summary>
 public static class FolderEvaluation
 {
-    public static MetricsReport Evaluate(string gtDir, string restoredDir, MetricsProtocol protocol)
+    /// <param name="gtDir">Folder of ground-truth images.</param>
+    /// <param name="restoredDir">Folder of restored images, paired with <paramref name="gtDir"/> by file name.</param>
+    /// <param name="protocol">Crop border and channel.</param>
+    /// <param name="warning">Receives the reader's warnings (<see cref="ImageReadOptions.Warning"/>); null = standard error.</param>
+    public static MetricsReport Evaluate(string gtDir, string restoredDir, MetricsProtocol protocol, Action<string>? warning = null)
     {
         var scores = new List<ImageScore>();
+        var read = new ImageReadOptions { Warning = warning };
         foreach (var (name, gtPath, restoredPath) in ImageFolder.Pair(gtDir, restoredDir))
         {
-            var gt = ImageIO.Read(gtPath);
-            var restored = ImageIO.Read(restoredPath);
+            var gt = ImageIO.Read(gtPath, read);
+            var restored = ImageIO.Read(restoredPath, read);
             if (gt.Height != restored.Height || gt.Width != restored.Width)
                 throw new McirException($"{restoredPath}: size {restored.Height}x{restored.Width} differs from the ground truth {gtPath} ({gt.Height}x{gt.Width})");
             scores.Add(new ImageScore(name,

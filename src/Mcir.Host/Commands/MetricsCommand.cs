@@ -23,7 +23,8 @@ internal static class MetricsCommand
         });
         command.SetAction(r =>
         {
-            var report = FolderEvaluation.Evaluate(r.GetValue(gt)!, r.GetValue(restored)!, new MetricsProtocol(r.GetValue(crop), r.GetValue(y)));
+            var report = FolderEvaluation.Evaluate(r.GetValue(gt)!, r.GetValue(restored)!, new MetricsProtocol(r.GetValue(crop), r.GetValue(y)),
+                warning: w => console.Error.WriteLine($"warning: {w}"));
             console.Out.WriteLine(report.ToTable());
             if (r.GetValue(json) is { } path)
             {

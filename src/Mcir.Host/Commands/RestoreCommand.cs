@@ -37,10 +37,11 @@ internal static class RestoreCommand
             foreach (var note in net.Notes) console.Error.WriteLine(note);
             Directory.CreateDirectory(outDir);
 
+            var read = new ImageReadOptions { Warning = w => console.Error.WriteLine($"warning: {w}") };
             foreach (var file in files)
             {
                 var clock = Stopwatch.StartNew();
-                var image = ImageIO.Read(file);
+                var image = ImageIO.Read(file, read);
                 RgbImage restored;
                 using (NewDisposeScope())
                 {
