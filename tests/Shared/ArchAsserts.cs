@@ -7,6 +7,10 @@ namespace Mcir.Tests.Shared;
 /// <summary>Comparisons the architecture parity tests share (linked into each plugin test project).</summary>
 internal static class ArchAsserts
 {
+    /// <summary>The engine's CPU-specific libtorch settings, before any test of this assembly runs a kernel.</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void ApplyEngineCpuSettings() => Mcir.Core.Compute.OneDnnIsa.EnsureApplied();
+
     /// <summary>The module's state_dict as ordered name → shape.</summary>
     public static List<(string Name, long[] Shape)> StateDictShapes(nn.Module module) =>
         module.state_dict().Select(static kv => (kv.Key, kv.Value.shape)).ToList();

@@ -132,7 +132,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             throw;
         }
         List<nn.Module<Tensor, Tensor>>? mirrors = null;
-        if (options.Precision != Compute.NegativePrecision.Float32)
+        if (options.Precision.Resolve() != Compute.NegativePrecision.Float32)
         {
             mirrors = [];
             try

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Mcir.Abstractions.Losses;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Data.Datasets;
+using Mcir.Core.Compute;
 using Mcir.Core.IO;
 using Mcir.Core.Metrics;
 using Mcir.Core.ModelContrast;
@@ -43,6 +44,7 @@ public static class TrainingRun
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
         var loader = new PairedBatchLoader(train, new PairedLoaderOptions
@@ -59,7 +61,7 @@ public static class TrainingRun
             foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
             using var bank = terms.Any(t => t.NeedsNegatives) ? NegativeBank.Create(net, config.Negatives) : null;
             if (bank is not null)
-                log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}");
+                log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
 
             Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
             if (val is not null)
