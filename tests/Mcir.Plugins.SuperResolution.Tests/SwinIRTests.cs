@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using Xunit.Abstractions;
 using static Mcir.Tests.Shared.ArchAsserts;
@@ -100,7 +100,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     {
         var (fixture, options) = Load();
         using var scope = NewDisposeScope();
-        var stored = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var stored = StateDictFile.Read(fixture.StateDictPath);
         using var model = new SwinIR(options);
         var mine = model.state_dict();
         var keys = stored.Keys.Where(static k => k.EndsWith("relative_position_index", StringComparison.Ordinal)).ToList();
@@ -154,7 +154,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     {
         var (fixture, options) = Load();
         using var scope = NewDisposeScope();
-        var sd = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var sd = StateDictFile.Read(fixture.StateDictPath);
         var withMasks = new Dictionary<string, Tensor>(sd);
         foreach (var omitted in fixture.Config.GetProperty("state_dict").GetProperty("omitted_keys").EnumerateObject())
             withMasks[omitted.Name] = zeros(64, 64, 64);
