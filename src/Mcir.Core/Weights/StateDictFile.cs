@@ -101,8 +101,9 @@ public static class StateDictFile
     {
         try
         {
+            if (!skipTensorRead) return PyTorchUnpickler.UnpickleStateDict(path);
             using var stream = File.OpenRead(path);
-            return PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead: skipTensorRead);
+            return PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead: true);
         }
         catch (Exception e) when (e is NotImplementedException or InvalidDataException or IOException or InvalidCastException
                                        or InvalidOperationException or ArgumentException or KeyNotFoundException or NotSupportedException)
