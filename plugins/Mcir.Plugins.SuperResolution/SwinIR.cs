@@ -26,12 +26,13 @@ namespace Mcir.Plugins.SuperResolution;
 /// checkpoints. The shifted-window attention masks are not kept: BasicSR's <c>attn_mask</c> buffers depend only on
 /// <c>img_size</c>/<c>window_size</c>, and this port computes the mask for the actual input size at every call (what
 /// BasicSR's <c>calculate_mask</c> does for inputs of another size; for <c>img_size</c> inputs both are identical).
-/// Checkpoints written by BasicSR contain <c>….blocks.{odd}.attn_mask</c> entries: drop them with
-/// <see cref="WithoutAttentionMasks"/> before a strict <c>load_state_dict</c>.</para>
+/// Checkpoints written by BasicSR contain <c>….blocks.{odd}.attn_mask</c> entries: the engine's weights loader skips them
+/// by name (<see cref="IsRecomputed"/>, strict mode included); drop them with <see cref="WithoutAttentionMasks"/> before
+/// TorchSharp's own strict <c>load_state_dict</c>.</para>
 /// <para>Stochastic depth (<c>drop_path_rate</c>) and dropouts act in training only.</para>
 /// </remarks>
 [McirModel("swinir", Tasks = new[] { "sr" }, Description = "SwinIR (Liang et al., 2021), BasicSR layout; presets swinir-light (60/4x6, pixelshuffledirect x4), swinir-small (60/2x2) and swinir-classical (180/6x6, pixelshuffle x4)")]
-public sealed partial class SwinIR : nn.Module<Tensor, Tensor>
+public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedStateKeys
 {
     // Field names are the state_dict names (BasicSR's attribute names); RegisterComponents() registers the non-null ones.
     private readonly Conv2d conv_first;
@@ -155,6 +156,16 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>
             if (!key.EndsWith(".attn_mask", StringComparison.Ordinal) && key != "attn_mask")
                 result.Add(key, value);
         return result;
+    }
+
+    /// <summary>
+    /// True for BasicSR's <c>attn_mask</c> buffers (keys ending in <c>.attn_mask</c>), which this port recomputes for
+    /// every input size; weights loaders skip them by name.
+    /// </summary>
+    public bool IsRecomputed(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return key.EndsWith(".attn_mask", StringComparison.Ordinal) || key == "attn_mask";
     }
 
     /// <inheritdoc />

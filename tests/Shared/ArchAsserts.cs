@@ -1,4 +1,4 @@
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -43,7 +43,7 @@ internal static class ArchAsserts
     /// <summary>Loads the reference state_dict.pth into <paramref name="model"/> by name, strictly, and sets eval mode.</summary>
     public static T LoadReference<T>(T model, ArchFixture fixture) where T : nn.Module
     {
-        var (missing, unexpected) = model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        var (missing, unexpected) = model.load_state_dict(StateDictFile.Read(fixture.StateDictPath), strict: true);
         Assert.Empty(missing);
         Assert.Empty(unexpected);
         model.eval();

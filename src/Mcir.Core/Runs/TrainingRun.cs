@@ -7,6 +7,7 @@ using Mcir.Core.IO;
 using Mcir.Core.Metrics;
 using Mcir.Core.ModelContrast;
 using Mcir.Core.Training;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -45,6 +46,9 @@ public static class TrainingRun
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
         log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
+        string? checkpoint = Trainer.ResolveResume(runDir, resume);
+        if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
+            LoadPretrained(net, config.Path, log);
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
         var loader = new PairedBatchLoader(train, new PairedLoaderOptions
@@ -79,7 +83,7 @@ public static class TrainingRun
             using var batches = new LoaderBatchSource(loader);
             using var trainer = new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
                 log: tensorBoard, progress: log, collapseGuard: guard);
-            if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
+            if (checkpoint is not null)
             {
                 trainer.LoadCheckpoint(checkpoint);
                 log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
@@ -97,6 +101,39 @@ public static class TrainingRun
         finally
         {
             foreach (var t in terms) (t as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Loads <c>path.pretrain_network_g</c> into <paramref name="net"/> (strictly unless <c>path.strict_load_g</c> is
+    /// false) and logs what was loaded and every key that was not.
+    /// </summary>
+    public static StateDictLoadReport LoadPretrained(nn.Module net, PathSection path, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        ArgumentNullException.ThrowIfNull(path);
+        string file = path.PretrainNetworkG ?? throw new ArgumentException("path.pretrain_network_g is not set", nameof(path));
+        const string what = "path.pretrain_network_g";
+        Dictionary<string, Tensor> state;
+        try { state = StateDictFile.Read(file, path.ParamKeyG, what); }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new McirException(e.Message, e);
+        }
+        try
+        {
+            var report = StateDictLoader.Load(net, state, $"{what} '{file}'",
+                new StateDictLoadOptions { Strict = path.StrictLoadG, NonStrictHint = "path.strict_load_g: false" });
+            string key = path.ParamKeyG is { } k ? $"'{k}'" : "default wrapper rule";
+            log.WriteLine($"pretrained weights {file} ({key}, {(path.StrictLoadG ? "strict" : "non-strict")}): {report.Loaded.Count} keys loaded");
+            if (report.Recomputed.Count > 0)
+                log.WriteLine($"  skipped {report.Recomputed.Count} buffers the model recomputes: {string.Join(", ", report.Recomputed)}");
+            foreach (var line in report.Describe()) log.WriteLine("  " + line);
+            return report;
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
         }
     }
 

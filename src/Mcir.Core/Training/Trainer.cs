@@ -5,6 +5,7 @@ using System.Text.Json;
 using Mcir.Abstractions.Losses;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -200,7 +201,7 @@ public sealed class Trainer : IDisposable
                 _guard.RestoreState(JsonSerializer.Deserialize<CollapseGuardState>(File.ReadAllBytes(F("collapse_guard.json")))
                     ?? throw new InvalidDataException($"{F("collapse_guard.json")}: empty"));
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or EndOfStreamException or JsonException)
+        catch (Exception e) when (e is InvalidDataException or StateDictMismatchException or IOException or ArgumentException or EndOfStreamException or JsonException)
         {
             throw new McirException($"checkpoint '{dir}' cannot be resumed: {e.Message}", e);
         }
