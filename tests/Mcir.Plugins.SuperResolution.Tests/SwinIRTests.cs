@@ -215,6 +215,32 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheEnginePadsNonMultipleInputsAsBasicSRsSwinIRModelTest()
+    {
+        var (fixture, options) = Load();
+        using var scope = NewDisposeScope();
+        using var model = LoadedModel(fixture, options);
+        model.eval();
+        Assert.Equal(8, ((IInputSizeMultiple)model).InputSizeMultiple);
+        Assert.Equal(8, Mcir.Core.Inference.TiledRestorer.InputMultipleOf(model));
+
+        // 21x37: BasicSR's SwinIRModel.test pads (0, 3, 0, 3) with 'reflect', runs the network, keeps [0:4·21, 0:4·37]
+        var x = Npy.Load(fixture.PathOf("input_rect.npy")).narrow(2, 0, 21).narrow(3, 0, 37);
+        var restored = Mcir.Core.Inference.TiledRestorer.Restore(model, x);
+        Assert.Equal(new long[] { 1, 3, 84, 148 }, restored.shape);
+        Tensor expected;
+        using (no_grad())
+            expected = model.call(nn.functional.pad(x, [0, 3, 0, 3], PaddingModes.Reflect)).narrow(2, 0, 84).narrow(3, 0, 148);
+        // Same libtorch, but the engine feeds channels-last strides (oneDNN picks other convolution kernels): float32
+        // rounding differences only.
+        double diff = MaxAbsDiff(expected, restored);
+        output.WriteLine($"max |engine - explicit pad/forward/crop| = {diff:E3}");
+        Assert.True(diff <= 1e-5, $"max difference {diff:E3}");
+        // no user option needed, and the whole-image path is what validation and `test` use too
+        Assert.Throws<ArgumentException>(() => model.call(x));
+    }
+
+    [Fact]
     public void GeneratedDescriptorDescribesTheModel()
     {
         var d = SwinIR.Descriptor;

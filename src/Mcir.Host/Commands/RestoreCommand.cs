@@ -129,7 +129,7 @@ internal sealed class InferenceOptions
 
     public Option<int> TileOverlap { get; } = new("--tile-overlap") { Description = "Input pixels shared by neighbouring tiles", DefaultValueFactory = _ => 16 };
 
-    public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Reflect-pad each network input to a multiple of this (e.g. window size 8), then crop", DefaultValueFactory = _ => 1 };
+    public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Also reflect-pad each network input to a multiple of this, then crop (models that need a multiple, e.g. SwinIR's window size, are padded without it)", DefaultValueFactory = _ => 1 };
 
     public void AddTo(Command command)
     {
