@@ -5,6 +5,7 @@ using Mcir.Core.Data;
 using Mcir.Core.Inference;
 using Mcir.Core.ModelContrast;
 using Mcir.Core.Runs;
+using Mcir.Core.Weights;
 using Mcir.Host.Commands;
 using Mcir.Host.Plugins;
 using Microsoft.Extensions.DependencyInjection;
@@ -167,8 +168,8 @@ public class EveryModelTests(ITestOutputHelper output)
         string exported = Path.Combine(tmp.Path, "exported.pth");
         var e = HostRunner.Run("export", "--weights", runDir, "--output", exported);
         Assert.True(e.Code == 0, $"export: {e.Err}");
-        var trained = NegativeBankCheckpoint.ReadStateDict(Path.Combine(runDir, "checkpoints", "iter_000002", "model.safetensors"));
-        var loaded = NegativeBankCheckpoint.ReadStateDict(exported);
+        var trained = StateDictFile.Read(Path.Combine(runDir, "checkpoints", "iter_000002", "model.safetensors"));
+        var loaded = StateDictFile.Read(exported);
         try
         {
             Assert.Equal(trained.Keys.Order(StringComparer.Ordinal), loaded.Keys.Order(StringComparer.Ordinal));
