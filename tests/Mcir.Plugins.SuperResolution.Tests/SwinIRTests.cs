@@ -177,7 +177,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
         using var scope = NewDisposeScope();
         var sd = StateDictFile.Read(Path.Combine(AppContext.BaseDirectory, "TestData", "swinir_light_with_attn_mask.pth"));
         Assert.Equal(4, sd.Keys.Count(static k => k.EndsWith(".relative_position_index", StringComparison.Ordinal)));
-        using var model = new SwinIR(options);
+        using var model = Mcir.Core.Compute.ChannelsLast.ForConvolutions(new SwinIR(options)); // as the engine and LoadReference
         var report = StateDictLoader.Load(model, sd, "weights 'swinir_light_with_attn_mask.pth'"); // strict
         Assert.Equal(["layers.0.residual_group.blocks.1.attn_mask", "layers.1.residual_group.blocks.1.attn_mask"], report.Recomputed);
         Assert.True(report.IsExact);
