@@ -95,6 +95,23 @@ public sealed class DehazeFormerTests
     }
 
     [Fact]
+    public void ReleasedCheckpointFormatLoadsByName()
+    {
+        // DehazeFormer's train.py saves {'state_dict': DataParallel state dict}: the engine's reader unwraps the key and
+        // strips 'module.'; the result loads strictly and gives the reference output.
+        var fixture = DehazeFormerFixture.Load();
+        using var scope = NewDisposeScope();
+        var state = NegativeBankCheckpoint.ReadStateDict(DehazeFormerFixture.ReleasedPath("dehazeformer-t.pth"));
+        using var model = new DehazeFormer(fixture.Options());
+        var (missing, unexpected) = model.load_state_dict(state, strict: true);
+        Assert.Empty(missing);
+        Assert.Empty(unexpected);
+        model.eval();
+        using (no_grad())
+            Assert.True(MaxAbsDiff(model.call(Npy.Load(fixture.PathOf("input.npy"))), Npy.Load(fixture.PathOf("output.npy"))) <= Tolerance);
+    }
+
+    [Fact]
     public void ChannelsLastInputGivesTheSameOutput()
     {
         // The engine feeds convolution inputs in channels-last strides.
