@@ -10,6 +10,12 @@ public static class HostCommands
     /// <summary>Exit code for bad input, configuration or files (the message says which).</summary>
     public const int UserError = 1;
 
+    /// <summary>
+    /// Exit code for a bug (any exception that is not a user error): the stack trace is printed (EX_SOFTWARE of
+    /// sysexits.h).
+    /// </summary>
+    public const int InternalError = 70;
+
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -37,12 +43,18 @@ public static class HostCommands
             error.WriteLine($"error: {e.Message}");
             return UserError;
         }
+        catch (Exception e)
+        {
+            error.WriteLine($"internal error (a bug in mcir-host or a plugin, not in your input; please report it with the command line): {e}");
+            return InternalError;
+        }
     }
 
-    // Errors whose message is meant for the user (options records validate with ArgumentException); anything else
-    // is a bug and keeps its stack trace.
+    // User errors: McirException (configuration, weights, data: the message names the key, file or value) and the file
+    // system's and file readers' own errors, which name the file (missing, unreadable, malformed). Anything else is a
+    // bug and keeps its stack trace.
     private static bool IsUserError(Exception e) =>
-        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException;
+        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException;
 }
 
 /// <summary>Where commands print: standard output for results, standard error for progress and errors.</summary>

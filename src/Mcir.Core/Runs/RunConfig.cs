@@ -46,8 +46,8 @@ public sealed record ModelSection
     /// <summary>Registered model name (see <c>mcir-host list</c>), e.g. <c>edsr-light</c>.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Options overriding the model's defaults, in the model's own snake_case keys.</summary>
-    public JsonObject? Options { get; init; }
+    /// <summary>Options overriding the model's defaults, in the model's own snake_case keys (default: none).</summary>
+    public JsonObject Options { get; init; } = [];
 }
 
 /// <summary>The <c>data</c> section.</summary>
@@ -57,6 +57,12 @@ public sealed record DataSection
     public DatasetSection? Val { get; init; }
     public IReadOnlyList<DatasetSection> Test { get; init; } = [];
     public int BatchSize { get; init; } = 16;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new ArgumentException($"must be 1 or more, got {BatchSize}", nameof(BatchSize));
+    }
 }
 
 /// <summary>
@@ -95,8 +101,8 @@ public sealed record DegradationSection
     /// <summary>Registered name (see <c>mcir-host list</c>), e.g. <c>gaussian-noise</c>, <c>bicubic</c>.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Options overriding the degradation's defaults, in its own snake_case keys (e.g. <c>{"sigma": 25}</c>).</summary>
-    public JsonObject? Options { get; init; }
+    /// <summary>Options overriding the degradation's defaults, in its own snake_case keys (e.g. <c>{"sigma": 25}</c>; default: none).</summary>
+    public JsonObject Options { get; init; } = [];
 
     /// <summary>
     /// Validation and test sets only: each image is degraded once with a generator seeded from (this seed, image name),
@@ -112,7 +118,7 @@ public sealed record LossSection
     public string Reconstruction { get; init; } = "l1";
 
     /// <summary>Options overriding the reconstruction term's defaults, in its own snake_case keys (e.g. <c>{"weight": 1}</c>).</summary>
-    public JsonObject? ReconstructionOptions { get; init; }
+    public JsonObject ReconstructionOptions { get; init; } = [];
 
     /// <summary>The SPN term; null to train without it.</summary>
     public SpnLossOptions? Spn { get; init; }

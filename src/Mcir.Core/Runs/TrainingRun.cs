@@ -38,64 +38,85 @@ public static class TrainingRun
         ArgumentNullException.ThrowIfNull(registries);
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
-        Directory.CreateDirectory(runDir);
 
+        // Everything the configuration names is built before the run folder is touched, so a configuration error
+        // leaves no folder behind.
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
-        var loader = new PairedBatchLoader(train, new PairedLoaderOptions
+        var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
-        });
+        }));
         var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false, registries.Degradations) : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false, registries.Degradations))).ToList();
 
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
-            WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
-            foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
-            using var bank = terms.Any(t => t.NeedsNegatives) ? NegativeBank.Create(net, config.Negatives) : null;
-            if (bank is not null)
-                log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}");
-
-            Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
-            if (val is not null)
-            {
-                validate = (model, iter) =>
-                {
-                    var report = RestorationEvaluator.Evaluate(model, val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
-                    return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
-                };
-            }
-
+            using var bank = terms.Any(t => t.NeedsNegatives) ? RunComposition.Configured("negatives", () => NegativeBank.Create(net, config.Negatives)) : null;
             // The collapse guard watches the reconstruction term's part, whichever term that is.
-            var guard = new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name });
-            using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
-            using var batches = new LoaderBatchSource(loader);
-            using var trainer = new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
-                log: tensorBoard, progress: log, collapseGuard: guard);
-            if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
-            {
-                trainer.LoadCheckpoint(checkpoint);
-                log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
-            }
-            var result = trainer.Run(cancel);
-            if (result.Status != TrainingStatus.Completed)
-                return new RunOutcome(result, [], runDir);
+            var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
-                RestorationEvaluator.Evaluate(trainer.Ema?.Network ?? net, t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
-                RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
-            WriteResults(runDir, tables);
-            return new RunOutcome(result, tables, runDir);
+            bool freshFolder = !Directory.Exists(runDir);
+            bool started = false;
+            Directory.CreateDirectory(runDir);
+            try
+            {
+                WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
+                foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
+                if (bank is not null)
+                    log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}");
+
+                Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
+                if (val is not null)
+                {
+                    validate = (model, iter) =>
+                    {
+                        var report = RestorationEvaluator.Evaluate(model, val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
+                        return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
+                    };
+                }
+
+                using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
+                using var batches = new LoaderBatchSource(loader);
+                using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
+                    log: tensorBoard, progress: log, collapseGuard: guard));
+                if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
+                {
+                    trainer.LoadCheckpoint(checkpoint);
+                    log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
+                }
+                started = true;
+                var result = trainer.Run(cancel);
+                if (result.Status != TrainingStatus.Completed)
+                    return new RunOutcome(result, [], runDir);
+
+                var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
+                    RestorationEvaluator.Evaluate(trainer.Ema?.Network ?? net, t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
+                    RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
+                WriteResults(runDir, tables);
+                return new RunOutcome(result, tables, runDir);
+            }
+            finally
+            {
+                // Set-up failed before the first iteration: remove the folder this call created (nothing in it is a
+                // result yet). Runs after the using declarations above are disposed (the event file is closed).
+                if (!started && freshFolder) TryDeleteFolder(runDir);
+            }
         }
         finally
         {
             foreach (var t in terms) (t as IDisposable)?.Dispose();
         }
+    }
+
+    private static void TryDeleteFolder(string path)
+    {
+        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* best effort; the original error matters */ }
     }
 
     /// <summary>
