@@ -33,21 +33,29 @@ public static class HostCommands
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
         };
-        var parsed = root.Parse(args);
         try
         {
-            return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (IsUserError(e))
+        catch (Exception e)
+        {
+            return Report(e, error);
+        }
+    }
+
+    /// <summary>
+    /// Prints a failure and returns the exit code: a user error as one <c>error: …</c> line, exit
+    /// <see cref="UserError"/>; anything else (a bug) with its stack trace, exit <see cref="InternalError"/>.
+    /// </summary>
+    internal static int Report(Exception e, TextWriter error)
+    {
+        if (IsUserError(e))
         {
             error.WriteLine($"error: {e.Message}");
             return UserError;
         }
-        catch (Exception e)
-        {
-            error.WriteLine($"internal error (a bug in mcir-host or a plugin, not in your input; please report it with the command line): {e}");
-            return InternalError;
-        }
+        error.WriteLine($"internal error (a bug in mcir-host or a plugin, not in your input; please report it with the command line): {e}");
+        return InternalError;
     }
 
     // User errors: McirException (configuration, weights, data: the message names the key, file or value) and the file

@@ -51,6 +51,10 @@ public static class ConfigBinder
         }
         catch (FileNotFoundException) { throw new McirException($"{path}: configuration file not found"); }
         catch (DirectoryNotFoundException) { throw new McirException($"{path}: configuration file not found"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new McirException($"{path}: configuration file cannot be read ({(Directory.Exists(path) ? "it is a folder" : e.Message)})", e);
+        }
         catch (JsonException e) { throw new McirException($"{path}: not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {e.Message}"); }
         if (node is not JsonObject root)
             throw new McirException($"{path}: expected a JSON object at the top level");

@@ -60,7 +60,7 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            bool freshFolder = !Directory.Exists(runDir);
+            string? created = TopmostMissing(runDir);
             bool started = false;
             Directory.CreateDirectory(runDir);
             try
@@ -104,13 +104,21 @@ public static class TrainingRun
             {
                 // Set-up failed before the first iteration: remove the folder this call created (nothing in it is a
                 // result yet). Runs after the using declarations above are disposed (the event file is closed).
-                if (!started && freshFolder) TryDeleteFolder(runDir);
+                if (!started && created is not null) TryDeleteFolder(created);
             }
         }
         finally
         {
             foreach (var t in terms) (t as IDisposable)?.Dispose();
         }
+    }
+
+    // The outermost folder of path's chain that does not exist yet (what creating path creates), or null.
+    private static string? TopmostMissing(string path)
+    {
+        string? missing = null;
+        for (string? p = path; p is not null && !Directory.Exists(p); p = Path.GetDirectoryName(p)) missing = p;
+        return missing;
     }
 
     private static void TryDeleteFolder(string path)
