@@ -247,7 +247,7 @@ public static class ConfigBinder
         string m = e.ParamName is { } param ? e.Message.Replace($" (Parameter '{param}')", "") : e.Message;
         foreach (var p in type.GetProperties(BindingFlags.Public | BindingFlags.Instance))
             m = Regex.Replace(m, $@"\b{Regex.Escape(p.Name)}\b", KeyOf(p));
-        return m;
+        return m.ReplaceLineEndings(" ");
     }
 
     // "train.total_iter: expected an integer, found "abc"" from the serializer's error and the JSON it read.

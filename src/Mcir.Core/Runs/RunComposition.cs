@@ -100,7 +100,7 @@ public static class RunComposition
         catch (ArgumentException e)
         {
             string message = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "") : e.Message;
-            throw new McirException($"{where}: {message}", e);
+            throw new McirException($"{where}: {message.ReplaceLineEndings(" ")}", e);
         }
     }
 

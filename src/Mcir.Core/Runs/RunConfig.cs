@@ -93,6 +93,15 @@ public sealed record DatasetSection
     public bool? CacheImages { get; init; }
     /// <summary>How <c>degraded-folder</c> makes its inputs (required there, not allowed elsewhere).</summary>
     public DegradationSection? Degradation { get; init; }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (Scale < 1) throw new ArgumentException($"must be 1 or more, got {Scale}", nameof(Scale));
+        if (DatasetEnlargeRatio < 1) throw new ArgumentException($"must be 1 or more, got {DatasetEnlargeRatio}", nameof(DatasetEnlargeRatio));
+        if (GtSize is { } g && (g < Scale || g % Scale != 0))
+            throw new ArgumentException($"must be a positive multiple of the scale {Scale} (the LQ patch is gt_size / scale), got {g}", nameof(GtSize));
+    }
 }
 
 /// <summary>The <c>degradation</c> of a <c>degraded-folder</c> data set: a registered degradation and its options.</summary>
