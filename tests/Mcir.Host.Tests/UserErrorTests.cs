@@ -121,6 +121,11 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["run: vgg layers without weights"] = Case([.. Run, "loss.spn.layer_weights={\"relu2_2\": 1}"], ["names vgg16 layers (relu2_2)", "vgg16-397923af.pth"], "{out}"),
         ["run: resnet layers with vgg"] = Case([.. Run, "loss.spn.embedding_type=vgg", "loss.spn.embedding.allow_random_weights=true", "loss.spn.layer_weights={\"stem\": 1}"],
             ["loss.spn.layer_weights: 'stem' is not a vgg16 layer"], "{out}"),
+        // run: model and data disagree (found by one forward pass on the first training sample, before anything is written)
+        ["run: scale disagrees with the model"] = Case([.. Run, "data.train.scale=4", "data.test=[]"],
+            ["model 'edsr-light' turns the LQ [1, 3, 8, 8] of", "into [1, 3, 16, 16], but its GT is [1, 3, 32, 32]"], "{out}"),
+        ["run: channels disagree with the model"] = Case([.. Run, "model.options.num_in_channels=1", "model.options.num_out_channels=1", "model.options.rgb_mean=[0.5]"],
+            ["model 'edsr-light' cannot take the training data", "[N, 1, H, W]"], "{out}"),
         ["run: resume without checkpoint"] = Case([.. Run, "--resume", "{missing}"], ["{missing}"], "{out}"),
 
         // test

@@ -46,6 +46,7 @@ public static class TrainingRun
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
+        ProbeModel(net, train, config.Model.Name);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
@@ -112,6 +113,45 @@ public static class TrainingRun
             foreach (var t in terms) (t as IDisposable)?.Dispose();
         }
     }
+
+    /// <summary>
+    /// Runs the model once (evaluation mode, no gradient) on the first training sample: a model that cannot take the
+    /// data (channels, sizes) or whose output does not have the GT's shape (upscale against the data's scale) is a
+    /// configuration error before anything is written, not a failure in iteration 1.
+    /// </summary>
+    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName)
+    {
+        if (train.Count == 0) return; // the batch loader names the empty set
+        var pair = train.Load(0, new Random(0));
+        static string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
+        bool wasTraining = net.training;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var sample = pair.ToSample();
+        using var lq = sample.Lq.unsqueeze(0);
+        using var gt = sample.Gt.unsqueeze(0);
+        net.eval();
+        try
+        {
+            Tensor output;
+            try { output = net.forward(lq); }
+            // A model refuses a bad input with ArgumentException; libtorch's own shape errors arrive as ExternalException.
+            catch (Exception e) when (e is ArgumentException or System.Runtime.InteropServices.ExternalException)
+            {
+                string message = e is ArgumentException { ParamName: { } p } ? e.Message.Replace($" (Parameter '{p}')", "") : FirstLine(e.Message);
+                throw new McirException($"model '{modelName}' cannot take the training data (data.train, {pair.Name}: LQ {Shape(lq.shape)}): {message.ReplaceLineEndings(" ")}", e);
+            }
+            if (!output.shape.SequenceEqual(gt.shape))
+                throw new McirException($"model '{modelName}' turns the LQ {Shape(lq.shape)} of {pair.Name} (data.train) into {Shape(output.shape)}, but its GT is {Shape(gt.shape)}: " +
+                    "check model.options (upscale, channels) against the data (scale, image channels)");
+        }
+        finally
+        {
+            if (wasTraining) net.train();
+        }
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
 
     // The outermost folder of path's chain that does not exist yet (what creating path creates), or null.
     private static string? TopmostMissing(string path)
