@@ -11,9 +11,12 @@ namespace Mcir.Plugins.Denoising;
 /// the noise: <c>output = input − model(input)</c>.
 /// </summary>
 /// <remarks>
-/// One <c>Sequential</c> named <c>model</c>, numbered as KAIR's <c>DnCNN</c> (<c>model.0</c> first conv,
-/// <c>model.2</c>/<c>model.3</c> the first conv/BN of the body, ...). The convolutions followed by batch normalisation
-/// have no bias (the BN shift makes it redundant); the first and the last have one.
+/// One <c>Sequential</c> named <c>model</c>, numbered as KAIR's <c>DnCNN</c> (<c>models/network_dncnn.py</c>):
+/// <c>model.0</c> first conv, <c>model.2</c>/<c>model.3</c> the first conv/BN of the body, …, and with
+/// <see cref="DnCnnOptions.Mode"/> <c>"R"</c> (no BN) <c>model.0, 2, 4, …</c>. The middle convolutions have a bias only
+/// with <see cref="DnCnnOptions.Bias"/> (KAIR's default <c>bias=True</c>; without it, the layout of our own runs); the
+/// first and the last always have one. KAIR's <c>{"params"}</c>-less bare state dicts load by name with the matching
+/// options (<c>bias: true</c>, and <c>mode: "R"</c> for a BN-free model).
 /// </remarks>
 [McirModel("dncnn", Tasks = new[] { "denoise" }, Description = "DnCNN (Zhang et al., 2017), residual noise prediction; presets dncnn (64/17) and dncnn-light (32/8)")]
 public sealed partial class DnCnn : nn.Module<Tensor, Tensor>
@@ -32,10 +35,11 @@ public sealed partial class DnCnn : nn.Module<Tensor, Tensor>
 
         int c = options.Channels, f = options.Features;
         var layers = new List<nn.Module<Tensor, Tensor>> { nn.Conv2d(c, f, 3, padding: 1), nn.ReLU(inplace: true) };
+        bool batchNorm = options.Mode == "BR";
         for (int i = 0; i < options.Depth - 2; i++)
         {
-            layers.Add(nn.Conv2d(f, f, 3, padding: 1, bias: false));
-            layers.Add(nn.BatchNorm2d(f));
+            layers.Add(nn.Conv2d(f, f, 3, padding: 1, bias: options.Bias));
+            if (batchNorm) layers.Add(nn.BatchNorm2d(f));
             layers.Add(nn.ReLU(inplace: true));
         }
         layers.Add(nn.Conv2d(f, c, 3, padding: 1));

@@ -19,19 +19,21 @@ namespace Mcir.Plugins.SuperResolution;
 /// otherwise; like BasicSR's <c>self.mean</c> it is not in the state dict. Input [N, C, h, w] in [0, 1], output
 /// [N, C, s·h, s·w].</para>
 /// <para><b>Input size.</b> h and w must be multiples of the window size: like BasicSR, SwinIR does not pad, and an
-/// input that is not a multiple is rejected with an <see cref="ArgumentException"/>. Callers pad (MCLIR's
-/// <c>SwinIRNegModel_Multi.test</c> reflect-pads to the next multiple and crops <c>scale·pad</c> from the output).
-/// Any multiple works, not only <see cref="SwinIROptions.ImgSize"/>.</para>
+/// input that is not a multiple is rejected with an <see cref="ArgumentException"/>. The network says so through
+/// <see cref="IInputSizeMultiple"/>, and the engine's inference path (validation, <c>test</c>, <c>restore</c>)
+/// reflect-pads to the next multiple and crops <c>scale·pad</c> from the output, as BasicSR's <c>SwinIRModel.test</c>
+/// and MCLIR's <c>SwinIRNegModel_Multi.test</c>. Any multiple works, not only <see cref="SwinIROptions.ImgSize"/>.</para>
 /// <para><b>Buffers.</b> <c>relative_position_index</c> (int64, [ws², ws²]) is a buffer, so the key exists as in BasicSR
 /// checkpoints. The shifted-window attention masks are not kept: BasicSR's <c>attn_mask</c> buffers depend only on
 /// <c>img_size</c>/<c>window_size</c>, and this port computes the mask for the actual input size at every call (what
 /// BasicSR's <c>calculate_mask</c> does for inputs of another size; for <c>img_size</c> inputs both are identical).
-/// Checkpoints written by BasicSR contain <c>….blocks.{odd}.attn_mask</c> entries: drop them with
-/// <see cref="WithoutAttentionMasks"/> before a strict <c>load_state_dict</c>.</para>
+/// Checkpoints written by BasicSR contain <c>….blocks.{odd}.attn_mask</c> entries: the engine's weights loader skips them
+/// by name (<see cref="IsRecomputed"/>, strict mode included); drop them with <see cref="WithoutAttentionMasks"/> before
+/// TorchSharp's own strict <c>load_state_dict</c>.</para>
 /// <para>Stochastic depth (<c>drop_path_rate</c>) and dropouts act in training only.</para>
 /// </remarks>
 [McirModel("swinir", Tasks = new[] { "sr" }, Description = "SwinIR (Liang et al., 2021), BasicSR layout; presets swinir-light (60/4x6, pixelshuffledirect x4), swinir-small (60/2x2) and swinir-classical (180/6x6, pixelshuffle x4)")]
-public sealed partial class SwinIR : nn.Module<Tensor, Tensor>
+public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedStateKeys, IInputSizeMultiple
 {
     // Field names are the state_dict names (BasicSR's attribute names); RegisterComponents() registers the non-null ones.
     private readonly Conv2d conv_first;
@@ -141,6 +143,12 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>
     public SwinIROptions Options { get; }
 
     /// <summary>
+    /// The window the blocks use (<see cref="SwinIROptions.EffectiveWindowSize"/>: <c>window_size</c>, or the smaller
+    /// <c>img_size / patch_size</c>): inputs must have multiples of it as height and width.
+    /// </summary>
+    public int InputSizeMultiple => Options.EffectiveWindowSize;
+
+    /// <summary>
     /// The entries of <paramref name="stateDict"/> except BasicSR's <c>attn_mask</c> buffers (keys ending in
     /// <c>.attn_mask</c>), which this port recomputes for every input size; use it on BasicSR/SwinIR checkpoints before a
     /// strict <c>load_state_dict</c>. The tensors are not copied.
@@ -155,6 +163,16 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>
             if (!key.EndsWith(".attn_mask", StringComparison.Ordinal) && key != "attn_mask")
                 result.Add(key, value);
         return result;
+    }
+
+    /// <summary>
+    /// True for BasicSR's <c>attn_mask</c> buffers (keys ending in <c>.attn_mask</c>), which this port recomputes for
+    /// every input size; weights loaders skip them by name.
+    /// </summary>
+    public bool IsRecomputed(string key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return key.EndsWith(".attn_mask", StringComparison.Ordinal) || key == "attn_mask";
     }
 
     /// <inheritdoc />

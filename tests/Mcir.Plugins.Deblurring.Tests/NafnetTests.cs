@@ -1,6 +1,6 @@
 using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static Mcir.Tests.Shared.ArchAsserts;
 using static TorchSharp.torch;
@@ -49,7 +49,7 @@ public sealed class NafnetTests
         var fixture = NafnetFixture.Load();
         using var scope = NewDisposeScope();
         using var model = new Nafnet(fixture.Options());
-        var sd = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var sd = StateDictFile.Read(fixture.StateDictPath);
         var (missing, unexpected) = model.load_state_dict(sd, strict: true);
         Assert.Empty(missing);
         Assert.Empty(unexpected);
@@ -71,7 +71,7 @@ public sealed class NafnetTests
         var fixture = NafnetFixture.Load();
         using var scope = NewDisposeScope();
         using var model = new Nafnet(fixture.Options());
-        model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        model.load_state_dict(StateDictFile.Read(fixture.StateDictPath), strict: true);
         model.eval();
         var input = Npy.Load(fixture.PathOf("input_pad.npy"));
         using (no_grad())

@@ -1,7 +1,7 @@
 using System.Collections;
 using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static Mcir.Tests.Shared.ArchAsserts;
@@ -62,7 +62,7 @@ public sealed class EdsrTests
         var fixture = EdsrFixture.Load(name);
         using var scope = NewDisposeScope();
         using var model = new Edsr(fixture.Options());
-        var sd = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var sd = StateDictFile.Read(fixture.StateDictPath);
         var (missing, unexpected) = model.load_state_dict(sd, strict: true);
         Assert.Empty(missing);
         Assert.Empty(unexpected);
@@ -96,7 +96,7 @@ public sealed class EdsrTests
     {
         var fixture = EdsrFixture.Load("edsr");
         using var scope = NewDisposeScope();
-        var bare = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var bare = StateDictFile.Read(fixture.StateDictPath);
 
         // BasicSR's save_network: torch.save({'params': state_dict}) of a DataParallel model ('module.' prefixes).
         var inner = new Hashtable();
@@ -107,7 +107,7 @@ public sealed class EdsrTests
         {
             using (var stream = File.Create(path)) PyTorchPickler.PickleStateDict(stream, wrapper);
 
-            var loaded = NegativeBankCheckpoint.ReadStateDict(path);
+            var loaded = StateDictFile.Read(path);
             Assert.Equal(bare.Keys.Order(StringComparer.Ordinal), loaded.Keys.Order(StringComparer.Ordinal));
 
             using var fromBare = new Edsr(fixture.Options());
@@ -234,7 +234,7 @@ public sealed class EdsrTests
         var fixture = EdsrFixture.Load("edsr_x2");
         using var scope = NewDisposeScope();
         using var model = new Edsr(fixture.Options());
-        model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        model.load_state_dict(StateDictFile.Read(fixture.StateDictPath), strict: true);
         model.to(ScalarType.Float64);
         model.eval();
         Tensor output;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using Xunit.Abstractions;
 using static Mcir.Tests.Shared.ArchAsserts;
@@ -100,7 +100,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     {
         var (fixture, options) = Load();
         using var scope = NewDisposeScope();
-        var stored = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var stored = StateDictFile.Read(fixture.StateDictPath);
         using var model = new SwinIR(options);
         var mine = model.state_dict();
         var keys = stored.Keys.Where(static k => k.EndsWith("relative_position_index", StringComparison.Ordinal)).ToList();
@@ -154,7 +154,7 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     {
         var (fixture, options) = Load();
         using var scope = NewDisposeScope();
-        var sd = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var sd = StateDictFile.Read(fixture.StateDictPath);
         var withMasks = new Dictionary<string, Tensor>(sd);
         foreach (var omitted in fixture.Config.GetProperty("state_dict").GetProperty("omitted_keys").EnumerateObject())
             withMasks[omitted.Name] = zeros(64, 64, 64);
@@ -169,6 +169,39 @@ public sealed class SwinIRTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void PyTorchCheckpointWithAttentionMasksAndRelativePositionIndex_LoadsStrictly()
+    {
+        // {'params': fixture state dict + BasicSR's attn_mask buffers (img_size 16)}, written by PyTorch 1.13
+        // (TestData/README.md); relative_position_index is in it too and is loaded and checked like any buffer.
+        var (fixture, options) = Load();
+        using var scope = NewDisposeScope();
+        var sd = StateDictFile.Read(Path.Combine(AppContext.BaseDirectory, "TestData", "swinir_light_with_attn_mask.pth"));
+        Assert.Equal(4, sd.Keys.Count(static k => k.EndsWith(".relative_position_index", StringComparison.Ordinal)));
+        using var model = Mcir.Core.Compute.ChannelsLast.ForConvolutions(new SwinIR(options)); // as the engine and LoadReference
+        var report = StateDictLoader.Load(model, sd, "weights 'swinir_light_with_attn_mask.pth'"); // strict
+        Assert.Equal(["layers.0.residual_group.blocks.1.attn_mask", "layers.1.residual_group.blocks.1.attn_mask"], report.Recomputed);
+        Assert.True(report.IsExact);
+        Assert.Equal(model.state_dict().Count, report.Loaded.Count);
+        // Same weights as the bare fixture loaded by TorchSharp's own strict load_state_dict: same output, bit for bit
+        // (same kernels, same shapes, one process).
+        using var reference = LoadedModel(fixture, options);
+        model.eval();
+        Tensor y, expected;
+        var input = Npy.Load(fixture.InputPath);
+        using (no_grad())
+        {
+            y = model.call(input);
+            expected = reference.call(input);
+        }
+        Assert.Equal(0.0, MaxAbsDiff(y, expected));
+
+        // A wrong relative_position_index shape is still a mismatch: only the masks are skipped by name.
+        sd["layers.0.residual_group.blocks.0.attn.relative_position_index"] = zeros(new long[] { 4, 4 }, ScalarType.Int64);
+        var e = Assert.Throws<StateDictMismatchException>(() => StateDictLoader.Load(model, sd, "weights 'x'"));
+        Assert.Contains("relative_position_index: file [4, 4], model [64, 64]", e.Message);
+    }
+
+    [Fact]
     public void InputsNotAMultipleOfTheWindowAreAClearError()
     {
         var (_, options) = Load();
@@ -179,6 +212,32 @@ public sealed class SwinIRTests(ITestOutputHelper output)
         Assert.Contains("multiples of the window size 8", e.Message);
         Assert.Contains("pad the input to 32x40", e.Message);
         Assert.Contains("[N, 3, H, W]", Assert.Throws<ArgumentException>(() => model.call(rand(1, 1, 8, 8))).Message);
+    }
+
+    [Fact]
+    public void TheEnginePadsNonMultipleInputsAsBasicSRsSwinIRModelTest()
+    {
+        var (fixture, options) = Load();
+        using var scope = NewDisposeScope();
+        using var model = LoadedModel(fixture, options);
+        model.eval();
+        Assert.Equal(8, ((IInputSizeMultiple)model).InputSizeMultiple);
+        Assert.Equal(8, Mcir.Core.Inference.TiledRestorer.InputMultipleOf(model));
+
+        // 21x37: BasicSR's SwinIRModel.test pads (0, 3, 0, 3) with 'reflect', runs the network, keeps [0:4·21, 0:4·37]
+        var x = Npy.Load(fixture.PathOf("input_rect.npy")).narrow(2, 0, 21).narrow(3, 0, 37);
+        var restored = Mcir.Core.Inference.TiledRestorer.Restore(model, x);
+        Assert.Equal(new long[] { 1, 3, 84, 148 }, restored.shape);
+        Tensor expected;
+        using (no_grad())
+            expected = model.call(nn.functional.pad(x, [0, 3, 0, 3], PaddingModes.Reflect)).narrow(2, 0, 84).narrow(3, 0, 148);
+        // Same libtorch, but the engine feeds channels-last strides (oneDNN picks other convolution kernels): float32
+        // rounding differences only.
+        double diff = MaxAbsDiff(expected, restored);
+        output.WriteLine($"max |engine - explicit pad/forward/crop| = {diff:E3}");
+        Assert.True(diff <= 1e-5, $"max difference {diff:E3}");
+        // no user option needed, and the whole-image path is what validation and `test` use too
+        Assert.Throws<ArgumentException>(() => model.call(x));
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -7,6 +7,10 @@ namespace Mcir.Tests.Shared;
 /// <summary>Comparisons the architecture parity tests share (linked into each plugin test project).</summary>
 internal static class ArchAsserts
 {
+    /// <summary>The engine's CPU-specific libtorch settings, before any test of this assembly runs a kernel.</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void ApplyEngineCpuSettings() => Mcir.Core.Compute.OneDnnIsa.EnsureApplied();
+
     /// <summary>The module's state_dict as ordered name → shape.</summary>
     public static List<(string Name, long[] Shape)> StateDictShapes(nn.Module module) =>
         module.state_dict().Select(static kv => (kv.Key, kv.Value.shape)).ToList();
@@ -39,7 +43,7 @@ internal static class ArchAsserts
     /// <summary>Loads the reference state_dict.pth into <paramref name="model"/> by name, strictly, and sets eval mode.</summary>
     public static T LoadReference<T>(T model, ArchFixture fixture) where T : nn.Module
     {
-        var (missing, unexpected) = model.load_state_dict(NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath), strict: true);
+        var (missing, unexpected) = model.load_state_dict(StateDictFile.Read(fixture.StateDictPath), strict: true);
         Assert.Empty(missing);
         Assert.Empty(unexpected);
         model.eval();

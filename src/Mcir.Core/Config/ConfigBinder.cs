@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Mcir.Core.Config;
 
@@ -16,9 +17,21 @@ namespace Mcir.Core.Config;
 /// a member (or list/dictionary element) that is not nullable, a collection shorter than its <see cref="MinLengthAttribute"/>,
 /// a value of the wrong JSON type, and whatever an options type's own <c>Validate()</c> rejects are
 /// <see cref="McirException"/>s naming the key path (e.g. <c>loss.spn.layer_weights</c>).
+/// <para>The configuration keys of an options type are exactly its members that binding can set: properties with a
+/// setter or <c>init</c> accessor, and get-only properties filled by a constructor parameter of the same name.
+/// Computed (derived, get-only) properties such as SwinIR's <c>patches_resolution</c> are never keys: they are
+/// neither written by <see cref="ToJson"/> (so <c>mcir-host list</c>, the resolved configuration and the defaults a
+/// configuration is merged into never show them) nor accepted when binding. <see cref="KeysOf"/> and the serializer
+/// share this one rule (<see cref="OnlyConfigurationKeys"/>).</para>
 /// </summary>
 public static class ConfigBinder
 {
+    /// <summary>
+    /// The reflection-based contract resolver with <see cref="OnlyConfigurationKeys"/> applied; give it to any other
+    /// serializer settings that write or read options records (e.g. <c>TrainingOptions.JsonOptions</c>).
+    /// </summary>
+    public static IJsonTypeInfoResolver KeysOnlyResolver { get; } = new DefaultJsonTypeInfoResolver { Modifiers = { OnlyConfigurationKeys } };
+
     /// <summary>Serializer settings for configuration files: snake_case members, kebab-case enums, comments allowed.</summary>
     public static readonly JsonSerializerOptions JsonOptions = CreateJsonOptions();
 
@@ -36,9 +49,25 @@ public static class ConfigBinder
             WriteIndented = true,
             NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
             UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+            TypeInfoResolver = KeysOnlyResolver,
         };
         o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false));
         return o;
+    }
+
+    /// <summary>
+    /// The one rule for what is a configuration key: drops every property that deserialisation cannot set — no setter
+    /// (<c>set</c>/<c>init</c>) and no constructor parameter — i.e. computed members, from an object contract.
+    /// </summary>
+    public static void OnlyConfigurationKeys(JsonTypeInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        if (info.Kind != JsonTypeInfoKind.Object) return;
+        for (int i = info.Properties.Count - 1; i >= 0; i--)
+        {
+            var p = info.Properties[i];
+            if (p.Set is null && p.AssociatedParameter is null) info.Properties.RemoveAt(i);
+        }
     }
 
     /// <summary>Reads a JSON configuration file and applies <c>key.path=value</c> overrides.</summary>
@@ -336,23 +365,21 @@ public static class ConfigBinder
     /// <summary>The JSON form of an options object with every default filled in (for the resolved configuration).</summary>
     public static JsonNode ToJson(object options) => JsonSerializer.SerializeToNode(options, options.GetType(), JsonOptions)!;
 
-    /// <summary>The snake_case keys <paramref name="type"/> accepts.</summary>
-    public static IReadOnlyList<string> KeysOf(Type type) =>
-        type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.GetIndexParameters().Length == 0 && p.GetCustomAttribute<JsonIgnoreAttribute>() is null && (p.CanWrite || HasCtorParam(type, p.Name)))
-            .Select(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name))
-            .ToList();
+    /// <summary>The snake_case keys <paramref name="type"/> accepts (its settable members; see the class remarks), in declaration order.</summary>
+    public static IReadOnlyList<string> KeysOf(Type type) => Members(type).Keys.ToList();
 
-    private static bool HasCtorParam(Type type, string name) =>
-        type.GetConstructors().Any(c => c.GetParameters().Any(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase)));
+    // Key → declared type of every configuration key of an object type (empty for other types).
+    private static Dictionary<string, Type> Members(Type type)
+    {
+        var info = JsonOptions.GetTypeInfo(type);
+        return info.Kind == JsonTypeInfoKind.Object ? info.Properties.ToDictionary(p => p.Name, p => p.PropertyType) : [];
+    }
 
     private static void Validate(JsonNode node, Type type, string where)
     {
         if (node is not JsonObject obj || !IsOptionsType(type)) return;
-        var props = type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.GetIndexParameters().Length == 0)
-            .ToDictionary(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? JsonNamingPolicy.SnakeCaseLower.ConvertName(p.Name));
-        var keys = KeysOf(type);
+        var props = Members(type);
+        var keys = props.Keys.ToList();
         foreach (var (key, child) in obj)
         {
             string path = where.Length == 0 ? key : $"{where}.{key}";
@@ -362,7 +389,7 @@ public static class ConfigBinder
                 string hint = closest is null ? $"valid keys: {string.Join(", ", keys)}" : $"did you mean '{(where.Length == 0 ? closest : where + "." + closest)}'?";
                 throw new McirException($"unknown configuration key '{path}' ({hint})");
             }
-            if (child is not null) Validate(child, props[key].PropertyType, path);
+            if (child is not null) Validate(child, props[key], path);
         }
     }
 

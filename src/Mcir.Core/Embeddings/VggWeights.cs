@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using TorchSharp;
-using TorchSharp.PyBridge;
+using Mcir.Core.Weights;
 using static TorchSharp.torch;
 
 namespace Mcir.Core.Embeddings;
@@ -28,7 +28,7 @@ public sealed class VggWeightSet
 }
 
 /// <summary>
-/// Loads torchvision VGG weights (<c>.pth</c> zip format via TorchSharp.PyBridge, or <c>.safetensors</c>) by key name,
+/// Loads torchvision VGG weights (<c>.pth</c> zip format or <c>.safetensors</c>, read by <see cref="StateDictFile"/> / <see cref="SafetensorsFile"/>) by key name,
 /// once per process (cache keyed by full path, variant, size and modification time).
 /// </summary>
 public static class VggWeights
@@ -131,100 +131,23 @@ public static class VggWeights
 
     internal static string Shape(IEnumerable<long> shape) => "[" + string.Join(", ", shape) + "]";
 
-    private static Dictionary<string, Tensor> ReadPth(string file)
-    {
-        System.Collections.Hashtable table;
-        try
-        {
-            using var stream = File.OpenRead(file);
-            table = PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead: false);
-        }
-        catch (NotImplementedException e)
-        {
-            if (!IsZip(file))
-                throw new InvalidDataException(
-                    $"'{file}' was saved in PyTorch's old (pre-1.6, non-zip) format, which TorchSharp.PyBridge cannot read. " +
-                    "Re-save it in Python with torch.save(torch.load(path), new_path, _use_new_zipfile_serialization=True), " +
-                    "or convert it to .safetensors (safetensors.torch.save_file).", e);
-            throw new InvalidDataException($"'{file}' could not be read as a state dict: {e.Message}", e);
-        }
-        catch (Exception e) when (e is InvalidDataException or InvalidCastException or InvalidOperationException or IOException)
-        {
-            throw new InvalidDataException($"'{file}' is not a readable torch.save state dict: {e.Message}", e);
-        }
-        var result = new Dictionary<string, Tensor>();
-        var other = new List<string>();
-        foreach (System.Collections.DictionaryEntry entry in table)
-        {
-            string key = entry.Key?.ToString() ?? "";
-            if (entry.Value is Tensor t) result[key] = t;
-            else other.Add(key);
-        }
-        if (result.Count == 0 && other.Count > 0)
-            throw new InvalidDataException(
-                $"'{file}' is not a bare state dict (name → tensor): its top-level keys are {Sample(other)}. " +
-                "A wrapped checkpoint such as {'params': ...} or {'state_dict': ...} must be unwrapped first.");
-        return result;
-    }
-
-    private static bool IsZip(string file)
-    {
-        using var s = File.OpenRead(file);
-        Span<byte> sig = stackalloc byte[4];
-        return s.Read(sig) == 4 && sig[0] == 0x50 && sig[1] == 0x4b && sig[2] == 0x03 && sig[3] == 0x04;
-    }
+    // The shared reader (Weights/StateDictFile): bare or wrapped state dicts, "module." removed; legacy files get the re-save hint.
+    private static Dictionary<string, Tensor> ReadPth(string file) => StateDictFile.Read(file, what: "VGG weights");
 
     private static Dictionary<string, Tensor> ReadSafetensors(string file, VggVariant variant)
     {
-        // Validate names/shapes from the header first: PyBridge copies into the module's tensors, which needs equal shapes.
-        var header = ReadSafetensorsHeader(file);
-        var expected = VggLayout.ExpectedKeys(variant, int.MaxValue).ToDictionary(k => k.Key, k => k.Shape);
+        // Validate names/shapes from the header first, then read only the features.* tensors (classifier.* is large and unused).
+        var header = SafetensorsFile.ReadHeader(file, "VGG weights");
+        static bool Features(string key) => key.StartsWith("features.", StringComparison.Ordinal) || key.StartsWith("module.features.", StringComparison.Ordinal);
         var placeholders = new Dictionary<string, Tensor>();
-        foreach (var (key, shape) in header)
-            if (key.StartsWith("features.", StringComparison.Ordinal) || key.StartsWith("module.", StringComparison.Ordinal))
-                placeholders[key] = torch.empty(shape.Length == 0 ? [0] : shape); // only names/shapes matter (classifier.* is skipped: large and ignored)
+        foreach (var (key, _, shape) in header)
+            if (Features(key))
+                placeholders[key] = torch.empty(shape.Length == 0 ? [0] : shape); // only names/shapes matter
         if (placeholders.Count == 0)
             throw new InvalidDataException(
-                $"'{file}' holds no features.* tensors of torchvision's {VggLayout.VariantName(variant)} layout. Keys found: {Sample(header.Keys)}.");
+                $"'{file}' holds no features.* tensors of torchvision's {VggLayout.VariantName(variant)} layout. Keys found: {Sample(header.Select(h => h.Name))}.");
         Select(placeholders, variant, file); // throws on unexpected keys / shapes
-        // Then let PyBridge read the tensors into a full-depth network holding the same names.
-        using var holder = new VggFeatureNet(variant, int.MaxValue);
-        bool allModule = header.Count > 0 && header.Keys.All(k => k.StartsWith("module.", StringComparison.Ordinal));
-        if (allModule)
-            throw new InvalidDataException($"'{file}': keys carry a DataParallel 'module.' prefix; re-save the safetensors file without it.");
-        var loaded = new Dictionary<string, bool>();
-        holder.load_safetensors(file, strict: false, loadedParameters: loaded);
-        var sd = holder.state_dict();
-        var result = new Dictionary<string, Tensor>();
-        foreach (var (key, ok) in loaded)
-            if (ok && sd.TryGetValue(key, out var t) && expected.ContainsKey(key))
-                result[key] = t.detach().clone();
-        return result;
-    }
-
-    private static Dictionary<string, long[]> ReadSafetensorsHeader(string file)
-    {
-        using var s = File.OpenRead(file);
-        var lenBytes = new byte[8];
-        if (s.Read(lenBytes, 0, 8) != 8) throw new InvalidDataException($"'{file}': truncated safetensors header.");
-        ulong len = BitConverter.ToUInt64(lenBytes);
-        if (len > 100_000_000 || (long)len > s.Length - 8) throw new InvalidDataException($"'{file}' is not a safetensors file (bad header length).");
-        var json = new byte[len];
-        s.ReadExactly(json);
-        var result = new Dictionary<string, long[]>();
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                if (p.Name == "__metadata__") continue;
-                result[p.Name] = p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            }
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new InvalidDataException($"'{file}' is not a safetensors file: {e.Message}", e);
-        }
-        return result;
+        using var content = SafetensorsFile.Read(file, "VGG weights", Features);
+        return content.Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.alias());
     }
 }

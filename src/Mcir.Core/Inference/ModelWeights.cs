@@ -3,11 +3,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Config;
-using Mcir.Core.ModelContrast;
 using Mcir.Core.Runs;
 using Mcir.Core.Training;
+using Mcir.Core.Weights;
 using TorchSharp;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
 namespace Mcir.Core.Inference;
@@ -86,13 +85,20 @@ public sealed record InferenceModelRequest
 
     /// <summary>Wrapper key of a <c>.pth</c> (overrides the EMA preference).</summary>
     public string? ParamKey { get; init; }
+
+    /// <summary>
+    /// True (default): the weights must fit the model exactly. False: the keys with the same name and shape are loaded,
+    /// the others are listed in <see cref="InferenceModel.Notes"/> and <see cref="InferenceModel.LoadReport"/>.
+    /// </summary>
+    public bool Strict { get; init; } = true;
 }
 
 /// <summary>A network built for inference with its weights loaded; disposing it disposes the network.</summary>
 public sealed class InferenceModel : IDisposable
 {
-    internal InferenceModel(nn.Module<Tensor, Tensor> network, ModelDescriptor descriptor, object options, WeightsSource weights, IReadOnlyList<string> notes)
+    internal InferenceModel(nn.Module<Tensor, Tensor> network, ModelDescriptor descriptor, object options, WeightsSource weights, IReadOnlyList<string> notes, StateDictLoadReport loadReport)
     {
+        LoadReport = loadReport;
         Network = network;
         Descriptor = descriptor;
         Options = options;
@@ -108,7 +114,10 @@ public sealed class InferenceModel : IDisposable
 
     public WeightsSource Weights { get; }
 
-    /// <summary>What was decided on the way (model from the run folder, EMA used, …), for the log.</summary>
+    /// <summary>What the weights loader loaded and left out (with <c>Strict = false</c>: every ignored and missing key).</summary>
+    public StateDictLoadReport LoadReport { get; }
+
+    /// <summary>What was decided on the way (model from the run folder, EMA used, keys left out, …), for the log.</summary>
     public IReadOnlyList<string> Notes { get; }
 
     /// <summary>The model option <c>upscale</c>, when the model has one.</summary>
@@ -121,8 +130,9 @@ public sealed class InferenceModel : IDisposable
 /// Loads trained weights for inference: from one of our checkpoint folders, a run folder (its newest complete
 /// checkpoint, see <see cref="CheckpointStore"/>) or an official BasicSR state dict (<c>.pth</c> with
 /// <c>{"params": …}</c> / <c>{"params_ema": …}</c> wrappers and <c>module.</c> prefixes, or <c>.safetensors</c>, read by
-/// <see cref="NegativeBankCheckpoint.ReadStateDict"/>). Loading is strict: keys and shapes must match exactly, and a
-/// mismatch lists every missing key, unexpected key and shape difference.
+/// <see cref="StateDictFile.Read"/>). Loading (<see cref="StateDictLoader"/>) is strict by default: keys and shapes must
+/// match exactly, and a mismatch lists every missing key, unexpected key and shape difference with its likely cause;
+/// non-strict loading takes the matching keys and reports the others.
 /// </summary>
 public static class ModelWeights
 {
@@ -226,7 +236,7 @@ public static class ModelWeights
         }
         else
         {
-            var top = PeekTopLevel(file);
+            var top = StateDictFile.PeekTopLevel(file);
             bool wrapped = top is not null && top.Count > 0 && top.Values.Cast<object?>().Any(v => v is Hashtable);
             bool hasEma = wrapped && top!["params_ema"] is Hashtable, hasParams = wrapped && top!["params"] is Hashtable;
             if (ema == EmaChoice.On && !hasEma)
@@ -251,78 +261,37 @@ public static class ModelWeights
         };
     }
 
-    // The top-level dictionary of a torch.save file without reading tensor data; null when it cannot be read this way
-    // (the real read then reports the problem).
-    private static Hashtable? PeekTopLevel(string file)
-    {
-        try
-        {
-            using var stream = File.OpenRead(file);
-            return PyTorchUnpickler.UnpickleStateDict(stream, leaveOpen: true, skipTensorRead: true);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>Reads the state dict of <paramref name="source"/> (keys without <c>module.</c>); the caller owns the tensors.</summary>
+    /// <exception cref="McirException">The file cannot be read (one line naming it and why).</exception>
     public static Dictionary<string, Tensor> ReadStateDict(WeightsSource source)
     {
         ArgumentNullException.ThrowIfNull(source);
         try
         {
-            return NegativeBankCheckpoint.ReadStateDict(source.File, source.ParamKey);
+            return StateDictFile.Read(source.File, source.ParamKey, "weights");
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            // The shared reader words its errors for pretrained negatives; say which weights file it was.
-            string detail = e.Message
-                .Replace($"pretrained negative checkpoint '{source.File}': ", "", StringComparison.Ordinal)
-                .Replace($"negative bank state '{source.File}': ", "", StringComparison.Ordinal);
-            throw new McirException($"weights '{source.File}' cannot be read: {detail}", e);
+            throw new McirException(e.Message, e);
         }
     }
 
-    /// <summary>Loads <paramref name="source"/> into <paramref name="module"/> (strict, see <see cref="LoadStateDict"/>).</summary>
-    public static void Load(nn.Module module, WeightsSource source)
-    {
-        var state = ReadStateDict(source);
-        try { LoadStateDict(module, state, $"weights '{source.File}'"); }
-        finally { foreach (var t in state.Values) t.Dispose(); }
-    }
+    /// <summary>The hint for non-strict loading named in strict-mode errors.</summary>
+    public const string NonStrictHint = "--strict false";
 
     /// <summary>
-    /// Copies <paramref name="state"/> into <paramref name="module"/>'s parameters and buffers. Every state-dict key of
-    /// the module must be present with the same shape and no other key may be there; otherwise nothing is changed and the
-    /// error lists all missing keys, unexpected keys and shape mismatches. Values are converted to the module's dtype
-    /// and device.
+    /// Loads <paramref name="source"/> into <paramref name="module"/> with <see cref="StateDictLoader"/>: strictly, or with
+    /// <paramref name="strict"/> false the matching keys only.
     /// </summary>
-    public static void LoadStateDict(nn.Module module, IReadOnlyDictionary<string, Tensor> state, string where)
+    public static StateDictLoadReport Load(nn.Module module, WeightsSource source, bool strict = true)
     {
-        ArgumentNullException.ThrowIfNull(module);
-        ArgumentNullException.ThrowIfNull(state);
-        var own = module.state_dict();
-        var missing = own.Keys.Where(k => !state.ContainsKey(k)).ToList();
-        var unexpected = state.Keys.Where(k => !own.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
-        var shapes = own.Where(kv => state.TryGetValue(kv.Key, out var t) && !t.shape.SequenceEqual(kv.Value.shape))
-            .Select(kv => $"{kv.Key}: file {Shape(state[kv.Key].shape)}, model {Shape(kv.Value.shape)}").ToList();
-        if (missing.Count > 0 || unexpected.Count > 0 || shapes.Count > 0)
+        var state = ReadStateDict(source);
+        try
         {
-            var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys ({missing.Count}): {List(missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys ({unexpected.Count}): {List(unexpected)}");
-            if (shapes.Count > 0) parts.Add($"shape mismatches ({shapes.Count}): {List(shapes)}");
-            throw new McirException($"{where} do not fit the model ({module.GetType().Name}): {string.Join("; ", parts)}. Are the model and its options (--model, --set, --scale) the ones the weights were trained with?");
+            return StateDictLoader.Load(module, state, $"weights '{source.File}'", new StateDictLoadOptions { Strict = strict, NonStrictHint = NonStrictHint });
         }
-        using var _ = no_grad();
-        foreach (var (key, dst) in own) dst.copy_(state[key]);
+        finally { foreach (var t in state.Values) t.Dispose(); }
     }
-
-    private static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
-
-    private static string List(IReadOnlyList<string> items, int max = 12) =>
-        string.Join(", ", items.Take(max)) + (items.Count > max ? $", … ({items.Count - max} more)" : "");
 
     /// <summary>
     /// Builds the network for <paramref name="request"/> and loads its weights: the model is <see cref="InferenceModelRequest.Model"/>
@@ -371,9 +340,15 @@ public static class ModelWeights
         var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
         try
         {
-            Load(net, weights);
+            var report = Load(net, weights, request.Strict);
+            if (report.Recomputed.Count > 0)
+                notes.Add($"skipped {report.Recomputed.Count} buffers the model recomputes: {string.Join(", ", report.Recomputed)}");
+            if (!request.Strict)
+                notes.Add(report.IsExact
+                    ? $"non-strict load: all {report.Loaded.Count} keys of the model loaded, nothing ignored"
+                    : $"non-strict load: {report.Loaded.Count} keys loaded; " + string.Join("; ", report.Describe()));
             net.eval();
-            return new InferenceModel(net, descriptor, options, weights, notes);
+            return new InferenceModel(net, descriptor, options, weights, notes, report);
         }
         catch
         {

@@ -1,6 +1,6 @@
 using System.Collections;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -114,11 +114,11 @@ public static class StateDictExport
             }
 
             var metadata = new Dictionary<string, string> { ["format"] = "pt", ["model"] = modelName, ["source"] = source };
-            var state = new NegativeBankState(tensors, metadata); // owns the copies now
+            var state = new TensorFile(tensors, metadata); // owns the copies now
             tensors = [];
             using (state)
             {
-                AtomicFile.Write(full, stream => NegativeBankStateFile.Write(stream, state));
+                AtomicFile.Write(full, stream => SafetensorsFile.Write(stream, state));
                 return new StateDictExportResult { Path = full, Format = format, TensorCount = state.Tensors.Count };
             }
         }

@@ -1,3 +1,4 @@
+using Mcir.Abstractions.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,7 +22,8 @@ public sealed record TileOptions
     /// <summary>
     /// Each forward pass gets an input whose height and width are multiples of this (e.g. the window size 8 of
     /// Swin-type networks): the input is reflect-padded at the bottom and right, the output cropped back to
-    /// scale × the unpadded size. Default 1 (no padding).
+    /// scale × the unpadded size. Default 1 (no padding beyond what the network itself asks for through
+    /// <see cref="IInputSizeMultiple"/>, which is always applied; with both, the least common multiple).
     /// </summary>
     public int PadMultiple { get; init; } = 1;
 
@@ -54,9 +56,12 @@ public sealed record TileOptions
 /// Consequence: for a network whose receptive field reaches at most m input pixels from the output pixel
 /// (a radius, e.g. 3 for three 3×3 convolutions), the tiled output equals the whole-image output up to float rounding;
 /// larger receptive fields give small differences confined to the cross-fade bands.</para>
-/// <para><b>Pad to multiple.</b> With <see cref="TileOptions.PadMultiple"/> k &gt; 1 every forward input (tile or whole image)
-/// is reflect-padded at the bottom/right to a multiple of k (edge replication where the input is too small to reflect)
-/// and the output is cropped back, so the padding never reaches the result beyond the network's own receptive field.</para>
+/// <para><b>Pad to multiple.</b> A network that implements <see cref="IInputSizeMultiple"/> (SwinIR: its window size) gets
+/// every forward input (tile or whole image) reflect-padded at the bottom/right to a multiple of its
+/// <see cref="IInputSizeMultiple.InputSizeMultiple"/> and the output cropped back to scale × the unpadded size, as
+/// BasicSR's <c>SwinIRModel.test</c> (<c>F.pad(img, (0, mod_pad_w, 0, mod_pad_h), 'reflect')</c>); edge replication
+/// where the input is too small to reflect. <see cref="TileOptions.PadMultiple"/> k &gt; 1 asks for a multiple of k as
+/// well. This is the engine's one inference path: validation during training, <c>test</c> and <c>restore</c> use it.</para>
 /// </remarks>
 public static class TiledRestorer
 {
@@ -88,14 +93,15 @@ public static class TiledRestorer
             using var noGrad = no_grad();
             int h = (int)input.shape[2], w = (int)input.shape[3];
             int n = options.TileSize ?? 0;
+            int multiple = Lcm(options.PadMultiple, InputMultipleOf(net));
             if (n == 0 || (h <= n && w <= n))
             {
                 using var scope = NewDisposeScope();
-                var whole = Forward(net, input, options.PadMultiple, options.Scale, out _).to(ScalarType.Float32);
+                var whole = Forward(net, input, multiple, options.Scale, out _).to(ScalarType.Float32);
                 if (ReferenceEquals(whole, input)) whole = input.clone(); // a network that returns its input
                 return whole.MoveToOuterDisposeScope();
             }
-            return Tiled(net, input, n, options);
+            return Tiled(net, input, n, multiple, options);
         }
         finally
         {
@@ -145,7 +151,27 @@ public static class TiledRestorer
         return t >= 1 ? 1 : 0.5 - 0.5 * Math.Cos(Math.PI * t);
     }
 
-    private static Tensor Tiled(nn.Module<Tensor, Tensor> net, Tensor input, int n, TileOptions options)
+    /// <summary>
+    /// The multiple a network's input height and width must have: its <see cref="IInputSizeMultiple.InputSizeMultiple"/>,
+    /// else 1.
+    /// </summary>
+    /// <exception cref="McirException">The network reports a multiple below 1.</exception>
+    public static int InputMultipleOf(nn.Module<Tensor, Tensor> net)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        if (net is not IInputSizeMultiple m) return 1;
+        int k = m.InputSizeMultiple;
+        return k >= 1 ? k : throw new McirException($"{net.GetType().Name} reports an input size multiple of {k}; expected 1 or more");
+    }
+
+    private static int Lcm(int a, int b)
+    {
+        int x = a, y = b;
+        while (y != 0) (x, y) = (y, x % y);
+        return checked(a / x * b);
+    }
+
+    private static Tensor Tiled(nn.Module<Tensor, Tensor> net, Tensor input, int n, int multiple, TileOptions options)
     {
         long b = input.shape[0];
         int h = (int)input.shape[2], w = (int)input.shape[3];
@@ -163,7 +189,7 @@ public static class TiledRestorer
                 {
                     using var scope = NewDisposeScope();
                     var tile = input.narrow(2, ys[iy], th).narrow(3, xs[ix], tw);
-                    var output = Forward(net, tile, options.PadMultiple, scale, out int s).to(ScalarType.Float32);
+                    var output = Forward(net, tile, multiple, scale, out int s).to(ScalarType.Float32);
                     scale = s;
                     if (acc is null)
                     {

@@ -2,6 +2,7 @@ using System.Globalization;
 using Mcir.Abstractions.ModelContrast;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Compute;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,13 +29,19 @@ namespace Mcir.Core.ModelContrast;
 /// averaged weights anyway.</item>
 /// </list>
 /// The bank is part of the training state: <see cref="SaveState(string)"/> / <see cref="LoadState(string)"/>
-/// (format: <see cref="NegativeBankStateFile"/>) keep every negative's parameters and buffers, the settings and the
-/// schedule position, so a resumed run continues bit-exactly.
+/// keep every negative's parameters and buffers, the settings and the schedule position, so a resumed run continues
+/// bit-exactly. Format: a safetensors file (<see cref="SafetensorsFile"/>) with tensor <c>negatives.{j}.{key}</c> for
+/// every entry of negative j's <c>state_dict()</c> (parameters and buffers) and metadata <c>format</c> =
+/// <c>mcir.negative_bank</c>, <c>format_version</c> = <c>1</c>, <c>kind</c>, <c>init</c>, <c>schedule_order</c>,
+/// <c>count</c> (K), <c>neg_start</c>, <c>steps</c> and <c>decays</c> (comma-separated per negative, decays in
+/// round-trip notation), <c>last_iteration</c> (0 before the first iteration), <c>update_counts</c> and
+/// <c>last_update_iterations</c> (comma-separated per negative).
 /// </summary>
 public sealed class NegativeBank : INegativeSource, IDisposable
 {
     private const string FormatName = "mcir.negative_bank";
     private const string FormatVersion = "1";
+    private const string StateWhat = "negative bank state";
 
     private readonly List<nn.Module<Tensor, Tensor>> _negatives;
     // Low-precision copies used for Produce when Options.Precision is not float32; null otherwise.
@@ -132,7 +139,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             throw;
         }
         List<nn.Module<Tensor, Tensor>>? mirrors = null;
-        if (options.Precision != Compute.NegativePrecision.Float32)
+        if (options.Precision.Resolve() != Compute.NegativePrecision.Float32)
         {
             mirrors = [];
             try
@@ -273,27 +280,12 @@ public sealed class NegativeBank : INegativeSource, IDisposable
 
     private static void LoadPretrained(nn.Module negative, string path, string? paramKey)
     {
-        var sd = NegativeBankCheckpoint.ReadStateDict(path, paramKey);
+        const string what = "pretrained negative checkpoint";
+        var sd = StateDictFile.Read(path, paramKey, what);
         try
         {
-            var own = negative.state_dict();
-            var paramNames = negative.named_parameters().Select(p => p.name).ToHashSet();
-            var unexpected = sd.Keys.Where(k => !own.ContainsKey(k)).Order(StringComparer.Ordinal).ToList();
-            if (unexpected.Count > 0)
-                throw new InvalidDataException($"pretrained negative checkpoint '{path}': {unexpected.Count} unexpected key(s) not in the network's state dict: {KeyList(unexpected)}");
-            // Buffers may be omitted (e.g. deterministic attention masks); parameters may not.
-            var missing = own.Keys.Where(k => !sd.ContainsKey(k) && paramNames.Contains(k)).ToList();
-            if (missing.Count > 0)
-                throw new InvalidDataException($"pretrained negative checkpoint '{path}': {missing.Count} parameter(s) missing: {KeyList(missing)}");
-            foreach (var (key, dst) in own)
-            {
-                if (!sd.TryGetValue(key, out var src)) continue;
-                if (!src.shape.SequenceEqual(dst.shape))
-                    throw new InvalidDataException($"pretrained negative checkpoint '{path}': '{key}' has shape ({string.Join(", ", src.shape)}), the network expects ({string.Join(", ", dst.shape)})");
-            }
-            using var _ = no_grad();
-            foreach (var (key, dst) in own)
-                if (sd.TryGetValue(key, out var src)) dst.copy_(src);
+            // Strict, except that buffers may be omitted (e.g. deterministic attention masks); parameters may not.
+            StateDictLoader.Load(negative, sd, $"{what} '{path}'", new StateDictLoadOptions { AllowMissingBuffers = true });
         }
         finally
         {
@@ -305,7 +297,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
     /// A snapshot of the bank (copies of every negative's parameters and buffers, settings and schedule position)
     /// for a checkpoint writer; the caller owns (disposes) it.
     /// </summary>
-    public NegativeBankState CaptureState()
+    public TensorFile CaptureState()
     {
         ThrowIfDisposed();
         var tensors = new List<KeyValuePair<string, Tensor>>();
@@ -336,7 +328,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
             ["update_counts"] = string.Join(",", _updateCounts.Select(c => c.ToString(inv))),
             ["last_update_iterations"] = string.Join(",", _lastUpdateIterations.Select(c => c.ToString(inv))),
         };
-        return new NegativeBankState(tensors, meta);
+        return new TensorFile(tensors, meta);
     }
 
     /// <summary>
@@ -344,7 +336,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
     /// schedule (kind, K, steps, decays, order) must equal this bank's; every negative's state dict must match key
     /// for key, shape and dtype. Everything is checked before anything is changed; errors name the offending key.
     /// </summary>
-    public void RestoreState(NegativeBankState state, string source = "<state>")
+    public void RestoreState(TensorFile state, string source = "<state>")
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(state);
@@ -374,29 +366,14 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         var byName = new Dictionary<string, Tensor>();
         foreach (var (k, t) in state.Tensors)
             if (!byName.TryAdd(k, t)) throw new InvalidDataException($"{where}: key '{k}' occurs twice");
-        var assignments = new List<(Tensor Dst, Tensor Src)>();
-        var used = new HashSet<string>();
-        for (int j = 0; j < Count; j++)
-        {
-            foreach (var (key, dst) in _negatives[j].state_dict())
-            {
-                string name = $"negatives.{j}.{key}";
-                if (!byName.TryGetValue(name, out var src))
-                    throw new InvalidDataException($"{where}: missing key '{name}' (the state was saved for a different architecture?)");
-                if (!src.shape.SequenceEqual(dst.shape))
-                    throw new InvalidDataException($"{where}: key '{name}' has shape ({string.Join(", ", src.shape)}), the network expects ({string.Join(", ", dst.shape)})");
-                if (src.dtype != dst.dtype)
-                    throw new InvalidDataException($"{where}: key '{name}' is {src.dtype}, the network expects {dst.dtype}");
-                assignments.Add((dst, src));
-                used.Add(name);
-            }
-        }
-        foreach (var k in byName.Keys)
-            if (!used.Contains(k))
-                throw new InvalidDataException($"{where}: unexpected key '{k}' (not in this bank's networks; different architecture?)");
+        var foreign = byName.Keys.Where(k => !Enumerable.Range(0, Count).Any(j => k.StartsWith($"negatives.{j}.", StringComparison.Ordinal))).Order(StringComparer.Ordinal).ToList();
+        if (foreign.Count > 0)
+            throw new InvalidDataException($"{where}: unexpected key '{foreign[0]}' (not in this bank's networks; different architecture?)");
+        // Every negative is checked before any is changed; each key must match in name, shape and dtype.
+        var load = Enumerable.Range(0, Count).Select(j => new StateDictLoadOptions { ExactDtype = true, Prefix = $"negatives.{j}." }).ToList();
+        for (int j = 0; j < Count; j++) StateDictLoader.Check(_negatives[j], byName, where, load[j]);
+        for (int j = 0; j < Count; j++) StateDictLoader.Load(_negatives[j], byName, where, load[j]);
 
-        using (no_grad())
-            foreach (var (dst, src) in assignments) dst.copy_(src);
         foreach (var n in _negatives) Freeze(n);
         for (int j = 0; j < Count; j++) SyncMirror(j);
         LastIteration = last;
@@ -404,31 +381,31 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         lastUpd.CopyTo(_lastUpdateIterations, 0);
     }
 
-    /// <summary>Writes the bank's state to <paramref name="path"/> atomically (format: <see cref="NegativeBankStateFile"/>).</summary>
+    /// <summary>Writes the bank's state to <paramref name="path"/> atomically (format: see the class remarks).</summary>
     public void SaveState(string path)
     {
         using var state = CaptureState();
-        NegativeBankStateFile.Write(path, state);
+        SafetensorsFile.Write(path, state);
     }
 
     /// <summary>Writes the bank's state to <paramref name="stream"/> (left open).</summary>
     public void SaveState(Stream stream)
     {
         using var state = CaptureState();
-        NegativeBankStateFile.Write(stream, state);
+        SafetensorsFile.Write(stream, state);
     }
 
     /// <summary>Restores the bank from a file written by <see cref="SaveState(string)"/> (see <see cref="RestoreState"/>).</summary>
     public void LoadState(string path)
     {
-        using var state = NegativeBankStateFile.Read(path);
+        using var state = SafetensorsFile.Read(path, StateWhat);
         RestoreState(state, path);
     }
 
     /// <summary>Restores the bank from a stream written by <see cref="SaveState(Stream)"/>.</summary>
     public void LoadState(Stream stream, string name = "<stream>")
     {
-        using var state = NegativeBankStateFile.Read(stream, name);
+        using var state = SafetensorsFile.Read(stream, name, StateWhat);
         RestoreState(state, name);
     }
 
@@ -440,9 +417,6 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         foreach (var n in _negatives) n.Dispose();
         foreach (var n in _mirrors ?? []) n.Dispose();
     }
-
-    private static string KeyList(IReadOnlyList<string> keys) =>
-        string.Join(", ", keys.Take(10).Select(k => $"'{k}'")) + (keys.Count > 10 ? ", ..." : "");
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(_disposed, this);
 

@@ -1,4 +1,5 @@
 using Mcir.Abstractions.ModelContrast;
+using Mcir.Core.Compute;
 using Mcir.Core.Embeddings;
 using Mcir.Core.Embeddings.Onnx;
 using Mcir.Core.Weights;
@@ -102,9 +103,13 @@ public static class SpnEmbeddingSelection
     /// </summary>
     public static IFeatureEmbedding? CreateNegativeCopy(SpnLossOptions options, IFeatureEmbedding embedding)
     {
-        if (options.NegativePrecision == Compute.NegativePrecision.Float32) return null;
+        var precision = options.NegativePrecision.Resolve();
+        if (precision == Compute.NegativePrecision.Float32) return null;
         if (embedding is not VggEmbedding vgg)
+        {
+            if (options.NegativePrecision == Compute.NegativePrecision.Auto) return null; // auto: float32 for this embedding
             throw new McirException($"loss.spn.negative_precision {options.NegativePrecision.ToString().ToLowerInvariant()} applies to VGG embeddings; '{embedding.Name}' computes in float32 (set negative_precision: float32)");
+        }
         var copy = new VggEmbedding(vgg.Options);
         copy.Network.to(Compute.NegativePrecisionExtensions.ToScalarType(options.NegativePrecision));
         return copy;

@@ -12,7 +12,8 @@ namespace Mcir.Core.Runs;
 /// </summary>
 public static class RestorationEvaluator
 {
-    // forward: how an LQ batch [1, C, h, w] is restored (default net.call), e.g. tile by tile;
+    // forward: how an LQ batch [1, C, h, w] is restored (default: the whole image through TiledRestorer, which pads to the
+    // network's IInputSizeMultiple and crops back), e.g. tile by tile;
     // onRestored: receives each restored image with its sample name (e.g. to save it).
     public static MetricsReport Evaluate(nn.Module<Tensor, Tensor> net, IPairedDataset data, MetricsProtocol protocol, string? imageDir = null,
         Func<Tensor, Tensor>? forward = null, Action<string, RgbImage>? onRestored = null)
@@ -30,7 +31,7 @@ public static class RestorationEvaluator
                 using (no_grad())
                 {
                     var lq = ImageTensor.ToTensor(pair.Lq).unsqueeze(0);
-                    restored = ImageTensor.ToImage(forward is null ? net.call(Compute.ChannelsLast.Of(lq)) : forward(lq));
+                    restored = ImageTensor.ToImage(forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq));
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)
                     throw new McirException($"{pair.Name}: the network returned {restored.Height}x{restored.Width} for a {pair.Lq.Height}x{pair.Lq.Width} input, the ground truth is {pair.Gt.Height}x{pair.Gt.Width}");

@@ -38,6 +38,33 @@ public sealed record RunConfig
 
     /// <summary>How validation and test images are scored (SR: Y channel, crop border = scale).</summary>
     public MetricsProtocol Metrics { get; init; } = new();
+
+    /// <summary>Weights to start from (BasicSR's <c>path</c> section).</summary>
+    public PathSection Path { get; init; } = new();
+}
+
+/// <summary>
+/// The <c>path</c> section, BasicSR's keys for starting a run from pretrained weights: <c>pretrain_network_g</c>,
+/// <c>param_key_g</c>, <c>strict_load_g</c>. The weights are loaded into the network before anything else uses it (the
+/// negatives start from them); a resumed run takes its weights from the checkpoint instead.
+/// </summary>
+public sealed record PathSection
+{
+    /// <summary>A weights file (<c>.pth</c> of BasicSR/KAIR/FFA-Net/…, or <c>.safetensors</c>); null: random initialisation.</summary>
+    public string? PretrainNetworkG { get; init; }
+
+    /// <summary>
+    /// The wrapper key of a <c>.pth</c> (<c>params</c>, <c>params_ema</c>, <c>state_dict</c>, <c>model</c>); null: the
+    /// default rule of <see cref="Weights.StateDictFile"/> (<c>params</c> when present, then the other wrappers, else a
+    /// bare state dict).
+    /// </summary>
+    public string? ParamKeyG { get; init; }
+
+    /// <summary>
+    /// True (default): the file must fit the network exactly. False: the keys with the same name and shape are loaded;
+    /// every ignored, missing and shape-mismatched key is listed in the run log (e.g. EDSR ×3 from a ×2 model).
+    /// </summary>
+    public bool StrictLoadG { get; init; } = true;
 }
 
 /// <summary>The <c>model</c> section.</summary>

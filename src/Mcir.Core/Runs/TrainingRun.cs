@@ -2,10 +2,12 @@ using System.Text.Json.Nodes;
 using Mcir.Abstractions.Losses;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Data.Datasets;
+using Mcir.Core.Compute;
 using Mcir.Core.IO;
 using Mcir.Core.Metrics;
 using Mcir.Core.ModelContrast;
 using Mcir.Core.Training;
+using Mcir.Core.Weights;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,6 +46,10 @@ public static class TrainingRun
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
+        string? checkpoint = Trainer.ResolveResume(runDir, resume);
+        if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
+            LoadPretrained(net, config.Path, log);
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
         ProbeModel(net, train, config.Model.Name);
@@ -69,7 +75,7 @@ public static class TrainingRun
                 WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
                 foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
                 if (bank is not null)
-                    log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}");
+                    log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
 
                 Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
                 if (val is not null)
@@ -85,7 +91,7 @@ public static class TrainingRun
                 using var batches = new LoaderBatchSource(loader);
                 using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
                     log: tensorBoard, progress: log, collapseGuard: guard));
-                if (Trainer.ResolveResume(runDir, resume) is { } checkpoint)
+                if (checkpoint is not null)
                 {
                     trainer.LoadCheckpoint(checkpoint);
                     log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
@@ -165,6 +171,39 @@ public static class TrainingRun
     {
         try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* best effort; the original error matters */ }
+    }
+
+    /// <summary>
+    /// Loads <c>path.pretrain_network_g</c> into <paramref name="net"/> (strictly unless <c>path.strict_load_g</c> is
+    /// false) and logs what was loaded and every key that was not.
+    /// </summary>
+    public static StateDictLoadReport LoadPretrained(nn.Module net, PathSection path, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        ArgumentNullException.ThrowIfNull(path);
+        string file = path.PretrainNetworkG ?? throw new ArgumentException("path.pretrain_network_g is not set", nameof(path));
+        const string what = "path.pretrain_network_g";
+        Dictionary<string, Tensor> state;
+        try { state = StateDictFile.Read(file, path.ParamKeyG, what); }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new McirException(e.Message, e);
+        }
+        try
+        {
+            var report = StateDictLoader.Load(net, state, $"{what} '{file}'",
+                new StateDictLoadOptions { Strict = path.StrictLoadG, NonStrictHint = "path.strict_load_g: false" });
+            string key = path.ParamKeyG is { } k ? $"'{k}'" : "default wrapper rule";
+            log.WriteLine($"pretrained weights {file} ({key}, {(path.StrictLoadG ? "strict" : "non-strict")}): {report.Loaded.Count} keys loaded");
+            if (report.Recomputed.Count > 0)
+                log.WriteLine($"  skipped {report.Recomputed.Count} buffers the model recomputes: {string.Join(", ", report.Recomputed)}");
+            foreach (var line in report.Describe()) log.WriteLine("  " + line);
+            return report;
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
+        }
     }
 
     /// <summary>

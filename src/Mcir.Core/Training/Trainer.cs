@@ -5,6 +5,7 @@ using System.Text.Json;
 using Mcir.Abstractions.Losses;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -17,8 +18,9 @@ namespace Mcir.Core.Training;
 /// source, options, validation callback).
 /// <para>One iteration i (from 1): batch → o = f(x) → negatives (only if a term needs them) → Σ loss terms → collapse
 /// guard (a collapsed iteration is not applied) → backward → optional gradient clipping → optimiser step with lr(i)
-/// → scheduler step (lr(i + 1), see <see cref="LearningRateSchedule"/>) → negative bank <c>OnIterationEnd(i)</c> →
-/// target EMA → logging / validation / checkpoint → cancellation check. Everything of an iteration runs in its own
+/// → target EMA → negative bank <c>OnIterationEnd(i)</c> (negative j updated when i % s_j == 0) → scheduler step
+/// (lr(i + 1), see <see cref="LearningRateSchedule"/>) → logging / validation / checkpoint → cancellation check. This
+/// is the authors' order (zero_grad, forward, negatives' forwards, loss, backward, step, EMA, negative updates). Everything of an iteration runs in its own
 /// <c>torch.NewDisposeScope()</c>.</para>
 /// <para>A checkpoint (<see cref="CheckpointStore"/> layout) holds <c>model.safetensors</c> (target), <c>ema.safetensors</c>
 /// (target EMA, if on), <c>negatives.safetensors</c> (negative bank, if any), <c>optimizer.bin</c> (TorchSharp's
@@ -200,7 +202,7 @@ public sealed class Trainer : IDisposable
                 _guard.RestoreState(JsonSerializer.Deserialize<CollapseGuardState>(File.ReadAllBytes(F("collapse_guard.json")))
                     ?? throw new InvalidDataException($"{F("collapse_guard.json")}: empty"));
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException or EndOfStreamException or JsonException)
+        catch (Exception e) when (e is InvalidDataException or StateDictMismatchException or IOException or ArgumentException or EndOfStreamException or JsonException)
         {
             throw new McirException($"checkpoint '{dir}' cannot be resumed: {e.Message}", e);
         }
@@ -226,7 +228,8 @@ public sealed class Trainer : IDisposable
         (o with
         {
             // a cosine schedule without explicit periods spans total_iter, so there the length of the run matters
-            TotalIter = o.Scheduler.Type == "cosine" && o.Scheduler.Periods.Count == 0 ? o.TotalIter : 0,
+            TotalIter = (o.Scheduler.Type == SchedulerSettings.Cosine && o.Scheduler.Periods.Count == 0)
+                || (o.Scheduler.Type == SchedulerSettings.TrueCosine && o.Scheduler.TMax is null) ? o.TotalIter : 0,
             PrintFreq = 1, ValFreq = 0, CheckpointFreq = 0, KeepCheckpoints = 0, Name = "",
         }).ToJson();
 
@@ -316,10 +319,13 @@ public sealed class Trainer : IDisposable
         using var scope = NewDisposeScope();
         var (lq, gt) = _batches.Next();
         _optimizer.zero_grad();
+        StepTrace?.Invoke("zero_grad");
         // Channels-last strides make CPU convolutions much faster; values are unchanged (see ChannelsLast).
         lq = Compute.ChannelsLast.Of(lq);
         var output = _net.call(lq);
+        StepTrace?.Invoke("forward");
         var negatives = _needsNegatives ? _bank!.Produce(lq) : null;
+        if (negatives is not null) StepTrace?.Invoke("negatives_forward");
         var context = new LossContext(output, gt, lq, negatives);
         var parts = new Dictionary<string, double>();
         Tensor? total = null;
@@ -332,19 +338,36 @@ public sealed class Trainer : IDisposable
         }
         if (parts.ContainsKey("total")) throw new McirException("trainer: a loss term reports a part named 'total', which the trainer reserves for the sum");
         parts["total"] = total!.detach().to(ScalarType.Float64).item<double>();
+        StepTrace?.Invoke("loss");
 
         var verdict = _guard.Observe(it, parts);
         if (verdict.IsCollapsed) return (parts, null, verdict);
 
         total.backward();
+        StepTrace?.Invoke("backward");
         double? gradNorm = null;
         if (Options.GradClipNorm is { } maxNorm) gradNorm = nn.utils.clip_grad_norm_(_parameters, maxNorm);
         _optimizer.step();
-        _bank?.OnIterationEnd(it, _net);
-        _ema?.Update();
+        StepTrace?.Invoke("optimizer_step");
+        // The authors' order (MCLIR's optimize_parameters): target EMA (model_ema), then the negative models'
+        // update for every j with iteration % s_j == 0. Both read only the stepped target θ.
+        if (_ema is not null)
+        {
+            _ema.Update();
+            StepTrace?.Invoke("ema");
+        }
+        if (_bank is not null)
+        {
+            var updated = _bank.OnIterationEnd(it, _net);
+            StepTrace?.Invoke($"negatives_update [{string.Join(", ", updated)}]");
+        }
         SetLearningRate(_schedule.At(it + 1));
+        StepTrace?.Invoke("scheduler");
         return (parts, gradNorm, verdict);
     }
+
+    /// <summary>Test hook: called with the name of each phase of an iteration as it completes (see the class remarks).</summary>
+    internal Action<string>? StepTrace { get; set; }
 
     private IReadOnlyDictionary<string, double> Validate(long it, ITrainingLog log)
     {

@@ -55,6 +55,7 @@ public sealed record TrainingOptions
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        TypeInfoResolver = Config.ConfigBinder.KeysOnlyResolver, // computed members are never written or read
     };
 
     /// <summary>The options as snake_case JSON.</summary>
@@ -134,14 +135,26 @@ public sealed record OptimizerSettings
 /// <item><c>multistep</c> (BasicSR MultiStepRestartLR without restarts): <c>lr · gamma^(number of milestones ≤ iter)</c>.</item>
 /// <item><c>cosine</c> (BasicSR CosineAnnealingRestartLR): periods (default: one period of <c>total_iter</c>, i.e. a plain
 /// cosine to <c>eta_min</c> over the run), restart weights (default all 1), <c>eta_min</c>.</item>
+/// <item><c>TrueCosineAnnealingLR</c> (BasicSR's name for torch's CosineAnnealingLR, as in NAFNet's and MCLIR's options):
+/// <c>t_max</c> (default <c>total_iter</c>), <c>eta_min</c>; not restarted, it rises again past <c>t_max</c>.</item>
 /// </list>
+/// Iteration i uses schedule position i − 1, as BasicSR (which steps the scheduler only when <c>current_iter &gt; 1</c>).
 /// </summary>
 public sealed record SchedulerSettings
 {
     /// <summary>The accepted <see cref="Type"/> values.</summary>
-    public static readonly IReadOnlyList<string> Types = ["none", "multistep", "cosine"];
+    public static readonly IReadOnlyList<string> Types = ["none", MultiStep, Cosine, TrueCosine];
 
-    /// <summary><c>none</c>, <c>multistep</c> or <c>cosine</c>.</summary>
+    /// <summary>BasicSR MultiStepRestartLR without restarts.</summary>
+    public const string MultiStep = "multistep";
+
+    /// <summary>BasicSR CosineAnnealingRestartLR.</summary>
+    public const string Cosine = "cosine";
+
+    /// <summary>torch's CosineAnnealingLR under BasicSR's name.</summary>
+    public const string TrueCosine = "TrueCosineAnnealingLR";
+
+    /// <summary><c>none</c>, <c>multistep</c>, <c>cosine</c> or <c>TrueCosineAnnealingLR</c>.</summary>
     public string Type { get; init; } = "none";
 
     /// <summary>Multistep: iterations at which the rate is multiplied by <see cref="Gamma"/> (strictly increasing, ≥ 1).</summary>
@@ -156,8 +169,11 @@ public sealed record SchedulerSettings
     /// <summary>Cosine: the peak-rate multiplier of each period; empty = all 1.</summary>
     public IReadOnlyList<double> RestartWeights { get; init; } = [];
 
-    /// <summary>Cosine: the minimum rate.</summary>
+    /// <summary>Cosine and TrueCosineAnnealingLR: the minimum rate.</summary>
     public double EtaMin { get; init; } = 1e-7;
+
+    /// <summary>TrueCosineAnnealingLR: torch's <c>T_max</c>, the positions from lr down to eta_min; null = <c>total_iter</c>.</summary>
+    public long? TMax { get; init; }
 
     /// <summary>Throws <see cref="McirException"/> for an invalid value.</summary>
     public void Validate(long totalIter)
@@ -179,6 +195,11 @@ public sealed record SchedulerSettings
             if (RestartWeights is null || (RestartWeights.Count != 0 && RestartWeights.Count != periods.Count))
                 throw new McirException($"training options: 'scheduler.restart_weights' must be empty or have one weight per period ({periods.Count}), got {RestartWeights?.Count ?? 0}");
             if (RestartWeights.Any(w => !(w >= 0 && double.IsFinite(w)))) throw new McirException("training options: 'scheduler.restart_weights' must be finite and ≥ 0");
+            if (!(EtaMin >= 0 && double.IsFinite(EtaMin))) throw TrainingOptions.Bad("scheduler.eta_min", EtaMin, "≥ 0");
+        }
+        if (Type == TrueCosine)
+        {
+            if (TMax is < 1) throw TrainingOptions.Bad("scheduler.t_max", TMax, "≥ 1, or null for total_iter");
             if (!(EtaMin >= 0 && double.IsFinite(EtaMin))) throw TrainingOptions.Bad("scheduler.eta_min", EtaMin, "≥ 0");
         }
     }

@@ -20,7 +20,7 @@ internal static class BenchCommand
         var patch = new Option<int>("--lr-size") { Description = "LR patch size", DefaultValueFactory = _ => 48 };
         var negatives = new Option<int>("--negatives") { Description = "Number of negative models K", DefaultValueFactory = _ => 4 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
-        var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers) or BFloat16", DefaultValueFactory = _ => NegativePrecision.Float32 };
+        var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers), BFloat16, or Auto (bfloat16 where the CPU has it natively, else float32)", DefaultValueFactory = _ => NegativePrecision.Float32 };
         var plugins = new PluginOptions();
         var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
         {
@@ -38,9 +38,11 @@ internal static class BenchCommand
             var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
                 r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine,
                 negativePrecision: r.GetValue(precision));
-            console.Out.WriteLine($"threads: {result.Threads} (of {Environment.ProcessorCount} logical processors)");
+            console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}");
+            console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
-            console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision)}): median {result.SpnSeconds:F3} s");
+            console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
             console.Out.WriteLine($"ratio SPN / plain: {result.Ratio:F2}");
             return 0;
         });

@@ -23,7 +23,7 @@ internal static class ExportCommand
         var paramKey = new Option<string?>("--param-key") { Description = "Wrapper key of the written .pth: params (default) or params_ema" };
         var plugins = new PluginOptions();
         var command = new Command("export", "Write trained weights as a PyTorch state dict: BasicSR .pth ({\"params\": …}) or .safetensors") { output, paramKey };
-        foreach (var o in new Option[] { model.Weights, model.Model, model.Scale, model.Set, model.Ema })
+        foreach (var o in new Option[] { model.Weights, model.Model, model.Scale, model.Set, model.Ema, model.Strict })
             command.Options.Add(o);
         plugins.AddTo(command);
         command.SetAction(r =>

@@ -119,15 +119,21 @@ internal sealed class InferenceOptions
 
     public Option<string?> ParamKey { get; } = new("--param-key") { Description = "Wrapper key of a .pth file (e.g. params, params_ema); default params_ema if present, else params" };
 
+    public Option<bool> Strict { get; } = new("--strict")
+    {
+        Description = "true (default): the weights must fit the model exactly; false: load the keys with the same name and shape and list every ignored and missing key",
+        DefaultValueFactory = _ => true,
+    };
+
     public Option<int> Tile { get; } = new("--tile") { Description = "Tile size in input pixels (0 = whole image)", DefaultValueFactory = _ => 0 };
 
     public Option<int> TileOverlap { get; } = new("--tile-overlap") { Description = "Input pixels shared by neighbouring tiles", DefaultValueFactory = _ => 16 };
 
-    public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Reflect-pad each network input to a multiple of this (e.g. window size 8), then crop", DefaultValueFactory = _ => 1 };
+    public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Also reflect-pad each network input to a multiple of this, then crop (models that need a multiple, e.g. SwinIR's window size, are padded without it)", DefaultValueFactory = _ => 1 };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Tile, TileOverlap, PadMultiple })
+        foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Strict, Tile, TileOverlap, PadMultiple })
             command.Options.Add(o);
     }
 
@@ -143,6 +149,7 @@ internal sealed class InferenceOptions
             Scale = r.GetValue(Scale),
             Ema = r.GetValue(Ema),
             ParamKey = r.GetValue(ParamKey),
+            Strict = r.GetValue(Strict),
         };
     }
 

@@ -103,6 +103,37 @@ public class ConfigBinderTests
         Assert.Equal(json.ToJsonString(), ConfigBinder.ToJson(ConfigBinder.Bind<Train>(json, "train")).ToJsonString());
     }
 
+    // An options record with a computed member (as SwinIROptions.PatchesResolution) and a get-only member filled by the
+    // constructor.
+    public sealed record Windowed
+    {
+        public Windowed() { }
+
+        [System.Text.Json.Serialization.JsonConstructor]
+        public Windowed(int seed) => Seed = seed;
+
+        public int Seed { get; }
+        public int ImgSize { get; init; } = 64;
+        public int PatchSize { get; init; } = 2;
+        public int PatchesResolution => ImgSize / PatchSize;
+    }
+
+    [Fact]
+    public void ComputedMembersAreNeitherWrittenNorAccepted()
+    {
+        var defaults = new Windowed(5);
+        var json = (JsonObject)ConfigBinder.ToJson(defaults);
+        Assert.Equal(new[] { "img_size", "patch_size", "seed" }, json.Select(p => p.Key).Order());
+        Assert.Equal(json.Select(p => p.Key).Order(), ConfigBinder.KeysOf(typeof(Windowed)).Order());
+        // what ToJson writes binds back to an equal record (the defaults round-trip, as the host merges overrides into them)
+        Assert.Equal(defaults, ConfigBinder.Bind<Windowed>(json, "model.options"));
+        // a computed member given as a key is an unknown key
+        var e = Assert.Throws<McirException>(() => ConfigBinder.Bind<Windowed>(JsonNode.Parse("""{ "patches_resolution": 8 }"""), "model.options"));
+        Assert.Contains("unknown configuration key 'model.options.patches_resolution'", e.Message);
+        // the training options' serializer follows the same rule
+        Assert.DoesNotContain("patches_resolution", System.Text.Json.JsonSerializer.Serialize(defaults, Mcir.Core.Training.TrainingOptions.JsonOptions));
+    }
+
     [Fact]
     public void LoadNamesTheFileOnBadJson()
     {

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Inference;
 using Mcir.Core.Training;
+using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -191,7 +192,7 @@ public class ModelWeightsTests
         state["body.0.weight"] = zeros(1);
         var before = net.state_dict()["conv_first.weight"].clone();
 
-        var e = Assert.Throws<McirException>(() => ModelWeights.LoadStateDict(net, state, "weights 'x.pth'"));
+        var e = Assert.Throws<StateDictMismatchException>(() => StateDictLoader.Load(net, state, "weights 'x.pth'"));
 
         Assert.Contains("weights 'x.pth'", e.Message);
         Assert.Contains("missing keys (1): conv_first.bias", e.Message);

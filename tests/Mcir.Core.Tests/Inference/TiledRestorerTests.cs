@@ -36,6 +36,27 @@ internal sealed class NeedsMultipleOf8 : nn.Module<Tensor, Tensor>
     }
 }
 
+/// <summary>
+/// A ×2 nearest-neighbour network that declares (<see cref="Mcir.Abstractions.Models.IInputSizeMultiple"/>) and enforces a
+/// multiple of 4, and keeps the inputs it saw.
+/// </summary>
+internal sealed class DeclaresMultipleOf4 : nn.Module<Tensor, Tensor>, Mcir.Abstractions.Models.IInputSizeMultiple
+{
+    public DeclaresMultipleOf4() : base(nameof(DeclaresMultipleOf4)) { }
+
+    public List<Tensor> Inputs { get; } = [];
+
+    public int InputSizeMultiple => 4;
+
+    public override Tensor forward(Tensor x)
+    {
+        if (x.shape[2] % 4 != 0 || x.shape[3] % 4 != 0)
+            throw new InvalidOperationException($"input {x.shape[2]}x{x.shape[3]} is not a multiple of 4");
+        Inputs.Add(x.contiguous().clone().DetachFromDisposeScope());
+        return x.repeat_interleave(2, 2).repeat_interleave(2, 3);
+    }
+}
+
 /// <summary>Returns an output that is not an integer multiple of its input.</summary>
 internal sealed class OddScaleNet : nn.Module<Tensor, Tensor>
 {
@@ -105,6 +126,42 @@ public class TiledRestorerTests
         Assert.Equal(expected.shape, y.shape);
         // whole image: the crop is exact; tiles: cross-fading equal values is exact up to float rounding
         Assert.True(MaxAbsDiff(expected, y) <= (tile == 0 ? 0 : 1e-6));
+    }
+
+    [Fact]
+    public void DeclaredMultipleIsPaddedAsBasicSRsSwinIRTest_WithoutAnyOption()
+    {
+        using var scope = NewDisposeScope();
+        using var net = new DeclaresMultipleOf4();
+        var x = arange(2 * 5 * 6, ScalarType.Float32).reshape(1, 2, 5, 6);
+        var y = TiledRestorer.Restore(net, x);
+
+        // torch 1.13: F.pad(torch.arange(60.).reshape(1, 2, 5, 6), (0, 2, 0, 3), 'reflect'), what BasicSR's
+        // SwinIRModel.test does for window_size 4 (mod_pad_h 3, mod_pad_w 2)
+        float[] expected =
+        [
+            0, 1, 2, 3, 4, 5, 4, 3, 6, 7, 8, 9, 10, 11, 10, 9, 12, 13, 14, 15, 16, 17, 16, 15, 18, 19, 20, 21, 22, 23, 22, 21,
+            24, 25, 26, 27, 28, 29, 28, 27, 18, 19, 20, 21, 22, 23, 22, 21, 12, 13, 14, 15, 16, 17, 16, 15, 6, 7, 8, 9, 10, 11, 10, 9,
+            30, 31, 32, 33, 34, 35, 34, 33, 36, 37, 38, 39, 40, 41, 40, 39, 42, 43, 44, 45, 46, 47, 46, 45, 48, 49, 50, 51, 52, 53, 52, 51,
+            54, 55, 56, 57, 58, 59, 58, 57, 48, 49, 50, 51, 52, 53, 52, 51, 42, 43, 44, 45, 46, 47, 46, 45, 36, 37, 38, 39, 40, 41, 40, 39,
+        ];
+        var seen = Assert.Single(net.Inputs);
+        Assert.Equal(new long[] { 1, 2, 8, 8 }, seen.shape);
+        Assert.Equal(expected, seen.data<float>().ToArray()); // copies of the input's values: exact
+        // the output is cropped to scale × (h, w): the top-left 10×12 of the 16×16 output
+        Assert.Equal(new long[] { 1, 2, 10, 12 }, y.shape);
+        Assert.Equal(0, MaxAbsDiff(x.repeat_interleave(2, 2).repeat_interleave(2, 3), y));
+        seen.Dispose();
+
+        // an input that is already a multiple is passed unchanged
+        net.Inputs.Clear();
+        var z = rand(1, 3, 8, 12);
+        TiledRestorer.Restore(net, z);
+        Assert.Equal(0, MaxAbsDiff(z, Assert.Single(net.Inputs)));
+        net.Inputs[0].Dispose();
+        Assert.Equal(4, TiledRestorer.InputMultipleOf(net));
+        using var plain = new SmallSrNet(2, seed: 1);
+        Assert.Equal(1, TiledRestorer.InputMultipleOf(plain));
     }
 
     [Fact]

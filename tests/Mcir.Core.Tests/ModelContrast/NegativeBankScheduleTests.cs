@@ -1,4 +1,5 @@
 using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using Mcir.Core.Tests.ModelContrast.TestNetworks;
 using TorchSharp.PyBridge;
 using static Mcir.Core.Tests.ModelContrast.TestNetworks.NegativeBankTestData;
@@ -222,7 +223,7 @@ public class NegativeBankScheduleTests
     public void FixedPretrained_WrongArchitecture_NamesTheKey()
     {
         using var target = new NegativeBankTestBnNet();
-        var e = Assert.Throws<InvalidDataException>(() => NegativeBank.Create(target,
+        var e = Assert.Throws<StateDictMismatchException>(() => NegativeBank.Create(target,
             new NegativeBankOptions { Kind = NegativeKind.FixedPretrained, Steps = [1], PretrainedPaths = [TinyEdsr("theta")] }));
         Assert.Contains("conv_first.weight", e.Message);
         Assert.Contains("theta.pth", e.Message);

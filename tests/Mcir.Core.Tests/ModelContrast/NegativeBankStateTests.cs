@@ -1,4 +1,5 @@
 using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using Mcir.Core.Tests.ModelContrast.TestNetworks;
 using static Mcir.Core.Tests.ModelContrast.TestNetworks.NegativeBankTestData;
 using static TorchSharp.torch;
@@ -113,7 +114,7 @@ public sealed class NegativeBankStateTests : IDisposable
         bank.OnIterationEnd(2, target);
         string path = Path.Combine(_dir, "bank.safetensors");
         bank.SaveState(path);
-        using var state = NegativeBankStateFile.Read(path);
+        using var state = SafetensorsFile.Read(path);
         Assert.Equal("mcir.negative_bank", state.Metadata["format"]);
         Assert.Equal("ema", state.Metadata["kind"]);
         Assert.Equal("2,3", state.Metadata["steps"]);
@@ -141,13 +142,13 @@ public sealed class NegativeBankStateTests : IDisposable
         string path = Path.Combine(_dir, "bank.safetensors");
         bank.SaveState(path);
         using var other = NegativeBank.Create(new NegativeBankTestBnNet(), Options);
-        var e = Assert.Throws<InvalidDataException>(() => other.LoadState(path));
+        var e = Assert.Throws<StateDictMismatchException>(() => other.LoadState(path));
         Assert.Contains("negatives.0.conv1.weight", e.Message);
         Assert.Contains(path, e.Message);
 
         using var wider = NegativeBank.Create(new NegativeBankTestEdsr(8, 1, 2), Options);
         var before = wider.Negatives.Select(Snapshot).ToList();
-        e = Assert.Throws<InvalidDataException>(() => wider.LoadState(path));
+        e = Assert.Throws<StateDictMismatchException>(() => wider.LoadState(path));
         Assert.Contains("negatives.0.conv_first.weight", e.Message);
         Assert.Contains("shape", e.Message);
         for (int j = 0; j < wider.Count; j++) Assert.True(SameAs(wider.Negatives[j], before[j])); // nothing was changed

@@ -70,6 +70,43 @@ public class TrainerCheckpointTests
     }
 
     [Fact]
+    public void CheckpointWrittenBeforeTheWeightsModule_Resumes()
+    {
+        // Written at 59fe189 by the same rig and options (TestData/checkpoints/README.md): the format must not change.
+        string saved = Path.Combine(AppContext.BaseDirectory, "TestData", "checkpoints", "trainer-rig-59fe189");
+        string run = TrainerKit.NewRunDir("old-format");
+        try
+        {
+            string ckpt = Path.Combine(run, "checkpoints", "iter_000004");
+            Directory.CreateDirectory(ckpt);
+            foreach (var f in Directory.GetFiles(Path.Combine(saved, "checkpoints", "iter_000004")))
+                File.Copy(f, Path.Combine(ckpt, Path.GetFileName(f)));
+            var log = new RecordingLog();
+            using var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3], netSeed: 777);
+            using (var trainer = rig.CreateTrainer(FullOptions(6, 100), run, log))
+            {
+                Assert.Equal(ckpt, Trainer.ResolveResume(run, "auto"));
+                trainer.LoadCheckpoint(ckpt);
+                Assert.Equal(4, trainer.Iteration);
+                Assert.Equal(4, rig.Bank!.LastIteration);
+
+                // The restored state, written again by today's code, gives the same bytes as the old files.
+                string[] names = ["model.safetensors", "ema.safetensors", "negatives.safetensors"];
+                var old = names.Select(n => File.ReadAllBytes(Path.Combine(saved, "checkpoints", "iter_000004", n))).ToList();
+                string again = trainer.WriteCheckpoint();
+                for (int i = 0; i < names.Length; i++)
+                    Assert.True(old[i].SequenceEqual(File.ReadAllBytes(Path.Combine(again, names[i]))), names[i]);
+
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+                Assert.Equal(6, trainer.Iteration);
+                Assert.Equal(6, rig.Bank.LastIteration);
+            }
+            Assert.DoesNotContain(log.Messages, m => m.Item2.Contains("differ"));
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
     public void InterruptedCheckpointWrite_LeavesThePreviousCheckpointUsable()
     {
         string run = TrainerKit.NewRunDir("torn");

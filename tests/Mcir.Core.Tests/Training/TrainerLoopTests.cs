@@ -95,17 +95,57 @@ public class TrainerLoopTests
         Assert.Contains("negative bank", e.Message);
     }
 
+    // Reference rates: TestData/schedules/basicsr_lr.py — BasicSR's MultiStepRestartLR / CosineAnnealingRestartLR and
+    // torch's CosineAnnealingLR (torch 1.13), stepped as basicsr/train.py does (only when current_iter > 1): element
+    // i − 1 is the rate iteration i trains with. Closed forms here versus the schedulers' recursive forms in Python
+    // agree to rounding, hence a relative tolerance of 1e-12.
+    private static void AssertRates(IReadOnlyList<double> expected, LearningRateSchedule s)
+    {
+        for (int i = 1; i <= expected.Count; i++)
+            Assert.True(Math.Abs(s.At(i) - expected[i - 1]) <= 1e-12 * Math.Abs(expected[i - 1]) + 1e-20,
+                $"iteration {i}: expected {expected[i - 1]:R}, got {s.At(i):R}");
+    }
+
     [Fact]
-    public void MultistepSchedule_GivesExpectedLr_AndTheOptimiserUsesIt()
+    public void Schedules_UsePositionIterationMinusOne_AsBasicSR()
+    {
+        var multistep = new LearningRateSchedule(TrainerKit.Options(4, lr: 1e-4) with { Scheduler = new SchedulerSettings { Type = "multistep", Milestones = [2], Gamma = 0.5 } });
+        AssertRates([0.0001, 0.0001, 5e-05, 5e-05], multistep);
+        var cosine = new LearningRateSchedule(TrainerKit.Options(4, lr: 1e-4) with { Scheduler = new SchedulerSettings { Type = "cosine", Periods = [4], EtaMin = 0 } });
+        AssertRates([0.0001, 8.535533905932738e-05, 5e-05, 1.4644660940672627e-05], cosine);
+        var restart = new LearningRateSchedule(TrainerKit.Options(10, lr: 1.0) with
+        {
+            Scheduler = new SchedulerSettings { Type = "cosine", Periods = [4, 6], RestartWeights = [1, 0.5], EtaMin = 1e-3 },
+        });
+        AssertRates([1.0, 0.8536998372026805, 0.5005, 0.14730016279731956, 0.001, 0.4670398445951636, 0.375625, 0.25075,
+            0.12587500000000004, 0.034460155404836434], restart);
+        // default periods = [total_iter]: from lr at iteration 1 towards eta_min
+        var plain = new LearningRateSchedule(TrainerKit.Options(4, lr: 1e-4) with { Scheduler = new SchedulerSettings { Type = "cosine", EtaMin = 0 } });
+        AssertRates([0.0001, 8.535533905932738e-05, 5e-05, 1.4644660940672627e-05], plain);
+    }
+
+    [Fact]
+    public void TrueCosineAnnealingLR_IsTorchsCosineAnnealingLR_AlsoPastTMax()
+    {
+        var zero = new LearningRateSchedule(TrainerKit.Options(10, lr: 1e-4) with { Scheduler = new SchedulerSettings { Type = "TrueCosineAnnealingLR", TMax = 4, EtaMin = 0 } });
+        AssertRates([0.0001, 8.535533905932738e-05, 5e-05, 1.4644660940672627e-05, 0.0, 1.4644660940672622e-05,
+            5.000000000000001e-05, 8.53553390593274e-05, 0.00010000000000000003, 8.53553390593274e-05], zero);
+        var floor = new LearningRateSchedule(TrainerKit.Options(10, lr: 2e-4) with { Scheduler = new SchedulerSettings { Type = "TrueCosineAnnealingLR", TMax = 4, EtaMin = 1e-5 } });
+        AssertRates([0.0002, 0.00017217514421272203, 0.000105, 3.782485578727799e-05, 1e-05, 3.7824855787277986e-05,
+            0.00010500000000000005, 0.00017217514421272214, 0.00020000000000000015, 0.00017217514421272216], floor);
+        // t_max defaults to total_iter
+        var run = new LearningRateSchedule(TrainerKit.Options(4, lr: 1e-4) with { Scheduler = new SchedulerSettings { Type = "TrueCosineAnnealingLR", EtaMin = 0 } });
+        AssertRates([0.0001, 8.535533905932738e-05, 5e-05, 1.4644660940672627e-05], run);
+        var e = Assert.Throws<McirException>(() => (TrainerKit.Options(4) with { Scheduler = new SchedulerSettings { Type = "TrueCosineAnnealingLR", TMax = 0 } }).Validate());
+        Assert.Contains("scheduler.t_max", e.Message);
+    }
+
+    [Fact]
+    public void MultistepSchedule_TheOptimiserUsesTheRateOfEachIteration()
     {
         var opts = TrainerKit.Options(8, lr: 1e-2) with { Scheduler = new SchedulerSettings { Type = "multistep", Milestones = [3, 6], Gamma = 0.5 } };
         var s = new LearningRateSchedule(opts);
-        Assert.Equal(1e-2, s.At(1));
-        Assert.Equal(1e-2, s.At(2));
-        Assert.Equal(5e-3, s.At(3));
-        Assert.Equal(5e-3, s.At(5));
-        Assert.Equal(2.5e-3, s.At(6));
-        Assert.Equal(2.5e-3, s.At(100));
+        AssertRates([0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025], s);
 
         string run = TrainerKit.NewRunDir("multistep");
         try
@@ -114,29 +154,29 @@ public class TrainerLoopTests
             using var trainer = rig.CreateTrainer(opts, run);
             trainer.Run();
             var lines = TrainerKit.TrainLines(trainer.MetricsPath);
-            Assert.Equal(Enumerable.Range(1, 8).Select(i => s.At(i)), lines.Select(l => l.Lr));
+            Assert.Equal([0.01, 0.01, 0.01, 0.005, 0.005, 0.005, 0.0025, 0.0025], lines.Select(l => l.Lr));
             Assert.Equal(s.At(9), trainer.CurrentLearningRate);
         }
         finally { TrainerKit.TryDelete(run); }
     }
 
     [Fact]
-    public void CosineSchedule_PlainAndWithRestarts_GivesExpectedLr()
+    public void Iteration_RunsInTheAuthorsOrder()
     {
-        var plain = new LearningRateSchedule(TrainerKit.Options(10, lr: 1.0) with { Scheduler = new SchedulerSettings { Type = "cosine", EtaMin = 0 } });
-        Assert.Equal(0.5 * (1 + Math.Cos(Math.PI / 10)), plain.At(1), 12);
-        Assert.Equal(0.5, plain.At(5), 12);
-        Assert.Equal(0.0, plain.At(10), 12);
-
-        var restart = new LearningRateSchedule(TrainerKit.Options(10, lr: 1.0) with
+        string run = TrainerKit.NewRunDir("order");
+        try
         {
-            Scheduler = new SchedulerSettings { Type = "cosine", Periods = [4, 6], RestartWeights = [1, 0.5], EtaMin = 1e-3 },
-        });
-        double Expected(double w, long t, long period) => 1e-3 + w * 0.5 * (1.0 - 1e-3) * (1 + Math.Cos(Math.PI * t / period));
-        Assert.Equal(Expected(1, 2, 4), restart.At(2), 12);
-        Assert.Equal(1e-3, restart.At(4), 12);                  // end of the first period
-        Assert.Equal(Expected(0.5, 1, 6), restart.At(5), 12);   // restart at half weight
-        Assert.Equal(1e-3, restart.At(10), 12);
+            using var rig = TrainerKit.Rig(spn: true, steps: [2, 3]);
+            using var trainer = rig.CreateTrainer(TrainerKit.Options(3) with { EmaDecay = 0.9 }, run);
+            var trace = new List<string>();
+            trainer.StepTrace = trace.Add;
+            Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+            string[] Iteration(string updated) =>
+                ["zero_grad", "forward", "negatives_forward", "loss", "backward", "optimizer_step", "ema", $"negatives_update [{updated}]", "scheduler"];
+            // negative j is updated at the end of iterations i with i % s_j == 0 (s = 2, 3)
+            Assert.Equal(Iteration("").Concat(Iteration("0")).Concat(Iteration("1")), trace);
+        }
+        finally { TrainerKit.TryDelete(run); }
     }
 
     [Fact]

@@ -1,5 +1,5 @@
 using System.Collections;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
@@ -52,8 +52,8 @@ public class ExportCommandTests(ExportRunFixture run) : IClassFixture<ExportRunF
 
     private static void AssertSameFiles(string expectedFile, string actualFile, string? actualKey = null)
     {
-        var expected = NegativeBankCheckpoint.ReadStateDict(expectedFile);
-        var actual = NegativeBankCheckpoint.ReadStateDict(actualFile, actualKey);
+        var expected = StateDictFile.Read(expectedFile);
+        var actual = StateDictFile.Read(actualFile, actualKey);
         try { AssertSameTensors(expected, actual); }
         finally
         {
@@ -91,7 +91,7 @@ public class ExportCommandTests(ExportRunFixture run) : IClassFixture<ExportRunF
         Assert.True(s.Code == 0, s.Err);
         Assert.Contains($"wrote {st}: 12 tensors of edsr-light (bare state dict)", s.Out);
         AssertSameFiles(Path.Combine(run.Checkpoint, "ema.safetensors"), st);
-        using (var state = NegativeBankStateFile.Read(st))
+        using (var state = SafetensorsFile.Read(st))
         {
             Assert.Equal("pt", state.Metadata["format"]);
             Assert.Equal("edsr-light", state.Metadata["model"]);

@@ -4,7 +4,7 @@ using Mcir.Abstractions.Models;
 using Mcir.Core.Data;
 using Mcir.Core.Inference;
 using Mcir.Core.IO;
-using Mcir.Core.ModelContrast;
+using Mcir.Core.Weights;
 using Mcir.Host.Commands;
 using Mcir.Host.Plugins;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,7 +22,7 @@ public class InferenceCommandTests
     // torch.save({'params': {'module.<key>': tensor}}).
     private static string OfficialCheckpoint(string dir, string fixture = "edsr", string? drop = null)
     {
-        var bare = NegativeBankCheckpoint.ReadStateDict(Arch(fixture, "state_dict.pth"));
+        var bare = StateDictFile.Read(Arch(fixture, "state_dict.pth"));
         try
         {
             var inner = new Hashtable();

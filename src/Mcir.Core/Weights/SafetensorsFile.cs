@@ -3,30 +3,29 @@ using System.Text;
 using System.Text.Json;
 using static TorchSharp.torch;
 
-namespace Mcir.Core.ModelContrast;
+namespace Mcir.Core.Weights;
 
 /// <summary>
-/// A snapshot of a <see cref="NegativeBank"/>: named tensors (copies, owned by this object) plus string metadata.
-/// Produced by <see cref="NegativeBank.CaptureState"/> and consumed by <see cref="NegativeBank.RestoreState"/>,
-/// so a checkpoint writer can embed it in its own container; <see cref="NegativeBankStateFile"/> writes it as a
-/// standalone file.
+/// Named tensors (owned by this object, in file order) plus string metadata: the content of a safetensors file
+/// (<see cref="SafetensorsFile"/>). The checkpoint files of a run (<c>model.safetensors</c>, <c>ema.safetensors</c>,
+/// <c>negatives.safetensors</c>) and exported <c>.safetensors</c> state dicts are such files.
 /// </summary>
-public sealed class NegativeBankState : IDisposable
+public sealed class TensorFile : IDisposable
 {
-    /// <summary>Creates a snapshot; the tensors become owned by it.</summary>
-    public NegativeBankState(IReadOnlyList<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string> metadata)
+    /// <summary>Creates the content; the tensors become owned by it.</summary>
+    public TensorFile(IReadOnlyList<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         Tensors = tensors;
         Metadata = metadata;
     }
 
-    /// <summary>Tensors in file order (keys <c>negatives.{j}.{state_dict key}</c>).</summary>
+    /// <summary>Tensors in file order.</summary>
     public IReadOnlyList<KeyValuePair<string, Tensor>> Tensors { get; }
 
-    /// <summary>Bank settings and schedule position (see <see cref="NegativeBankStateFile"/> for the keys).</summary>
+    /// <summary>The <c>__metadata__</c> map (string → string).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    /// <summary>Disposes every tensor of the snapshot.</summary>
+    /// <summary>Disposes every tensor.</summary>
     public void Dispose()
     {
         foreach (var kv in Tensors) kv.Value.Dispose();
@@ -34,28 +33,22 @@ public sealed class NegativeBankState : IDisposable
 }
 
 /// <summary>
-/// Reads and writes <see cref="NegativeBankState"/> as a <b>safetensors</b> file, so it can also be opened with
+/// Reads and writes <see cref="TensorFile"/> as a <b>safetensors</b> file, so it can also be opened with
 /// Python's <c>safetensors.torch.load_file</c> (<c>safe_open(...).metadata()</c> gives the metadata).
 /// <para>Layout (the safetensors specification): 8 bytes little-endian u64 N = header length; N bytes of UTF-8
 /// JSON, padded with spaces to a multiple of 8; then the raw tensor bytes. The JSON maps every tensor name to
 /// <c>{"dtype": "F32"|"F64"|"F16"|"BF16"|"I64"|"I32"|"I16"|"I8"|"U8"|"BOOL", "shape": [...],
 /// "data_offsets": [begin, end]}</c> (offsets relative to the start of the data, C order, little-endian, packed
 /// in file order without gaps) and holds <c>"__metadata__"</c>, a string → string map.</para>
-/// <para>Negative-bank content: tensor <c>negatives.{j}.{key}</c> for every entry of negative j's
-/// <c>state_dict()</c> (parameters and buffers); metadata <c>format</c> = <c>mcir.negative_bank</c>,
-/// <c>format_version</c> = <c>1</c>, <c>kind</c>, <c>init</c>, <c>schedule_order</c>, <c>count</c> (K),
-/// <c>neg_start</c>, <c>steps</c> and <c>decays</c> (comma-separated per negative, decays in round-trip notation),
-/// <c>last_iteration</c> (0 before the first iteration), <c>update_counts</c> and
-/// <c>last_update_iterations</c> (comma-separated per negative).</para>
 /// <para>Files are written atomically: to a temporary file in the same folder, flushed to disk, then renamed over
 /// the destination. Truncated or malformed files are refused with <see cref="InvalidDataException"/>.</para>
 /// </summary>
-public static class NegativeBankStateFile
+public static class SafetensorsFile
 {
     private const string MetadataKey = "__metadata__";
 
     /// <summary>Writes <paramref name="state"/> to <paramref name="path"/> atomically (temp file + rename).</summary>
-    public static void Write(string path, NegativeBankState state)
+    public static void Write(string path, TensorFile state)
     {
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full) ?? ".";
@@ -78,7 +71,7 @@ public static class NegativeBankStateFile
     }
 
     /// <summary>Writes <paramref name="state"/> to <paramref name="stream"/> (left open).</summary>
-    public static void Write(Stream stream, NegativeBankState state)
+    public static void Write(Stream stream, TensorFile state)
     {
         var buffer = new MemoryStream();
         using (var json = new Utf8JsonWriter(buffer))
@@ -121,20 +114,84 @@ public static class NegativeBankStateFile
         stream.Flush();
     }
 
-    /// <summary>Reads a state written by <see cref="Write(string, NegativeBankState)"/>; the caller owns the result.</summary>
-    public static NegativeBankState Read(string path)
+    /// <summary>
+    /// Reads a safetensors file (any writer's: the tensors must be packed without gaps, as the specification's writers
+    /// do); the caller owns the result. Errors are <see cref="InvalidDataException"/>s starting with
+    /// <c>{what} '{path}' cannot be read: </c>.
+    /// </summary>
+    public static TensorFile Read(string path, string what = "safetensors file", Func<string, bool>? include = null)
     {
         FileStream fs;
         try { fs = File.OpenRead(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new InvalidDataException($"negative bank state '{path}': cannot open: {e.Message}", e); }
-        using (fs) return Read(fs, path);
+        { throw new InvalidDataException($"{what} '{path}' cannot be read: {e.Message}", e); }
+        using (fs) return Read(fs, path, what, include);
     }
 
-    /// <summary>Reads a state from <paramref name="stream"/> (left open); <paramref name="name"/> appears in errors.</summary>
-    public static NegativeBankState Read(Stream stream, string name = "<stream>")
+    /// <summary>
+    /// Reads a safetensors file from <paramref name="stream"/> (left open); <paramref name="name"/> appears in errors.
+    /// <paramref name="include"/>, when given, selects the tensors to read by name (the others are skipped unread).
+    /// </summary>
+    public static TensorFile Read(Stream stream, string name = "<stream>", string what = "safetensors file", Func<string, bool>? include = null)
     {
-        string where = $"negative bank state '{name}'";
+        string where = $"{what} '{name}' cannot be read";
+        var entries = ReadHeader(stream, where, out var metadata);
+        entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
+        long dataLength = entries.Count == 0 ? 0 : entries[^1].End;
+        if (stream.CanSeek && stream.Length - stream.Position < dataLength)
+            throw new InvalidDataException($"{where}: truncated file: tensor data needs {dataLength} bytes after the header, only {stream.Length - stream.Position} present");
+
+        var tensors = new List<KeyValuePair<string, Tensor>>();
+        try
+        {
+            long pos = 0;
+            foreach (var (ename, type, shape, begin, end) in entries)
+            {
+                if (begin != pos) throw new InvalidDataException($"{where}: tensor '{ename}' data does not follow the previous tensor (gap or overlap at byte {begin})");
+                long count = shape.Aggregate(1L, (a, b) => checked(a * b));
+                if (include is not null && !include(ename))
+                {
+                    Skip(stream, end - begin, where, ename);
+                    pos = end;
+                    continue;
+                }
+                var t = empty(shape, type);
+                tensors.Add(new(ename, t));
+                long expected = count * t.ElementSize;
+                if (end - begin != expected)
+                    throw new InvalidDataException($"{where}: tensor '{ename}' has {end - begin} data bytes, shape ({string.Join(", ", shape)}) needs {expected}");
+                if (expected > int.MaxValue) throw new InvalidDataException($"{where}: tensor '{ename}' is larger than 2 GB, not supported");
+                var data = new byte[expected];
+                if (ReadFully(stream, data) != data.Length)
+                    throw new InvalidDataException($"{where}: truncated file: tensor '{ename}' needs {expected} bytes");
+                t.bytes = data;
+                pos = end;
+            }
+        }
+        catch
+        {
+            foreach (var kv in tensors) kv.Value.Dispose();
+            throw;
+        }
+        return new TensorFile(tensors, metadata);
+    }
+
+    /// <summary>
+    /// The tensor names, dtypes and shapes of a safetensors file (its header only; no tensor data is read), in the
+    /// order of the header. Errors as <see cref="Read(string, string, Func{string, bool})"/>.
+    /// </summary>
+    public static IReadOnlyList<(string Name, ScalarType DType, long[] Shape)> ReadHeader(string path, string what = "safetensors file")
+    {
+        string where = $"{what} '{path}' cannot be read";
+        FileStream fs;
+        try { fs = File.OpenRead(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new InvalidDataException($"{where}: {e.Message}", e); }
+        using (fs) return ReadHeader(fs, where, out _).Select(e => (e.Name, e.Type, e.Shape)).ToList();
+    }
+
+    private static List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)> ReadHeader(Stream stream, string where, out Dictionary<string, string> metadata)
+    {
         Span<byte> len = stackalloc byte[8];
         if (ReadFully(stream, len) != 8) throw new InvalidDataException($"{where}: truncated or empty file (no 8-byte safetensors header length)");
         ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(len);
@@ -146,7 +203,7 @@ public static class NegativeBankStateFile
         if (ReadFully(stream, header) != header.Length)
             throw new InvalidDataException($"{where}: truncated file: the header needs {headerLen} bytes");
 
-        var metadata = new Dictionary<string, string>();
+        metadata = new Dictionary<string, string>();
         var entries = new List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)>();
         try
         {
@@ -172,38 +229,24 @@ public static class NegativeBankStateFile
             throw new InvalidDataException($"{where}: malformed safetensors header: {e.Message}", e);
         }
 
-        entries.Sort((a, b) => a.Begin.CompareTo(b.Begin));
-        long dataLength = entries.Count == 0 ? 0 : entries[^1].End;
-        if (stream.CanSeek && stream.Length - stream.Position < dataLength)
-            throw new InvalidDataException($"{where}: truncated file: tensor data needs {dataLength} bytes after the header, only {stream.Length - stream.Position} present");
+        return entries;
+    }
 
-        var tensors = new List<KeyValuePair<string, Tensor>>();
-        try
+    private static void Skip(Stream s, long count, string where, string tensor)
+    {
+        if (s.CanSeek)
         {
-            long pos = 0;
-            foreach (var (ename, type, shape, begin, end) in entries)
-            {
-                if (begin != pos) throw new InvalidDataException($"{where}: tensor '{ename}' data does not follow the previous tensor (gap or overlap at byte {begin})");
-                long count = shape.Aggregate(1L, (a, b) => checked(a * b));
-                var t = empty(shape, type);
-                tensors.Add(new(ename, t));
-                long expected = count * t.ElementSize;
-                if (end - begin != expected)
-                    throw new InvalidDataException($"{where}: tensor '{ename}' has {end - begin} data bytes, shape ({string.Join(", ", shape)}) needs {expected}");
-                if (expected > int.MaxValue) throw new InvalidDataException($"{where}: tensor '{ename}' is larger than 2 GB, not supported");
-                var data = new byte[expected];
-                if (ReadFully(stream, data) != data.Length)
-                    throw new InvalidDataException($"{where}: truncated file: tensor '{ename}' needs {expected} bytes");
-                t.bytes = data;
-                pos = end;
-            }
+            if (s.Length - s.Position < count) throw new InvalidDataException($"{where}: truncated file: tensor '{tensor}' needs {count} bytes");
+            s.Seek(count, SeekOrigin.Current);
+            return;
         }
-        catch
+        var buffer = new byte[1 << 16];
+        while (count > 0)
         {
-            foreach (var kv in tensors) kv.Value.Dispose();
-            throw;
+            int n = s.Read(buffer, 0, (int)Math.Min(buffer.Length, count));
+            if (n == 0) throw new InvalidDataException($"{where}: truncated file: tensor '{tensor}' needs {count} more bytes");
+            count -= n;
         }
-        return new NegativeBankState(tensors, metadata);
     }
 
     private static int ReadFully(Stream s, Span<byte> buffer)

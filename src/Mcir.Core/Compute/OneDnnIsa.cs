@@ -1,0 +1,51 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Mcir.Core.Compute;
+
+/// <summary>
+/// Caps the instruction set of libtorch's oneDNN kernels where its AVX-512 kernels were found to compute wrong
+/// results, before any kernel is chosen (oneDNN reads <c>ONEDNN_MAX_CPU_ISA</c> once, at its first ISA query).
+/// </summary>
+/// <remarks>
+/// libtorch 2.10 ships oneDNN 3.7.1. On AMD Zen 5 (family 0x1A) with AVX-512, its AVX-512 float32 kernels return wrong
+/// values for some convolutions even with channels-last inputs (a 1×1 stride-2 convolution 256→512 on 14×14 off by 36;
+/// the ResNet18 embedding's output off by 0.42), while its AVX2 kernels are exact to float32 rounding on the same
+/// machine. There the engine sets <c>ONEDNN_MAX_CPU_ISA=AVX2</c> in the native environment. A value the user set
+/// (<c>ONEDNN_MAX_CPU_ISA</c> or the older <c>DNNL_MAX_CPU_ISA</c>) is never overridden. Known-answer tests of
+/// these convolutions run on every machine in the test suite, so another CPU with the same fault shows up there.
+/// </remarks>
+public static class OneDnnIsa
+{
+    /// <summary>The ISA cap in force for this process and why, for run logs and <c>bench</c>.</summary>
+    public static string Note { get; private set; } = "oneDNN: default ISA";
+
+    /// <summary>True when <paramref name="cpu"/> is one whose oneDNN AVX-512 kernels are known to be wrong (Zen 5 with AVX-512).</summary>
+    public static bool NeedsAvx2Cap(CpuFeatures cpu) =>
+        cpu.Avx512F && cpu.Vendor == "AuthenticAMD" && cpu.Family >= 0x1A;
+
+    // A library module initializer on purpose (CA2255): the cap must be in the native environment before the first
+    // kernel runs, and any process that builds models through the engine (host, tests, third-party programs) loads
+    // this assembly first.
+#pragma warning disable CA2255
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Initialize()
+    {
+        string? user = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA");
+        if (user is not null) { Note = $"oneDNN: ISA cap {user} (set by the environment)"; return; }
+        if (!OperatingSystem.IsLinux() || !NeedsAvx2Cap(CpuFeatures.Machine)) return;
+        // .NET's Environment.SetEnvironmentVariable does not reach native getenv: set it in libc's environment.
+        if (setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) == 0)
+        {
+            Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
+            Note = "oneDNN: ISA capped at AVX2 (its AVX-512 kernels are wrong on this CPU; see OneDnnIsa)";
+        }
+    }
+
+    /// <summary>Makes sure the module initializer has run (the host calls it first thing).</summary>
+    public static void EnsureApplied() => RuntimeHelpers.RunModuleConstructor(typeof(OneDnnIsa).Module.ModuleHandle);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int setenv(string name, string value, int overwrite);
+}
