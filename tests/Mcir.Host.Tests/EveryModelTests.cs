@@ -39,7 +39,19 @@ public class EveryModelTests(ITestOutputHelper output)
         ["ffa-net"] = ["blocks=1"],
         ["dncnn"] = ["features=8", "depth=3"],
         ["dncnn-light"] = ["features=8", "depth=3"],
+        ["dehazeformer"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["dehazeformer-t"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["dehazeformer-s"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["dehazeformer-b"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["dehazeformer-m"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["dehazeformer-l"] = ["depths=[1, 1, 1, 1, 1]"],
     };
+
+    /// <summary>
+    /// Smallest training patch side per model where 16 is too small: DehazeFormer reflect-pads each stage's feature
+    /// map to its window (8), which needs the 1/4-scale map to be larger than that padding (inputs of 20 px and up).
+    /// </summary>
+    private static int MinPatch(string name) => name.StartsWith("dehazeformer", StringComparison.Ordinal) ? 32 : 16;
 
     /// <summary>The one model trained with SPN (the embedding the host picks offline: the bundled ResNet18).</summary>
     private const string SpnModel = "edsr-light";
@@ -105,10 +117,10 @@ public class EveryModelTests(ITestOutputHelper output)
             hasUpscale = ((JsonObject)ConfigBinder.ToJson(descriptor.DefaultOptions)).ContainsKey("upscale");
             using var net = descriptor.Create(ModelWeights.ComposeOptions(descriptor, null, set, null));
             multiple = TiledRestorer.InputMultipleOf(net);
-            using var probe = TiledRestorer.Restore(net, zeros(1, 3, 16, 16));
-            scale = (int)(probe.shape[2] / 16);
+            using var probe = TiledRestorer.Restore(net, zeros(1, 3, MinPatch(name), MinPatch(name)));
+            scale = (int)(probe.shape[2] / MinPatch(name));
         }
-        int lqPatch = multiple * (int)Math.Ceiling(16.0 / multiple);
+        int lqPatch = multiple * (int)Math.Ceiling((double)MinPatch(name) / multiple);
         output.WriteLine($"{name}: scale {scale}, input multiple {multiple}, LQ patch {lqPatch}, options {string.Join(" ", set)}");
 
         // Data: 64x64 training images; test/validation images whose sides are not multiples of 4, 7, 8 or 16.

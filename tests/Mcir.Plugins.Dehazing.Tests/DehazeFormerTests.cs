@@ -1,3 +1,4 @@
+using Mcir.Core.Weights;
 using Mcir.Abstractions.Models;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
@@ -51,7 +52,7 @@ public sealed class DehazeFormerTests
     {
         var fixture = DehazeFormerFixture.Load();
         using var model = new DehazeFormer(fixture.Options());
-        var stored = NegativeBankCheckpoint.ReadStateDict(fixture.StateDictPath);
+        var stored = StateDictFile.Read(fixture.StateDictPath);
         try
         {
             foreach (var (name, buffer) in model.named_buffers())
@@ -101,7 +102,7 @@ public sealed class DehazeFormerTests
         // strips 'module.'; the result loads strictly and gives the reference output.
         var fixture = DehazeFormerFixture.Load();
         using var scope = NewDisposeScope();
-        var state = NegativeBankCheckpoint.ReadStateDict(DehazeFormerFixture.ReleasedPath("dehazeformer-t.pth"));
+        var state = StateDictFile.Read(DehazeFormerFixture.ReleasedPath("dehazeformer-t.pth"));
         using var model = new DehazeFormer(fixture.Options());
         var (missing, unexpected) = model.load_state_dict(state, strict: true);
         Assert.Empty(missing);
