@@ -132,7 +132,7 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["test: missing gt"] = Case(["test", "--weights", "{run}", "--gt", "{missing}", "--json", "{out}/r.json"], ["--gt {missing}: folder not found"], "{out}"),
         ["test: missing weights"] = Case(["test", "--weights", "{missing}", "--gt", "{test}", "--json", "{out}/r.json"], ["--weights {missing}: no such file or folder"], "{out}"),
         ["test: scale disagrees with the model"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "4", "--json", "{out}/r.json", "--save-images", "{out}/images"],
-            ["do not fit the model", "--scale"], "{out}"),
+            ["fit the model", "--scale"], "{out}"),
         ["test: corrupt lq"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--lq", "{corrupt}", "--save-images", "{out}/images", "--json", "{out}/r.json"], ["v0.png"], "{out}"),
         ["test: model option of the wrong type"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--set", "num_feat=abc"], ["model.options.num_feat: expected an integer, found \"abc\""]),
 
@@ -141,11 +141,11 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["restore: corrupt image"] = Case(["restore", "--weights", "{run}", "--input", "{corrupt}", "--output", "{out}"], ["v0.png"], "{out}"),
         ["restore: null model option"] = Case(["restore", "--weights", "{run}", "--input", "{test}", "--output", "{out}", "--set", "rgb_mean=null"], ["model.options.rgb_mean: null is not allowed"], "{out}"),
         ["restore: unknown model"] = Case(["restore", "--model", "nope", "--weights", "{run}", "--input", "{test}", "--output", "{out}"], ["model 'nope' is not a registered model"], "{out}"),
-        ["restore: scale disagrees with the model"] = Case(["restore", "--weights", "{run}", "--input", "{test}", "--output", "{out}", "--scale", "3"], ["do not fit the model"], "{out}"),
+        ["restore: scale disagrees with the model"] = Case(["restore", "--weights", "{run}", "--input", "{test}", "--output", "{out}", "--scale", "3"], ["fit the model"], "{out}"),
 
         // export
         ["export: missing weights"] = Case(["export", "--weights", "{missing}", "--output", "{out}/m.pth"], ["--weights {missing}: no such file or folder"], "{out}"),
-        ["export: scale disagrees with the model"] = Case(["export", "--weights", "{run}", "--scale", "4", "--output", "{out}/m.pth"], ["do not fit the model"], "{out}"),
+        ["export: scale disagrees with the model"] = Case(["export", "--weights", "{run}", "--scale", "4", "--output", "{out}/m.pth"], ["fit the model"], "{out}"),
         ["export: null model option"] = Case(["export", "--weights", "{run}", "--set", "num_feat=null", "--output", "{out}/m.pth"], ["model.options.num_feat: null is not allowed"], "{out}"),
         ["export: unknown extension"] = Case(["export", "--weights", "{run}", "--output", "{out}/m.txt"], ["{out}/m.txt"], "{out}"),
 
