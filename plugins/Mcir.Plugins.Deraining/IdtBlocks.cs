@@ -1,3 +1,4 @@
+using Mcir.Abstractions.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -9,41 +10,14 @@ namespace Mcir.Plugins.Deraining;
 // declaration order (the original's registration order). Tokens are [B, L, C] with L = side² in row-major order, as in the
 // original; every map IDT builds is square, so the side is sqrt(L).
 
-/// <summary>Initialisation and small helpers of the original (timm 0.4.13's <c>trunc_normal_</c> and <c>DropPath</c>).</summary>
+/// <summary>Initialisation and small helpers of the original (timm 0.4.13's <c>DropPath</c>; <c>trunc_normal_</c> is the contract's <see cref="ModelInit"/>).</summary>
 internal static class IdtInit
 {
-    /// <summary>
-    /// timm's / PyTorch's <c>trunc_normal_</c>: N(mean, std²) truncated to the absolute bounds [a, b], by inverse-CDF
-    /// sampling. Written here because TorchSharp 0.107's <c>nn.init.trunc_normal_</c> fills the tensor with the value
-    /// <c>std</c> instead of sampling (same helper as the SR and dehazing plugins'; plugins do not reference each other).
-    /// </summary>
-    public static void TruncNormal_(Tensor tensor, double mean = 0.0, double std = 1.0, double a = -2.0, double b = 2.0)
-    {
-        static double NormCdf(double x) => (1.0 + Erf(x / Math.Sqrt(2.0))) / 2.0;
-        double l = NormCdf((a - mean) / std), u = NormCdf((b - mean) / std);
-        using var guard = no_grad();
-        tensor.uniform_(2 * l - 1, 2 * u - 1);
-        tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2.0));
-        tensor.add_(mean);
-        tensor.clamp_(a, b);
-    }
-
-    /// <summary>erf(x), accurate to 1.2e-7 (Numerical Recipes' <c>erfcc</c>); it only sets the sampling interval.</summary>
-    private static double Erf(double x)
-    {
-        double z = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? 1 - r : r - 1;
-    }
-
     /// <summary>IDT's <c>_init_weights</c> for a Linear: weight trunc_normal(std 0.02), bias 0.</summary>
     public static Linear Linear(long inFeatures, long outFeatures, bool hasBias = true)
     {
         var linear = nn.Linear(inFeatures, outFeatures, hasBias);
-        TruncNormal_(linear.weight!, std: 0.02);
+        ModelInit.TruncNormal_(linear.weight!, std: 0.02);
         if (linear.bias is not null)
         {
             using var guard = no_grad();
@@ -139,7 +113,7 @@ internal sealed class WindowAttention : nn.Module<Tensor, Tensor>
             nn.Conv2d(dim, dim, 1L, stride: 1L, padding: 0L, groups: numHeads));
         qkv = new LinearProjection(dim, numHeads, qkvBias);
         proj = IdtInit.Linear(dim, dim);
-        IdtInit.TruncNormal_(relative_position_bias_table, std: 0.02);
+        ModelInit.TruncNormal_(relative_position_bias_table, std: 0.02);
         RegisterComponents();
         _relativePositionIndex = tensor(RelativePositionIndex(win, kBound), [(long)win * win * win * win], ScalarType.Int64);
         _relativePositionIndex.DetachFromDisposeScope();

@@ -19,10 +19,17 @@ public enum NegativePrecision
 
 public static class NegativePrecisionExtensions
 {
-    /// <summary><see cref="NegativePrecision.Auto"/> made concrete for <paramref name="cpu"/> (this machine when null); others as they are.</summary>
+    /// <summary>
+    /// <see cref="NegativePrecision.Auto"/> made concrete: bfloat16 where bfloat16 kernels are native — for
+    /// <paramref name="cpu"/> when given, else for this process (this machine's CPU, and no oneDNN ISA cap below its
+    /// bfloat16 kernels: <see cref="OneDnnIsa.CapsBelowBFloat16"/>); other values as they are.
+    /// </summary>
     public static NegativePrecision Resolve(this NegativePrecision p, CpuFeatures? cpu = null) =>
         p != NegativePrecision.Auto ? p
-        : (cpu ?? CpuFeatures.Machine).NativeBFloat16 ? NegativePrecision.BFloat16 : NegativePrecision.Float32;
+        : NativeBFloat16(cpu) ? NegativePrecision.BFloat16 : NegativePrecision.Float32;
+
+    private static bool NativeBFloat16(CpuFeatures? cpu) =>
+        cpu is not null ? cpu.NativeBFloat16 : CpuFeatures.Machine.NativeBFloat16 && !OneDnnIsa.CapsBelowBFloat16;
 
     /// <summary>The tensor dtype of the resolved precision.</summary>
     public static ScalarType ToScalarType(this NegativePrecision p) => p.Resolve() == NegativePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
@@ -33,13 +40,16 @@ public static class NegativePrecisionExtensions
     /// </summary>
     public static string Describe(this NegativePrecision p, CpuFeatures? cpu = null)
     {
-        cpu ??= CpuFeatures.Machine;
+        bool native = NativeBFloat16(cpu);
         var resolved = p.Resolve(cpu);
         string name = resolved == NegativePrecision.BFloat16 ? "bfloat16" : "float32";
+        string why = native ? "this CPU has native bfloat16"
+            : cpu is null && CpuFeatures.Machine.NativeBFloat16 ? "bfloat16 kernels are off under the oneDNN ISA cap"
+            : "this CPU has no native bfloat16";
         if (p == NegativePrecision.Auto)
-            return $"negatives in {name} (auto: this CPU {(cpu.NativeBFloat16 ? "has" : "has no")} native bfloat16)";
-        if (resolved == NegativePrecision.BFloat16 && !cpu.NativeBFloat16)
-            return "negatives in bfloat16, EMULATED: this CPU has no AVX512-BF16/AMX-BF16, so bfloat16 is several times slower than float32 here (use auto or float32)";
+            return $"negatives in {name} (auto: {why})";
+        if (resolved == NegativePrecision.BFloat16 && !native)
+            return $"negatives in bfloat16, EMULATED ({why}), so bfloat16 is several times slower than float32 here (use auto or float32)";
         return $"negatives in {name}";
     }
 }

@@ -20,6 +20,16 @@ public static class OneDnnIsa
     /// <summary>The ISA cap in force for this process and why, for run logs and <c>bench</c>.</summary>
     public static string Note { get; private set; } = "oneDNN: default ISA";
 
+    /// <summary>
+    /// True when the cap in force keeps oneDNN from its native bfloat16 kernels (AVX512-BF16/AMX), so bfloat16 is
+    /// emulated in this process even on a CPU that has it.
+    /// </summary>
+    public static bool CapsBelowBFloat16 { get; private set; }
+
+    /// <summary>True when an <c>ONEDNN_MAX_CPU_ISA</c> value excludes oneDNN's bfloat16 ISAs (e.g. <c>AVX2</c>, <c>AVX512_CORE</c>).</summary>
+    public static bool IsBelowBFloat16(string isa) =>
+        isa.Trim().ToUpperInvariant() is "SSE41" or "AVX" or "AVX2" or "AVX2_VNNI" or "AVX2_VNNI_2" or "AVX512_CORE" or "AVX512_CORE_VNNI";
+
     /// <summary>True when <paramref name="cpu"/> is one whose oneDNN AVX-512 kernels are known to be wrong (Zen 5 with AVX-512).</summary>
     public static bool NeedsAvx2Cap(CpuFeatures cpu) =>
         cpu.Avx512F && cpu.Vendor == "AuthenticAMD" && cpu.Family >= 0x1A;
@@ -33,12 +43,18 @@ public static class OneDnnIsa
     internal static void Initialize()
     {
         string? user = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA");
-        if (user is not null) { Note = $"oneDNN: ISA cap {user} (set by the environment)"; return; }
+        if (user is not null)
+        {
+            Note = $"oneDNN: ISA cap {user} (set by the environment)";
+            CapsBelowBFloat16 = IsBelowBFloat16(user);
+            return;
+        }
         if (!OperatingSystem.IsLinux() || !NeedsAvx2Cap(CpuFeatures.Machine)) return;
         // .NET's Environment.SetEnvironmentVariable does not reach native getenv: set it in libc's environment.
         if (setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) == 0)
         {
             Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
+            CapsBelowBFloat16 = true;
             Note = "oneDNN: ISA capped at AVX2 (its AVX-512 kernels are wrong on this CPU; see OneDnnIsa)";
         }
     }

@@ -71,6 +71,20 @@ public class CpuFeaturesTests
     }
 
     [Fact]
+    public void AutoInThisProcess_IsFloat32UnderAnIsaCapBelowBFloat16()
+    {
+        // This process: bfloat16 only when the CPU has it and the oneDNN cap in force does not exclude those kernels.
+        bool expectBf16 = CpuFeatures.Machine.NativeBFloat16 && !OneDnnIsa.CapsBelowBFloat16;
+        Assert.Equal(expectBf16 ? NegativePrecision.BFloat16 : NegativePrecision.Float32, NegativePrecision.Auto.Resolve());
+        Assert.Equal(OneDnnIsa.NeedsAvx2Cap(CpuFeatures.Machine) && Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") == "AVX2",
+            OneDnnIsa.CapsBelowBFloat16 && OneDnnIsa.Note.Contains("capped at AVX2", StringComparison.Ordinal));
+        Assert.True(OneDnnIsa.IsBelowBFloat16("AVX2"));
+        Assert.True(OneDnnIsa.IsBelowBFloat16("avx512_core"));
+        Assert.False(OneDnnIsa.IsBelowBFloat16("AVX512_CORE_BF16"));
+        Assert.False(OneDnnIsa.IsBelowBFloat16("AVX512_CORE_AMX"));
+    }
+
+    [Fact]
     public void OneDnnAvx2Cap_OnlyWhereItsAvx512KernelsWereFoundWrong()
     {
         Assert.True(OneDnnIsa.NeedsAvx2Cap(Zen5));
