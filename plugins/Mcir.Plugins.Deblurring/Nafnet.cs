@@ -32,7 +32,8 @@ namespace Mcir.Plugins.Deblurring;
 /// inputs up to 1.5 × the training size both compute the same thing, in training and evaluation mode alike (as the
 /// original, which replaces the pools once at construction).</para>
 /// </remarks>
-[McirModel("nafnet", Tasks = new[] { "deblur" }, Description = "NAFNet (Chen et al., 2022), NAFNet repo layout; presets nafnet (GoPro width 32), nafnet-small (width 8) and their NAFNetLocal (TLC) variants nafnet-local, nafnet-small-local")]
+[McirModel("nafnet", Tasks = new[] { "deblur" }, Description = "NAFNet (Chen et al., 2022), NAFNet repo layout; presets nafnet (GoPro width 32), nafnet-small (width 8) and their NAFNetLocal (TLC) variants nafnet-local, nafnet-small-local",
+    TileSafe = false, TileSafetyNote = "every block's channel attention averages the whole feature map (nafnet-local: windows of 1.5 x its train_size)")]
 public sealed partial class Nafnet : nn.Module<Tensor, Tensor>
 {
     // Field names are the state_dict names (NAFNet's attribute names), in the original's registration order;
