@@ -1,3 +1,4 @@
+using Mcir.Abstractions.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -11,32 +12,7 @@ namespace Mcir.Plugins.Dehazing;
 /// <summary>Weight initialisation helpers of the original (timm's <c>trunc_normal_</c>, <c>_calculate_fan_in_and_fan_out</c>).</summary>
 internal static class DehazeFormerInit
 {
-    /// <summary>
-    /// timm's / PyTorch's <c>trunc_normal_</c>: N(mean, std²) truncated to the absolute bounds [a, b], by inverse-CDF
-    /// sampling. Written here because TorchSharp 0.107's <c>nn.init.trunc_normal_</c> fills the tensor with the value
-    /// <c>std</c> instead of sampling (same helper as the SR plugin's; plugins do not reference each other).
-    /// </summary>
-    public static void TruncNormal_(Tensor tensor, double mean = 0.0, double std = 1.0, double a = -2.0, double b = 2.0)
-    {
-        static double NormCdf(double x) => (1.0 + Erf(x / Math.Sqrt(2.0))) / 2.0;
-        double l = NormCdf((a - mean) / std), u = NormCdf((b - mean) / std);
-        using var guard = no_grad();
-        tensor.uniform_(2 * l - 1, 2 * u - 1);
-        tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2.0));
-        tensor.add_(mean);
-        tensor.clamp_(a, b);
-    }
 
-    /// <summary>erf(x), accurate to 1.2e-7 (Numerical Recipes' <c>erfcc</c>); it only sets the sampling interval.</summary>
-    private static double Erf(double x)
-    {
-        double z = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? 1 - r : r - 1;
-    }
 
     /// <summary>
     /// The original's conv init in <c>Mlp</c> and <c>Attention</c>: truncated normal with
@@ -48,7 +24,7 @@ internal static class DehazeFormerInit
         long receptive = 1;
         for (int i = 2; i < s.Length; i++) receptive *= s[i];
         double fanIn = s[1] * receptive, fanOut = s[0] * receptive;
-        TruncNormal_(conv.weight, std: gain * Math.Sqrt(2.0 / (fanIn + fanOut)));
+        ModelInit.TruncNormal_(conv.weight, std: gain * Math.Sqrt(2.0 / (fanIn + fanOut)));
         if (conv.bias is not null)
         {
             using var guard = no_grad();
@@ -93,8 +69,8 @@ internal sealed class RLN : nn.Module<Tensor, (Tensor Out, Tensor Rescale, Tenso
         bias = new Parameter(zeros(1, dim, 1, 1));
         meta1 = nn.Conv2d(1, dim, 1);
         meta2 = nn.Conv2d(1, dim, 1);
-        DehazeFormerInit.TruncNormal_(meta1.weight!, std: 0.02);
-        DehazeFormerInit.TruncNormal_(meta2.weight!, std: 0.02);
+        ModelInit.TruncNormal_(meta1.weight!, std: 0.02);
+        ModelInit.TruncNormal_(meta2.weight!, std: 0.02);
         using (no_grad())
         {
             meta1.bias!.fill_(1);

@@ -73,7 +73,7 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedState
         {
             long numPatches = (long)options.PatchesResolution * options.PatchesResolution;
             absolute_pos_embed = new Parameter(zeros(1, numPatches, dim));
-            SwinWindows.TruncNormal_(absolute_pos_embed, std: 0.02);
+            ModelInit.TruncNormal_(absolute_pos_embed, std: 0.02);
         }
 
         // Stochastic depth decay rule: linspace(0, drop_path_rate, sum(depths)) over all blocks.
@@ -292,7 +292,7 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedState
             switch (module)
             {
                 case Linear linear:
-                    SwinWindows.TruncNormal_(linear.weight, std: 0.02);
+                    ModelInit.TruncNormal_(linear.weight, std: 0.02);
                     if (linear.bias is not null) nn.init.zeros_(linear.bias);
                     break;
                 case LayerNorm layerNorm:

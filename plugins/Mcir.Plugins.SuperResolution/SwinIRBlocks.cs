@@ -1,3 +1,4 @@
+using Mcir.Abstractions.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -55,33 +56,7 @@ internal static class SwinWindows
         return tensor(mask, new[] { nh * nw, n, n }, dtype: dtype, device: device);
     }
 
-    /// <summary>
-    /// PyTorch's <c>nn.init.trunc_normal_</c> (which BasicSR's <c>trunc_normal_</c> is): N(mean, std²) truncated to the
-    /// absolute bounds [a, b], by inverse-CDF sampling. Written here because TorchSharp 0.107's
-    /// <c>nn.init.trunc_normal_</c> fills the tensor with the value <c>std</c> instead of sampling.
-    /// </summary>
-    public static void TruncNormal_(Tensor tensor, double mean = 0.0, double std = 1.0, double a = -2.0, double b = 2.0)
-    {
-        static double NormCdf(double x) => (1.0 + Erf(x / Math.Sqrt(2.0))) / 2.0;
-        double l = NormCdf((a - mean) / std), u = NormCdf((b - mean) / std);
-        using var guard = no_grad();
-        tensor.uniform_(2 * l - 1, 2 * u - 1);
-        tensor.erfinv_();
-        tensor.mul_(std * Math.Sqrt(2.0));
-        tensor.add_(mean);
-        tensor.clamp_(a, b);
-    }
 
-    /// <summary>erf(x), accurate to 1.2e-7 (the erfc approximation of Numerical Recipes, <c>erfcc</c>).</summary>
-    private static double Erf(double x)
-    {
-        // The bounds only set the sampling interval, so 1.2e-7 is plenty.
-        double z = Math.Abs(x);
-        double t = 1.0 / (1.0 + 0.5 * z);
-        double r = t * Math.Exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-        return x >= 0 ? 1 - r : r - 1;
-    }
 
     /// <summary><c>drop_path</c> (stochastic depth): identity unless training with a positive rate.</summary>
     public static Tensor DropPath(Tensor x, double dropProb, bool training)
@@ -147,7 +122,7 @@ internal sealed class WindowAttention : nn.Module<Tensor, Tensor?, Tensor>
         relative_position_index = RelativePositionIndex(windowSize);
         qkv = nn.Linear(dim, dim * 3, hasBias: qkvBias);
         proj = nn.Linear(dim, dim);
-        SwinWindows.TruncNormal_(relative_position_bias_table, std: 0.02);
+        ModelInit.TruncNormal_(relative_position_bias_table, std: 0.02);
         RegisterComponents();
     }
 

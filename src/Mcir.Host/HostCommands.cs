@@ -10,6 +10,12 @@ public static class HostCommands
     /// <summary>Exit code for bad input, configuration or files (the message says which).</summary>
     public const int UserError = 1;
 
+    /// <summary>
+    /// Exit code for a bug (any exception that is not a user error): the stack trace is printed (EX_SOFTWARE of
+    /// sysexits.h).
+    /// </summary>
+    public const int InternalError = 70;
+
     public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
 
     public static int Run(string[] args, TextWriter output, TextWriter error)
@@ -27,22 +33,36 @@ public static class HostCommands
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
         };
-        var parsed = root.Parse(args);
         try
         {
-            return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (IsUserError(e))
+        catch (Exception e)
+        {
+            return Report(e, error);
+        }
+    }
+
+    /// <summary>
+    /// Prints a failure and returns the exit code: a user error as one <c>error: …</c> line, exit
+    /// <see cref="UserError"/>; anything else (a bug) with its stack trace, exit <see cref="InternalError"/>.
+    /// </summary>
+    internal static int Report(Exception e, TextWriter error)
+    {
+        if (IsUserError(e))
         {
             error.WriteLine($"error: {e.Message}");
             return UserError;
         }
+        error.WriteLine($"internal error (a bug in mcir-host or a plugin, not in your input; please report it with the command line): {e}");
+        return InternalError;
     }
 
-    // Errors whose message is meant for the user (options records validate with ArgumentException); anything else
-    // is a bug and keeps its stack trace.
+    // User errors: McirException (configuration, weights, data: the message names the key, file or value) and the file
+    // system's and file readers' own errors, which name the file (missing, unreadable, malformed). Anything else is a
+    // bug and keeps its stack trace.
     private static bool IsUserError(Exception e) =>
-        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException or ArgumentException;
+        e is McirException or IOException or InvalidDataException or UnauthorizedAccessException;
 }
 
 /// <summary>Where commands print: standard output for results, standard error for progress and errors.</summary>

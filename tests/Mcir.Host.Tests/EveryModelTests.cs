@@ -48,13 +48,17 @@ public class EveryModelTests(ITestOutputHelper output)
         ["dehazeformer-b"] = ["depths=[1, 1, 1, 1, 1]"],
         ["dehazeformer-m"] = ["depths=[1, 1, 1, 1, 1]"],
         ["dehazeformer-l"] = ["depths=[1, 1, 1, 1, 1]"],
+        ["idt"] = ["embed_dim=4", "img_size=64"],
+        ["idt-small"] = ["embed_dim=4", "img_size=64"],
     };
 
     /// <summary>
     /// Smallest training patch side per model where 16 is too small: DehazeFormer reflect-pads each stage's feature
-    /// map to its window (8), which needs the 1/4-scale map to be larger than that padding (inputs of 20 px and up).
+    /// map to its window (8), which needs the 1/4-scale map to be larger than that padding (inputs of 20 px and up);
+    /// IDT accepts only its img_size (64 with the cheap options above; larger images are evaluated in windows).
     /// </summary>
-    private static int MinPatch(string name) => name.StartsWith("dehazeformer", StringComparison.Ordinal) ? 32 : 16;
+    private static int MinPatch(string name) =>
+        name.StartsWith("dehazeformer", StringComparison.Ordinal) ? 32 : name.StartsWith("idt", StringComparison.Ordinal) ? 64 : 16;
 
     /// <summary>The one model trained with SPN (the embedding the host picks offline: the bundled ResNet18).</summary>
     private const string SpnModel = "edsr-light";

@@ -143,7 +143,7 @@ internal static class ImageFileInspector
                     $"truncated PNG: chunk '{type}' at byte {pos} needs {12 + (long)length} bytes but the file ends after {b.Length - pos}; expected complete chunks up to IEND");
             var typeAndData = b.Slice(pos + 4, 4 + (int)length);
             uint stored = BinaryPrimitives.ReadUInt32BigEndian(b[(pos + 8 + (int)length)..]);
-            uint computed = Crc32.Compute(typeAndData);
+            uint computed = System.IO.Hashing.Crc32.HashToUInt32(typeAndData); // CRC-32 (ISO-HDLC), as PNG/zlib
             if (pos == 8 && type != "IHDR")
                 throw new ImageReadException(path, ImageReadFailure.Corrupt, $"corrupt PNG: first chunk is '{type}'; expected IHDR");
             if (stored != computed)
@@ -542,30 +542,5 @@ internal static class ImageFileInspector
         if (!image)
             throw new ImageReadException(path, ImageReadFailure.Corrupt, "corrupt WebP: no image data chunk (VP8, VP8L or ANMF); expected one");
         return new ImageFileFacts(ImageFileFormat.WebP, 8, alpha);
-    }
-
-    /// <summary>CRC-32 (ISO-HDLC, as used by PNG and zlib).</summary>
-    internal static class Crc32
-    {
-        private static readonly uint[] Table = BuildTable();
-
-        private static uint[] BuildTable()
-        {
-            var t = new uint[256];
-            for (uint n = 0; n < 256; n++)
-            {
-                uint c = n;
-                for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-                t[n] = c;
-            }
-            return t;
-        }
-
-        public static uint Compute(ReadOnlySpan<byte> data)
-        {
-            uint c = 0xFFFFFFFFu;
-            foreach (byte x in data) c = Table[(c ^ x) & 0xFF] ^ (c >> 8);
-            return c ^ 0xFFFFFFFFu;
-        }
     }
 }

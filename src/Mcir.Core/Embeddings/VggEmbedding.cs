@@ -48,8 +48,10 @@ public sealed class VggEmbedding : IFeatureEmbedding
         }
         else if (!options.AllowRandomWeights)
         {
-            throw new InvalidOperationException(
-                $"VGG embedding ({variant}): no weights_path given. The method needs ImageNet weights: torchvision's " +
+            var entry = Weights.KnownWeights.Get(variant);
+            throw new McirException(
+                $"VGG embedding ({variant}): no weights_path given, ${entry.EnvironmentVariable} is not set and the weights cache has no " +
+                $"{entry.FileName}. The method needs ImageNet weights: torchvision's " +
                 $"'{VggLayout.TorchvisionFileName(options.Variant)}' (or a .safetensors conversion); {VggWeights.FetchHint(options.Variant)}. " +
                 "Random weights are refused unless the config sets allow_random_weights: true (for tests only — not the method).");
         }

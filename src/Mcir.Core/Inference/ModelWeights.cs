@@ -215,7 +215,7 @@ public static class ModelWeights
         catch (JsonException e) { throw new McirException($"{path}: not valid JSON: {e.Message}"); }
         if (root?["model"] is not JsonObject model || model["name"] is not JsonValue name || !name.TryGetValue(out string? n) || string.IsNullOrWhiteSpace(n))
             throw new McirException($"{path}: no model.name (not a run's resolved configuration?)");
-        return new ModelSection { Name = n, Options = model["options"] is JsonObject o ? (JsonObject)o.DeepClone() : null };
+        return new ModelSection { Name = n, Options = model["options"] is JsonObject o ? (JsonObject)o.DeepClone() : [] };
     }
 
     private static WeightsSource FromFile(string argument, string file, EmaChoice ema, string? paramKey)

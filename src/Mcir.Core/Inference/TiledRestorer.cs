@@ -62,6 +62,9 @@ public sealed record TileOptions
 /// BasicSR's <c>SwinIRModel.test</c> (<c>F.pad(img, (0, mod_pad_w, 0, mod_pad_h), 'reflect')</c>); edge replication
 /// where the input is too small to reflect. <see cref="TileOptions.PadMultiple"/> k &gt; 1 asks for a multiple of k as
 /// well. This is the engine's one inference path: validation during training, <c>test</c> and <c>restore</c> use it.</para>
+/// <para><b>Fixed-size networks.</b> A network that implements <see cref="IWindowedInference"/> (IDT) is always run in its
+/// own windows and merged with its own weights (see that interface); <see cref="TileOptions.TileSize"/>,
+/// <see cref="TileOptions.Overlap"/> and <see cref="TileOptions.PadMultiple"/> do not apply to it.</para>
 /// </remarks>
 public static class TiledRestorer
 {
@@ -91,6 +94,7 @@ public static class TiledRestorer
         try
         {
             using var noGrad = no_grad();
+            if (net is IWindowedInference windowed) return Windowed(net, input, windowed, options.Scale);
             int h = (int)input.shape[2], w = (int)input.shape[3];
             int n = options.TileSize ?? 0;
             int multiple = Lcm(options.PadMultiple, InputMultipleOf(net));
@@ -217,6 +221,60 @@ public static class TiledRestorer
             acc?.Dispose();
             weight?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The merge weights of one output window of side <paramref name="n"/> (see <see cref="WindowMerge"/>), [1, 1, n, n]
+    /// float32: IDT's <c>get_scoremap</c>, whose values are computed in float64 and stored in a float32 tensor.
+    /// </summary>
+    public static Tensor WindowWeights(int n, WindowMerge merge)
+    {
+        var v = new float[n * n];
+        double c = n / 2.0;
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                v[y * n + x] = merge == WindowMerge.Mean ? 1f : (float)(1.0 / Math.Sqrt((y - c) * (y - c) + (x - c) * (x - c) + 1e-3));
+        return tensor(v, [1L, 1, n, n], ScalarType.Float32);
+    }
+
+    // IDT's full-size test (test_full_size.py splitimage/mergeimage): windows of the network's one input size, the
+    // weighted sum of the window outputs divided by the summed weights, accumulated window by window in float32.
+    private static Tensor Windowed(nn.Module<Tensor, Tensor> net, Tensor input, IWindowedInference spec, int? expectedScale)
+    {
+        int n = spec.InferenceWindow, m = spec.InferenceOverlap;
+        if (n < 1 || m < 0 || m >= n)
+            throw new McirException($"{net.GetType().Name} reports inference windows of {n} pixels with overlap {m}; expected a window of 1 or more and 0 <= overlap < window");
+        long b = input.shape[0];
+        int h = (int)input.shape[2], w = (int)input.shape[3];
+        int ph = Math.Max(0, n - h), pw = Math.Max(0, n - w);
+        using var scope = NewDisposeScope();
+        var x = ph == 0 && pw == 0
+            ? input
+            : nn.functional.pad(input, [0, pw, 0, ph], ph < h && pw < w ? PaddingModes.Reflect : PaddingModes.Replicate);
+        var ys = TileStarts(h + ph, n, m);
+        var xs = TileStarts(w + pw, n, m);
+        Tensor? acc = null, total = null, weights = null;
+        int? scale = expectedScale;
+        foreach (int y0 in ys)
+        {
+            foreach (int x0 in xs)
+            {
+                using var tileScope = NewDisposeScope();
+                var output = Forward(net, x.narrow(2, y0, n).narrow(3, x0, n), 1, scale, out int s).to(ScalarType.Float32);
+                scale = s;
+                if (acc is null)
+                {
+                    acc = zeros([b, output.shape[1], (long)(h + ph) * s, (long)(w + pw) * s], ScalarType.Float32, input.device).MoveToOuterDisposeScope();
+                    total = zeros([1, 1, (long)(h + ph) * s, (long)(w + pw) * s], ScalarType.Float32, input.device).MoveToOuterDisposeScope();
+                    weights = WindowWeights(n * s, spec.InferenceMerge).to(input.device).MoveToOuterDisposeScope();
+                }
+                acc.narrow(2, (long)y0 * s, (long)n * s).narrow(3, (long)x0 * s, (long)n * s).add_(weights!.mul(output));
+                total!.narrow(2, (long)y0 * s, (long)n * s).narrow(3, (long)x0 * s, (long)n * s).add_(weights!);
+            }
+        }
+        var merged = acc!.div_(total!);
+        if (ph > 0 || pw > 0) merged = merged.narrow(2, 0, (long)h * scale!.Value).narrow(3, 0, (long)w * scale.Value).contiguous();
+        return merged.MoveToOuterDisposeScope();
     }
 
     // One forward pass with optional pad-to-multiple; returns the cropped output and its (checked) integer scale.

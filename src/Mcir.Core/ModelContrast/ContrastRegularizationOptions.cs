@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Mcir.Core.Embeddings;
 
 namespace Mcir.Core.ModelContrast;
@@ -24,6 +25,7 @@ public sealed record ContrastRegularizationOptions
     public CrNegatives Negatives { get; init; } = CrNegatives.Input;
 
     /// <summary>Layer weights; default VGG19 relu1_1 … relu5_1 with 1/32, 1/16, 1/8, 1/4, 1.</summary>
+    [MinLength(1)]
     public IReadOnlyDictionary<string, double> LayerWeights { get; init; } = new Dictionary<string, double>
     {
         ["relu1_1"] = 1.0 / 32, ["relu2_1"] = 1.0 / 16, ["relu3_1"] = 1.0 / 8, ["relu4_1"] = 1.0 / 4, ["relu5_1"] = 1.0,

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Mcir.Core.Embeddings;
 
 namespace Mcir.Core.ModelContrast;
@@ -28,6 +29,7 @@ public sealed record SpnLossOptions
     public SpnForm Form { get; init; } = SpnForm.Subtract;
 
     /// <summary>Layer weights w_l by layer name; default relu1_2 0.2, relu2_2 0.3, relu3_3 0.5 (VGG16).</summary>
+    [MinLength(1)]
     public IReadOnlyDictionary<string, double> LayerWeights { get; init; } = VggDefaultLayerWeights;
 
     /// <summary>The authors' VGG16 layers and weights; also the marker for "not configured" (see <see cref="EmbeddingType"/>).</summary>
@@ -59,7 +61,26 @@ public sealed record SpnLossOptions
     public bool ReportLayerParts { get; init; } = true;
 
     /// <summary>The embedding φ (variant, normalisation, weights). Its <c>Layers</c> are replaced by the keys of <see cref="LayerWeights"/>.</summary>
-    public VggEmbeddingOptions Embedding { get; init; } = new() { Variant = VggVariant.Vgg16, Normalize = true };
+    public VggEmbeddingOptions Embedding { get; init; } = DefaultEmbedding;
+
+    /// <summary>
+    /// The default <see cref="Embedding"/> (VGG16, ImageNet normalisation); also the marker for "no embedding section
+    /// configured", which lets <c>auto</c> fall back to the offline embedding.
+    /// </summary>
+    public static readonly VggEmbeddingOptions DefaultEmbedding = new() { Variant = VggVariant.Vgg16, Normalize = true };
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (!double.IsFinite(Lambda) || Lambda < 0)
+            throw new ArgumentException($"{nameof(Lambda)} must be a finite number ≥ 0, got {Lambda.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(Lambda));
+        if (!(Epsilon >= 0) || !double.IsFinite(Epsilon))
+            throw new ArgumentException($"{nameof(Epsilon)} must be a finite number ≥ 0, got {Epsilon.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(Epsilon));
+        if (!SpnEmbeddingSelection.Types.Contains(EmbeddingType.Trim().ToLowerInvariant()))
+            throw new ArgumentException($"'{EmbeddingType}' is not a known embedding type (known: {string.Join(", ", SpnEmbeddingSelection.Types)})", nameof(EmbeddingType));
+        if (LayerWeights.FirstOrDefault(p => !double.IsFinite(p.Value) || p.Value < 0) is { Key: not null } bad)
+            throw new ArgumentException($"the weight of '{bad.Key}' must be a finite number ≥ 0, got {bad.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(LayerWeights));
+    }
 
     /// <summary>The embedding options with the layers of <see cref="LayerWeights"/>, ordered by depth.</summary>
     public VggEmbeddingOptions EmbeddingOptions() => Embedding with

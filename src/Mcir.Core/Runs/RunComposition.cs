@@ -85,7 +85,23 @@ public static class RunComposition
     public static IDegradation CreateDegradation(IComponentRegistry<DegradationDescriptor> registry, DegradationSection section, string where)
     {
         var descriptor = Resolve(registry, section.Name, $"{where}.name");
-        return descriptor.Create(ComponentOptions(descriptor, section.Options, $"{where}.options"));
+        var options = ComponentOptions(descriptor, section.Options, $"{where}.options");
+        return Configured($"{where}.options", () => descriptor.Create(options));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="create"/>, a constructor fed from the configuration at <paramref name="where"/>: an
+    /// <see cref="ArgumentException"/> it throws (how components refuse bad options) becomes an
+    /// <see cref="McirException"/> naming the key path.
+    /// </summary>
+    public static T Configured<T>(string where, Func<T> create)
+    {
+        try { return create(); }
+        catch (ArgumentException e)
+        {
+            string message = e.ParamName is { } p ? e.Message.Replace($" (Parameter '{p}')", "") : e.Message;
+            throw new McirException($"{where}: {message.ReplaceLineEndings(" ")}", e);
+        }
     }
 
     public static nn.Module<Tensor, Tensor> CreateModel(IModelRegistry registry, ModelSection section, out object options)
@@ -94,8 +110,8 @@ public static class RunComposition
             throw new McirException($"model.name is missing (known models: {Known(registry)})");
         if (!registry.TryGet(section.Name, out var descriptor))
             throw new McirException($"model.name '{section.Name}' is not a registered model (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
-        options = ModelOptions(descriptor, section.Options);
-        return Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
+        var bound = options = ModelOptions(descriptor, section.Options);
+        return Compute.ChannelsLast.ForConvolutions(Configured("model.options", () => descriptor.Create(bound)));
     }
 
     /// <summary>
@@ -131,7 +147,10 @@ public static class RunComposition
 
     private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(m => m.Name));
 
-    public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations)
+    public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations) =>
+        Configured(where, () => CreateDatasetCore(s, where, training, degradations));
+
+    private static IPairedDataset CreateDatasetCore(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations)
     {
         if (string.IsNullOrWhiteSpace(s.DatarootGt))
             throw new McirException($"{where}.dataroot_gt is missing");
@@ -165,9 +184,18 @@ public static class RunComposition
     public static IReadOnlyList<ILossTerm> CreateLosses(LossSection s, IComponentRegistry<LossTermDescriptor> lossTerms)
     {
         var reconstruction = Resolve(lossTerms, s.Reconstruction, "loss.reconstruction");
-        var terms = new List<ILossTerm> { reconstruction.Create(ComponentOptions(reconstruction, s.ReconstructionOptions, "loss.reconstruction_options")) };
-        if (s.Spn is { } spn) terms.Add(SpnLoss.FromOptions(spn));
-        if (s.Cr is { } cr) terms.Add(new ContrastRegularizationLoss(cr));
+        var reconstructionOptions = ComponentOptions(reconstruction, s.ReconstructionOptions, "loss.reconstruction_options");
+        var terms = new List<ILossTerm> { Configured("loss.reconstruction_options", () => reconstruction.Create(reconstructionOptions)) };
+        try
+        {
+            if (s.Spn is { } spn) terms.Add(Configured("loss.spn", () => SpnLoss.FromOptions(spn)));
+            if (s.Cr is { } cr) terms.Add(Configured("loss.cr", () => new ContrastRegularizationLoss(cr)));
+        }
+        catch
+        {
+            foreach (var t in terms) (t as IDisposable)?.Dispose();
+            throw;
+        }
         return terms;
     }
 

@@ -73,8 +73,8 @@ public sealed record ModelSection
     /// <summary>Registered model name (see <c>mcir-host list</c>), e.g. <c>edsr-light</c>.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Options overriding the model's defaults, in the model's own snake_case keys.</summary>
-    public JsonObject? Options { get; init; }
+    /// <summary>Options overriding the model's defaults, in the model's own snake_case keys (default: none).</summary>
+    public JsonObject Options { get; init; } = [];
 
     /// <summary>
     /// A registered model that validation and the test sets are scored with instead of <see cref="Name"/> (null: the
@@ -92,6 +92,12 @@ public sealed record DataSection
     public DatasetSection? Val { get; init; }
     public IReadOnlyList<DatasetSection> Test { get; init; } = [];
     public int BatchSize { get; init; } = 16;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new ArgumentException($"must be 1 or more, got {BatchSize}", nameof(BatchSize));
+    }
 }
 
 /// <summary>
@@ -122,6 +128,15 @@ public sealed record DatasetSection
     public bool? CacheImages { get; init; }
     /// <summary>How <c>degraded-folder</c> makes its inputs (required there, not allowed elsewhere).</summary>
     public DegradationSection? Degradation { get; init; }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (Scale < 1) throw new ArgumentException($"must be 1 or more, got {Scale}", nameof(Scale));
+        if (DatasetEnlargeRatio < 1) throw new ArgumentException($"must be 1 or more, got {DatasetEnlargeRatio}", nameof(DatasetEnlargeRatio));
+        if (GtSize is { } g && (g < Scale || g % Scale != 0))
+            throw new ArgumentException($"must be a positive multiple of the scale {Scale} (the LQ patch is gt_size / scale), got {g}", nameof(GtSize));
+    }
 }
 
 /// <summary>The <c>degradation</c> of a <c>degraded-folder</c> data set: a registered degradation and its options.</summary>
@@ -130,8 +145,8 @@ public sealed record DegradationSection
     /// <summary>Registered name (see <c>mcir-host list</c>), e.g. <c>gaussian-noise</c>, <c>bicubic</c>.</summary>
     public string Name { get; init; } = "";
 
-    /// <summary>Options overriding the degradation's defaults, in its own snake_case keys (e.g. <c>{"sigma": 25}</c>).</summary>
-    public JsonObject? Options { get; init; }
+    /// <summary>Options overriding the degradation's defaults, in its own snake_case keys (e.g. <c>{"sigma": 25}</c>; default: none).</summary>
+    public JsonObject Options { get; init; } = [];
 
     /// <summary>
     /// Validation and test sets only: each image is degraded once with a generator seeded from (this seed, image name),
@@ -147,7 +162,7 @@ public sealed record LossSection
     public string Reconstruction { get; init; } = "l1";
 
     /// <summary>Options overriding the reconstruction term's defaults, in its own snake_case keys (e.g. <c>{"weight": 1}</c>).</summary>
-    public JsonObject? ReconstructionOptions { get; init; }
+    public JsonObject ReconstructionOptions { get; init; } = [];
 
     /// <summary>The SPN term; null to train without it.</summary>
     public SpnLossOptions? Spn { get; init; }

@@ -40,8 +40,9 @@ public static class TrainingRun
         ArgumentNullException.ThrowIfNull(registries);
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
-        Directory.CreateDirectory(runDir);
 
+        // Everything the configuration names is built before the run folder is touched, so a configuration error
+        // leaves no folder behind.
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
@@ -51,66 +52,134 @@ public static class TrainingRun
             LoadPretrained(net, config.Path, log);
 
         var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
-        var loader = new PairedBatchLoader(train, new PairedLoaderOptions
+        ProbeModel(net, train, config.Model.Name);
+        var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
-        });
+        }));
         var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false, registries.Degradations) : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false, registries.Degradations))).ToList();
 
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
-        // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
-        using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net);
-        if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
-        nn.Module<Tensor, Tensor> ForEvaluation(nn.Module<Tensor, Tensor> trained)
-        {
-            if (evalNet is null) return trained;
-            RunComposition.CopyWeights(trained, evalNet, config.Model);
-            return evalNet;
-        }
         try
         {
-            WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
-            foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
-            using var bank = terms.Any(t => t.NeedsNegatives) ? NegativeBank.Create(net, config.Negatives) : null;
-            if (bank is not null)
-                log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
-
-            Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
-            if (val is not null)
+            // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
+            using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net);
+            if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
+            nn.Module<Tensor, Tensor> ForEvaluation(nn.Module<Tensor, Tensor> trained)
             {
-                validate = (model, iter) =>
-                {
-                    var report = RestorationEvaluator.Evaluate(ForEvaluation(model), val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
-                    return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
-                };
+                if (evalNet is null) return trained;
+                RunComposition.CopyWeights(trained, evalNet, config.Model);
+                return evalNet;
             }
-
+            using var bank = terms.Any(t => t.NeedsNegatives) ? RunComposition.Configured("negatives", () => NegativeBank.Create(net, config.Negatives)) : null;
             // The collapse guard watches the reconstruction term's part, whichever term that is.
-            var guard = new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name });
-            using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
-            using var batches = new LoaderBatchSource(loader);
-            using var trainer = new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
-                log: tensorBoard, progress: log, collapseGuard: guard);
-            if (checkpoint is not null)
-            {
-                trainer.LoadCheckpoint(checkpoint);
-                log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
-            }
-            var result = trainer.Run(cancel);
-            if (result.Status != TrainingStatus.Completed)
-                return new RunOutcome(result, [], runDir);
+            var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
-                RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
-                RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
-            WriteResults(runDir, tables);
-            return new RunOutcome(result, tables, runDir);
+            string? created = TopmostMissing(runDir);
+            bool started = false;
+            Directory.CreateDirectory(runDir);
+            try
+            {
+                WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
+                foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
+                if (bank is not null)
+                    log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
+
+                Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
+                if (val is not null)
+                {
+                    validate = (model, iter) =>
+                    {
+                        var report = RestorationEvaluator.Evaluate(ForEvaluation(model), val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
+                        return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
+                    };
+                }
+
+                using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
+                using var batches = new LoaderBatchSource(loader);
+                using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
+                    log: tensorBoard, progress: log, collapseGuard: guard));
+                if (checkpoint is not null)
+                {
+                    trainer.LoadCheckpoint(checkpoint);
+                    log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
+                }
+                started = true;
+                var result = trainer.Run(cancel);
+                if (result.Status != TrainingStatus.Completed)
+                    return new RunOutcome(result, [], runDir);
+
+                var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
+                    RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
+                    RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
+                WriteResults(runDir, tables);
+                return new RunOutcome(result, tables, runDir);
+            }
+            finally
+            {
+                // Set-up failed before the first iteration: remove the folder this call created (nothing in it is a
+                // result yet). Runs after the using declarations above are disposed (the event file is closed).
+                if (!started && created is not null) TryDeleteFolder(created);
+            }
         }
         finally
         {
             foreach (var t in terms) (t as IDisposable)?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Runs the model once (evaluation mode, no gradient) on the first training sample: a model that cannot take the
+    /// data (channels, sizes) or whose output does not have the GT's shape (upscale against the data's scale) is a
+    /// configuration error before anything is written, not a failure in iteration 1.
+    /// </summary>
+    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName)
+    {
+        if (train.Count == 0) return; // the batch loader names the empty set
+        var pair = train.Load(0, new Random(0));
+        static string Shape(long[] s) => "[" + string.Join(", ", s) + "]";
+        bool wasTraining = net.training;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var sample = pair.ToSample();
+        using var lq = sample.Lq.unsqueeze(0);
+        using var gt = sample.Gt.unsqueeze(0);
+        net.eval();
+        try
+        {
+            Tensor output;
+            try { output = net.forward(lq); }
+            // A model refuses a bad input with ArgumentException; libtorch's own shape errors arrive as ExternalException.
+            catch (Exception e) when (e is ArgumentException or System.Runtime.InteropServices.ExternalException)
+            {
+                string message = e is ArgumentException { ParamName: { } p } ? e.Message.Replace($" (Parameter '{p}')", "") : FirstLine(e.Message);
+                throw new McirException($"model '{modelName}' cannot take the training data (data.train, {pair.Name}: LQ {Shape(lq.shape)}): {message.ReplaceLineEndings(" ")}", e);
+            }
+            if (!output.shape.SequenceEqual(gt.shape))
+                throw new McirException($"model '{modelName}' turns the LQ {Shape(lq.shape)} of {pair.Name} (data.train) into {Shape(output.shape)}, but its GT is {Shape(gt.shape)}: " +
+                    "check model.options (upscale, channels) against the data (scale, image channels)");
+        }
+        finally
+        {
+            if (wasTraining) net.train();
+        }
+    }
+
+    private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
+
+    // The outermost folder of path's chain that does not exist yet (what creating path creates), or null.
+    private static string? TopmostMissing(string path)
+    {
+        string? missing = null;
+        for (string? p = path; p is not null && !Directory.Exists(p); p = Path.GetDirectoryName(p)) missing = p;
+        return missing;
+    }
+
+    private static void TryDeleteFolder(string path)
+    {
+        try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* best effort; the original error matters */ }
     }
 
     /// <summary>

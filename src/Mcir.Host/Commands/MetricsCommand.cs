@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Mcir.Core;
 using Mcir.Core.Metrics;
 
 namespace Mcir.Host.Commands;
@@ -17,12 +18,10 @@ internal static class MetricsCommand
         {
             gt, restored, crop, y, json,
         };
-        command.Validators.Add(r =>
-        {
-            if (r.GetValue(crop) < 0) r.AddError($"--crop-border {r.GetValue(crop)}: expected 0 or more");
-        });
         command.SetAction(r =>
         {
+            // Checked here, not in a validator: a validator's GetValue throws for a value that does not parse.
+            if (r.GetValue(crop) < 0) throw new McirException($"--crop-border {r.GetValue(crop)}: expected 0 or more");
             var report = FolderEvaluation.Evaluate(r.GetValue(gt)!, r.GetValue(restored)!, new MetricsProtocol(r.GetValue(crop), r.GetValue(y)),
                 warning: w => console.Error.WriteLine($"warning: {w}"));
             console.Out.WriteLine(report.ToTable());

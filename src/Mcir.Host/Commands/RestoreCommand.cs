@@ -36,7 +36,6 @@ internal static class RestoreCommand
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
-            Directory.CreateDirectory(outDir);
 
             var read = new ImageReadOptions { Warning = w => console.Error.WriteLine($"warning: {w}") };
             foreach (var file in files)
@@ -49,6 +48,7 @@ internal static class RestoreCommand
                     using var x = ImageTensor.ToTensor(image).unsqueeze(0);
                     restored = ImageTensor.ToImage(TiledRestorer.Restore(net.Network, x, tiles));
                 }
+                Directory.CreateDirectory(outDir); // only once there is something to write
                 string target = Path.Combine(outDir, Path.GetFileNameWithoutExtension(file) + ".png");
                 ImageIO.Write(target, restored);
                 console.Error.WriteLine($"{Path.GetFileName(file)}: {image.Height}x{image.Width} -> {restored.Height}x{restored.Width} ({clock.Elapsed.TotalSeconds:F2} s)");

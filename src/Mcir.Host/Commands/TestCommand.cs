@@ -58,10 +58,13 @@ internal static class TestCommand
             string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(gtDir)));
             console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, input {(lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
 
-            if (saveDir is not null) Directory.CreateDirectory(saveDir);
             var report = RestorationEvaluator.Evaluate(net.Network, data, protocol,
                 forward: x => TiledRestorer.Restore(net.Network, x, tiles),
-                onRestored: saveDir is null ? null : (n, image) => ImageIO.Write(Path.Combine(saveDir, n + ".png"), image));
+                onRestored: saveDir is null ? null : (n, image) =>
+                {
+                    Directory.CreateDirectory(saveDir); // only once there is something to write
+                    ImageIO.Write(Path.Combine(saveDir, n + ".png"), image);
+                });
             var baseline = RestorationEvaluator.EvaluateBaseline(data, protocol);
             var table = new TestTable(name, report, baseline);
             string baselineName = scale > 1 ? "bicubic" : "input";

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Text.Json.Nodes;
 using Mcir.Core.Config;
 
@@ -160,6 +161,61 @@ public class ConfigBinderTests
             Assert.Equal(9, ConfigBinder.Bind<Train>(root["train"], "train").TotalIter);
         }
         finally { File.Delete(path); }
+    }
+}
+
+public class ConfigBinderCheckTests
+{
+    public sealed record Checked
+    {
+        [MinLength(1)]
+        public IReadOnlyDictionary<string, double> Weights { get; init; } = new Dictionary<string, double> { ["a"] = 1 };
+        public IReadOnlyList<string> Names { get; init; } = ["x"];
+        public IReadOnlyList<ConfigBinderTests.Train> Sections { get; init; } = [];
+        public string? Note { get; init; }
+        public int Size { get; init; } = 1;
+
+        public void Validate()
+        {
+            if (Size < 1) throw new ArgumentException($"{nameof(Size)} must be 1 or more, got {Size}", nameof(Size));
+        }
+    }
+
+    private static McirException Refused(string json) =>
+        Assert.Throws<McirException>(() => ConfigBinder.Bind<Checked>(JsonNode.Parse(json), "checked"));
+
+    [Fact]
+    public void NullIsRefusedWhereTheMemberIsNotNullableAndNamesTheKey()
+    {
+        Assert.Equal("checked.weights: null is not allowed (expected an object of name: number pairs; leave the key out for the default)",
+            Refused("""{ "weights": null }""").Message);
+        Assert.Equal("checked.names[1]: null is not allowed (expected a string)", Refused("""{ "names": ["a", null] }""").Message);
+        Assert.StartsWith("checked.sections[0].optimizer: null is not allowed", Refused("""{ "sections": [{ "optimizer": null }] }""").Message);
+        Assert.StartsWith("checked.sections: null is not allowed (expected a list of objects (keys: total_iter, ", Refused("""{ "sections": null }""").Message);
+        Assert.Null(ConfigBinder.Bind<Checked>(JsonNode.Parse("""{ "note": null }"""), "checked").Note); // nullable: null is a value
+    }
+
+    [Fact]
+    public void EmptyCollectionsBelowTheirMinimumLengthAreRefused()
+    {
+        Assert.StartsWith("checked.weights: must not be empty", Refused("""{ "weights": {} }""").Message);
+        Assert.Empty(ConfigBinder.Bind<Checked>(JsonNode.Parse("""{ "names": [] }"""), "checked").Names); // no minimum
+    }
+
+    [Fact]
+    public void WrongJsonTypesSayWhatWasExpectedAndWhatWasFound()
+    {
+        Assert.Equal("checked.size: expected an integer, found \"many\"", Refused("""{ "size": "many" }""").Message);
+        Assert.Equal("checked.weights.a: expected a number, found \"x\"", Refused("""{ "weights": { "a": "x" } }""").Message);
+        Assert.Equal("checked.names: expected a list of strings, found 3", Refused("""{ "names": 3 }""").Message);
+        Assert.Equal("checked.sections[0].negative_kind: expected one of ema, fixed-random, found \"x\"",
+            Refused("""{ "sections": [{ "negative_kind": "x" }] }""").Message);
+    }
+
+    [Fact]
+    public void TheOptionsOwnValidateIsRunAndItsErrorNamesTheKey()
+    {
+        Assert.Equal("checked.size: size must be 1 or more, got 0", Refused("""{ "size": 0 }""").Message);
     }
 }
 

@@ -83,7 +83,7 @@ public sealed class ImageDefectTests : IDisposable
         BinaryPrimitives.WriteUInt32BigEndian(buf, (uint)data.Length);
         Encoding.ASCII.GetBytes(type).CopyTo(buf, 4);
         data.CopyTo(buf, 8);
-        BinaryPrimitives.WriteUInt32BigEndian(buf.AsSpan(8 + data.Length), ImageFileInspector.Crc32.Compute(buf.AsSpan(4, 4 + data.Length)));
+        BinaryPrimitives.WriteUInt32BigEndian(buf.AsSpan(8 + data.Length), System.IO.Hashing.Crc32.HashToUInt32(buf.AsSpan(4, 4 + data.Length)));
         return buf;
     }
 

@@ -221,7 +221,7 @@ public class VggEmbeddingTests
     [Fact]
     public void RandomWeights_RefusedUnlessAllowed_AndThenLabelled()
     {
-        var ex = Assert.Throws<InvalidOperationException>(() => new VggEmbedding(new VggEmbeddingOptions()));
+        var ex = Assert.Throws<McirException>(() => new VggEmbedding(new VggEmbeddingOptions()));
         Assert.Contains("allow_random_weights", ex.Message);
         Assert.Contains("vgg16-397923af.pth", ex.Message);
 

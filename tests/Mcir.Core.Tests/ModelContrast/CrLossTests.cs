@@ -115,7 +115,7 @@ public class CrLossTests
         Assert.Equal(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], o.EmbeddingOptions().Layers);
         Assert.Equal([1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0], o.LayerWeights.Values);
         // no weights path and random weights not allowed → refused
-        var ex = Assert.Throws<InvalidOperationException>(() => new ContrastRegularizationLoss(o));
+        var ex = Assert.Throws<McirException>(() => new ContrastRegularizationLoss(o));
         Assert.Contains("vgg19-dcbb9e9d.pth", ex.Message);
     }
 

@@ -51,9 +51,33 @@ public class SpnEmbeddingSelectionTests
     public void VggWithoutWeightsIsRefusedUnlessRandomWeightsAreAllowed()
     {
         if (WeightsLocations.LocateInstalled(KnownWeights.Vgg16) is not null) return; // an installed copy would be used
-        Assert.Throws<InvalidOperationException>(() => Core.ModelContrast.SpnEmbeddingSelection.Create(new SpnLossOptions { EmbeddingType = "vgg" }));
+        var e = Assert.Throws<McirException>(() => Core.ModelContrast.SpnEmbeddingSelection.Create(new SpnLossOptions { EmbeddingType = "vgg" }));
+        Assert.Contains("loss.spn.embedding_type is vgg", e.Message);
+        Assert.Contains("vgg16-397923af.pth", e.Message);
         var (embedding, _) = Core.ModelContrast.SpnEmbeddingSelection.Create(new SpnLossOptions { EmbeddingType = "vgg", Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } });
         using (embedding) Assert.Contains("RANDOM", embedding.WeightsDescription);
+    }
+
+    [Fact]
+    public void AutoWithVggLayerNamesOrAVggSectionButNoVggWeightsSaysSo()
+    {
+        if (WeightsLocations.LocateInstalled(KnownWeights.Vgg16) is not null) return; // an installed copy would be used
+        var layers = new Dictionary<string, double> { ["relu1_2"] = 0.5, ["relu2_2"] = 0.5 };
+        var named = Assert.Throws<McirException>(() => Core.ModelContrast.SpnEmbeddingSelection.Create(new SpnLossOptions { LayerWeights = layers }));
+        Assert.StartsWith("loss.spn.layer_weights names vgg16 layers (relu1_2, relu2_2), but torchvision's vgg16 weights 'vgg16-397923af.pth' were not found", named.Message);
+        Assert.Contains("$MCIR_VGG16_WEIGHTS is not set", named.Message);
+        Assert.Contains(WeightsLocations.ResolveCacheDirectory(null), named.Message);
+        Assert.Contains("mcir-host weights fetch vgg16", named.Message);
+        Assert.Contains("embedding_type: resnet18-imagenet", named.Message);
+        Assert.DoesNotContain('\n', named.Message);
+
+        var section = Assert.Throws<McirException>(() => Core.ModelContrast.SpnEmbeddingSelection.Create(
+            new SpnLossOptions { Embedding = new VggEmbeddingOptions { Variant = VggVariant.Vgg19 } }));
+        Assert.StartsWith("loss.spn.embedding configures a VGG embedding, but torchvision's vgg19 weights 'vgg19-dcbb9e9d.pth'", section.Message);
+
+        // ResNet18 layer names under auto are not a request for VGG.
+        var (embedding, _) = Core.ModelContrast.SpnEmbeddingSelection.Create(new SpnLossOptions { LayerWeights = new Dictionary<string, double> { ["stem"] = 1 } });
+        using (embedding) Assert.Equal(ResNet18ImageNet.Name, embedding.Name);
     }
 
     [Fact]
