@@ -45,7 +45,15 @@ public sealed partial class McirModelGenerator
                             writer.Line($"tasks: {TasksExpression(model.Tasks)},");
                             writer.Line($"description: {Literal(model.Description)},");
                             writer.Line($"defaultOptions: new {model.OptionsFullyQualifiedName}(),");
-                            writer.Line($"factory: static options => new {model.FullyQualifiedName}(options));");
+                            if (model.TileSafe && model.TileSafetyNote.Length == 0)
+                            {
+                                writer.Line($"factory: static options => new {model.FullyQualifiedName}(options));");
+                            }
+                            else
+                            {
+                                writer.Line($"factory: static options => new {model.FullyQualifiedName}(options))");
+                                writer.Line($"with {{ TileSafe = {(model.TileSafe ? "true" : "false")}, TileSafetyNote = {Literal(model.TileSafetyNote)} }};");
+                            }
                         }
                     }
 

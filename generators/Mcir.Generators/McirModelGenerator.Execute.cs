@@ -68,6 +68,8 @@ public sealed partial class McirModelGenerator
             }
 
             var description = NamedValue(attribute, "Description")?.Value as string ?? "";
+            var tileSafe = NamedValue(attribute, "TileSafe")?.Value as bool? ?? true;
+            var tileSafetyNote = NamedValue(attribute, "TileSafetyNote")?.Value as string ?? "";
             token.ThrowIfCancellationRequested();
 
             // MCIR007: nested, generic or file-local.
@@ -178,7 +180,9 @@ public sealed partial class McirModelGenerator
                     Name: name,
                     Tasks: tasks.ToImmutable().ToEquatableArray(),
                     Description: description,
-                    HidesBaseMembers: HidesBaseMembers(type));
+                    HidesBaseMembers: HidesBaseMembers(type),
+                    TileSafe: tileSafe,
+                    TileSafetyNote: tileSafetyNote);
             }
 
             return new ModelResult(model, entry, diagnostics.ToImmutable().ToEquatableArray());

@@ -34,7 +34,8 @@ namespace Mcir.Plugins.Dehazing;
 /// in the attention and MLP branches (no depth gain on QK), zero biases; RLN <c>meta1</c>/<c>meta2</c> weights
 /// truncated normal (std 0.02), biases 1/0; other layers PyTorch's defaults.</para>
 /// </remarks>
-[McirModel("dehazeformer", Tasks = new[] { "dehaze" }, Description = "DehazeFormer (Song et al., 2023), IDKiro/DehazeFormer layout, [-1, 1] convention handled inside; presets dehazeformer-t/-s/-b/-m/-l")]
+[McirModel("dehazeformer", Tasks = new[] { "dehaze" }, Description = "DehazeFormer (Song et al., 2023), IDKiro/DehazeFormer layout, [-1, 1] convention handled inside; presets dehazeformer-t/-s/-b/-m/-l",
+    TileSafe = false, TileSafetyNote = "its RLN normalises by the mean and deviation of the whole feature map and SKFusion averages it")]
 public sealed partial class DehazeFormer : nn.Module<Tensor, Tensor>
 {
     /// <summary>The original's <c>patch_size</c>: total down-sampling of the body; inputs are padded to multiples of it.</summary>

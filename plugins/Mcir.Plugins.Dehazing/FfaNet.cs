@@ -26,7 +26,8 @@ namespace Mcir.Plugins.Dehazing;
 /// global residual adds the normalised input, exactly as MCLIR feeding its normalised <c>lq</c>); the mean/std are
 /// constants, not part of the state dict.</para>
 /// </remarks>
-[McirModel("ffa-net", Tasks = new[] { "dehaze" }, Description = "FFA-Net (Qin et al., 2020), MCLIR/FFA-Net layout; presets ffa-net (3 groups x 19 blocks) and ffa-net-small (3 x 1)")]
+[McirModel("ffa-net", Tasks = new[] { "dehaze" }, Description = "FFA-Net (Qin et al., 2020), MCLIR/FFA-Net layout; presets ffa-net (3 groups x 19 blocks) and ffa-net-small (3 x 1)",
+    TileSafe = false, TileSafetyNote = "its channel attention and group fusion average the whole feature map")]
 public sealed partial class FfaNet : nn.Module<Tensor, Tensor>
 {
     private const int KernelSize = 3;

@@ -98,6 +98,29 @@ public sealed class CompilationTests
     }
 
     [Fact]
+    public void Tile_safety_reaches_the_descriptor()
+    {
+        var (output, _, _) = GeneratorHarness.Run(Sources.TinyNet, Sources.GlobalPoolNet);
+        using var image = new MemoryStream();
+        Assert.True(output.Emit(image).Success);
+        var assembly = Assembly.Load(image.ToArray());
+        ModelDescriptor Of(string type) => Assert.IsType<ModelDescriptor>(assembly.GetType(type)!.GetProperty("Descriptor")!.GetValue(null));
+
+        var pool = Of("Demo.Dehaze.PoolNet");
+        Assert.False(pool.TileSafe);
+        Assert.Equal("global average pooling in its \"attention\"", pool.TileSafetyNote);
+        Assert.Equal("pool-net", pool.Name);
+        var tiny = Of("Demo.Sr.TinyNet");
+        Assert.True(tiny.TileSafe);
+        Assert.Equal("", tiny.TileSafetyNote);
+
+        // Presets inherit the architecture's tile safety.
+        var services = new ServiceCollection().AddMcirPresets(pool, new Dictionary<string, object> { ["pool-net-gray"] = pool.DefaultOptions }, _ => "gray");
+        var preset = Assert.IsType<ModelDescriptor>(Assert.Single(services, s => s.ServiceType == typeof(ModelDescriptor)).ImplementationInstance);
+        Assert.Equal(("pool-net-gray", false, pool.TileSafetyNote), (preset.Name, preset.TileSafe, preset.TileSafetyNote));
+    }
+
+    [Fact]
     public void Descriptor_builds_the_model_counts_parameters_and_clones_the_architecture()
     {
         var (output, _, _) = GeneratorHarness.Run(Sources.TinyNet);

@@ -34,6 +34,26 @@ internal static class Sources
         }
         """;
 
+    /// <summary>A valid model that is not tile-safe (its output depends on the mean of the whole input).</summary>
+    public const string GlobalPoolNet = Usings + """
+        namespace Demo.Dehaze;
+
+        public sealed record PoolOptions(int Channels = 3);
+
+        [McirModel("pool-net", Tasks = new[] { "dehaze" }, TileSafe = false, TileSafetyNote = "global average pooling in its \"attention\"")]
+        public sealed partial class PoolNet : nn.Module<Tensor, Tensor>
+        {
+            public PoolNet(PoolOptions options) : base("pool-net")
+            {
+                Options = options;
+            }
+
+            public PoolOptions Options { get; }
+
+            public override Tensor forward(Tensor input) => input * input.mean(new long[] { 2, 3 }, keepdim: true);
+        }
+        """;
+
     /// <summary>A second valid model, in another namespace, with a class options type and no tasks.</summary>
     public const string Denoiser = Usings + """
         namespace Demo.Denoise;

@@ -36,6 +36,9 @@ public class EveryModelTests(ITestOutputHelper output)
         ["swinir-small"] = ["embed_dim=12", "depths=[2]", "num_heads=[2]"],
         ["swinir-classical"] = ["embed_dim=12", "depths=[2]", "num_heads=[2]"],
         ["nafnet"] = ["width=8", "enc_blk_nums=[1, 1, 1, 1]", "middle_blk_num=1", "dec_blk_nums=[1, 1, 1, 1]"],
+        // A training size below the test images', so that the local pools are not global ones there.
+        ["nafnet-local"] = ["width=8", "enc_blk_nums=[1, 1, 1, 1]", "middle_blk_num=1", "dec_blk_nums=[1, 1, 1, 1]", "train_size=[1, 3, 8, 8]"],
+        ["nafnet-small-local"] = ["train_size=[1, 3, 8, 8]"],
         ["ffa-net"] = ["blocks=1"],
         ["dncnn"] = ["features=8", "depth=3"],
         ["dncnn-light"] = ["features=8", "depth=3"],
@@ -76,7 +79,7 @@ public class EveryModelTests(ITestOutputHelper output)
     {
         // Guards the theory against an empty registry (which would make it pass vacuously).
         var names = ((IEnumerable<object[]>)Models()).Select(r => (string)r[0]).ToList();
-        foreach (var name in new[] { "edsr", "edsr-light", "swinir", "swinir-light", "swinir-small", "swinir-classical", "nafnet", "nafnet-small", "ffa-net", "ffa-net-small", "dncnn", "dncnn-light" })
+        foreach (var name in new[] { "edsr", "edsr-light", "swinir", "swinir-light", "swinir-small", "swinir-classical", "nafnet", "nafnet-small", "nafnet-local", "nafnet-small-local", "ffa-net", "ffa-net-small", "dncnn", "dncnn-light" })
             Assert.Contains(name, names);
     }
 

@@ -24,6 +24,13 @@ public class ShippedConfigsTests
         return data;
     }
 
+    [Fact]
+    public void GoProConfigTestsWithNafnetLocalAsNafnetsPublishedNumbers()
+    {
+        var config = RunComposition.Bind(ConfigBinder.Load(Path.Combine(RepoRoot(), "configs", "deblur", "nafnet-gopro-width32-spn.json")));
+        Assert.Equal(("nafnet", "nafnet-local"), (config.Model.Name, config.Model.EvalName));
+    }
+
     [Theory]
     [MemberData(nameof(Configs))]
     public void Binds(string relativePath)
@@ -37,6 +44,13 @@ public class ShippedConfigsTests
         Assert.True(registry.TryGet(config.Model.Name, out var model), $"{relativePath}: model '{config.Model.Name}' is not registered");
         var options = RunComposition.ModelOptions(model!, config.Model.Options);
         Assert.IsType(model!.OptionsType, options);
+        if (config.Model.EvalName is { Length: > 0 } evalName)
+        {
+            // The evaluation model exists and takes the trained model's state dict.
+            using var trained = model.Create(options);
+            using var eval = RunComposition.CreateEvalModel(registry, config.Model, trained);
+            Assert.True(eval is not null, $"{relativePath}: model.eval_name '{evalName}'");
+        }
         var registries = services.GetRunRegistries();
         var reconstruction = RunComposition.Resolve(registries.LossTerms, config.Loss.Reconstruction, "loss.reconstruction");
         Assert.IsType(reconstruction.OptionsType, RunComposition.ComponentOptions(reconstruction, config.Loss.ReconstructionOptions, "loss.reconstruction_options"));

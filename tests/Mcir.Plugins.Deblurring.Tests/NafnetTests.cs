@@ -122,7 +122,12 @@ public sealed class NafnetTests
         Assert.Equal([1, 1, 1, 28], d.EncBlkNums);
         Assert.Equal([1, 1, 1, 1], d.DecBlkNums);
         Assert.Equal(16, d.PadderSize());
-        Assert.Equal(["nafnet", "nafnet-small"], Nafnet.Presets.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["nafnet", "nafnet-local", "nafnet-small", "nafnet-small-local"], Nafnet.Presets.Keys.Order(StringComparer.Ordinal));
+        Assert.Null(d.TrainSize);
+        Assert.Equal(d with { TrainSize = [1, 3, 256, 256] }, Nafnet.Presets["nafnet-local"]);
+        Assert.Equal(NafnetOptions.Small with { TrainSize = [1, 3, 256, 256] }, Nafnet.Presets["nafnet-small-local"]);
+        Assert.NotEqual(d, Nafnet.Presets["nafnet-local"]);
+        Assert.NotEqual(Nafnet.Presets["nafnet-local"], d with { TrainSize = [1, 3, 128, 256] });
         Assert.Equal(d, Nafnet.Presets["nafnet"]);
         Assert.Equal(d.GetHashCode(), new NafnetOptions().GetHashCode());
         Assert.NotEqual(d, d with { EncBlkNums = [1, 1, 1, 27] });
@@ -155,6 +160,8 @@ public sealed class NafnetTests
         Assert.Contains("MiddleBlkNum", Assert.Throws<ArgumentException>(() => new Nafnet(small with { MiddleBlkNum = -1 })).Message);
         Assert.Contains("EncBlkNums", Assert.Throws<ArgumentException>(() => new Nafnet(small with { EncBlkNums = [1, -1, 1, 1] })).Message);
         Assert.Contains("same number of levels", Assert.Throws<ArgumentException>(() => new Nafnet(small with { DecBlkNums = [1, 1, 1] })).Message);
+        Assert.Contains("train_size", Assert.Throws<ArgumentException>(() => new Nafnet(small with { TrainSize = [256, 256] })).Message);
+        Assert.Contains("train_size", Assert.Throws<ArgumentException>(() => new Nafnet(small with { TrainSize = [1, 3, 0, 256] })).Message);
     }
 
     [Fact]

@@ -12,7 +12,10 @@ public sealed class PluginRegistrarTests
         var services = new ServiceCollection();
         new McirGenerated.PluginRegistrar().Register(services);
         var models = services.Select(static s => s.ImplementationInstance).OfType<ModelDescriptor>().ToDictionary(static d => d.Name);
-        Assert.Equal(["nafnet", "nafnet-small"], models.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["nafnet", "nafnet-local", "nafnet-small", "nafnet-small-local"], models.Keys.Order(StringComparer.Ordinal));
+        Assert.Same(NafnetOptions.Local, models["nafnet-local"].DefaultOptions);
+        Assert.Same(NafnetOptions.SmallLocal, models["nafnet-small-local"].DefaultOptions);
+        Assert.Contains("train_size [1, 3, 256, 256]", models["nafnet-local"].Description);
         Assert.Equal(new NafnetOptions(), models["nafnet"].DefaultOptions);
         Assert.Same(NafnetOptions.Small, models["nafnet-small"].DefaultOptions);
         Assert.Equal(["deblur"], models["nafnet-small"].Tasks);

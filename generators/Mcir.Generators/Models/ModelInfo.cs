@@ -12,6 +12,8 @@ namespace Mcir.Generators.Models;
 /// <param name="Tasks">The tasks it is meant for.</param>
 /// <param name="Description">The one-line description.</param>
 /// <param name="HidesBaseMembers">A base class already has Descriptor/CloneArchitecture (emit <c>new</c>).</param>
+/// <param name="TileSafe">The attribute's <c>TileSafe</c> (default true).</param>
+/// <param name="TileSafetyNote">The attribute's <c>TileSafetyNote</c> (default empty).</param>
 internal sealed record ModelInfo(
     string HintName,
     string? Namespace,
@@ -21,7 +23,9 @@ internal sealed record ModelInfo(
     string Name,
     EquatableArray<string> Tasks,
     string Description,
-    bool HidesBaseMembers);
+    bool HidesBaseMembers,
+    bool TileSafe = true,
+    string TileSafetyNote = "");
 
 /// <summary>What the assembly-wide steps need of one annotated class (valid or not).</summary>
 /// <param name="Name">The registered name, or null when it is invalid.</param>

@@ -68,4 +68,19 @@ public sealed class McirModelAttribute : Attribute
 
     /// <summary>A one-line, human-readable description (shown by <c>mcir-host list</c>).</summary>
     public string Description { get; set; } = "";
+
+    /// <summary>
+    /// False for a network whose output at a pixel depends on statistics of the whole input (global average pooling,
+    /// channel attention, normalisation over the image, …): restored tile by tile, each tile sees other statistics, so the
+    /// result differs from the whole-image one everywhere, not only where tiles are blended. Default true: the output
+    /// depends on a bounded neighbourhood of the input (a receptive field), so tiles agree with the whole image away from
+    /// the blend bands. Copied to <see cref="ModelDescriptor.TileSafe"/> (and to the model's presets).
+    /// </summary>
+    public bool TileSafe { get; set; } = true;
+
+    /// <summary>
+    /// Why the model is not tile-safe, for the warning <c>--tile</c> prints (e.g. <c>"global average pooling in every
+    /// block's channel attention"</c>); empty for a tile-safe model. Copied to <see cref="ModelDescriptor.TileSafetyNote"/>.
+    /// </summary>
+    public string TileSafetyNote { get; set; } = "";
 }

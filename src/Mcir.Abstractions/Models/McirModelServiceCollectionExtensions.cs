@@ -27,8 +27,8 @@ public static class McirModelServiceCollectionExtensions
 
     /// <summary>
     /// Registers named presets of <paramref name="model"/>: the same architecture under other names with other default
-    /// options (e.g. <c>edsr-light</c> beside <c>edsr</c>). A preset named like the model itself is skipped (the model's
-    /// own descriptor already stands for it).
+    /// options (e.g. <c>edsr-light</c> beside <c>edsr</c>), with the model's tile safety. A preset named like the model
+    /// itself is skipped (the model's own descriptor already stands for it).
     /// </summary>
     /// <param name="services">The service collection.</param>
     /// <param name="model">The generated descriptor of the architecture (<c>TModel.Descriptor</c>).</param>
@@ -45,7 +45,11 @@ public static class McirModelServiceCollectionExtensions
         foreach (var (name, options) in presets)
         {
             if (name == model.Name) continue;
-            services.AddMcirModel(new ModelDescriptor(name, model.Tasks, describe(options), model.ModelType, model.OptionsType, options, model.Create));
+            services.AddMcirModel(new ModelDescriptor(name, model.Tasks, describe(options), model.ModelType, model.OptionsType, options, model.Create)
+            {
+                TileSafe = model.TileSafe,
+                TileSafetyNote = model.TileSafetyNote,
+            });
         }
         return services;
     }

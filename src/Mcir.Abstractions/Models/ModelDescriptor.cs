@@ -10,7 +10,8 @@ namespace Mcir.Abstractions.Models;
 /// </summary>
 /// <remarks>
 /// Equality compares <see cref="Name"/>, <see cref="Tasks"/> (in order), <see cref="Description"/>,
-/// <see cref="ModelType"/>, <see cref="OptionsType"/> and <see cref="DefaultOptions"/>; the factory and the cached
+/// <see cref="ModelType"/>, <see cref="OptionsType"/>, <see cref="DefaultOptions"/>, <see cref="TileSafe"/> and
+/// <see cref="TileSafetyNote"/>; the factory and the cached
 /// parameter count are not compared. All properties are get-only, so a <c>with</c> expression yields an equal copy.
 /// </remarks>
 public sealed record ModelDescriptor
@@ -87,6 +88,17 @@ public sealed record ModelDescriptor
     public Func<object, nn.Module<Tensor, Tensor>> Create { get; }
 
     /// <summary>
+    /// True (default) when the network's output at a pixel depends on a bounded neighbourhood of the input, so that
+    /// tile-by-tile restoration agrees with the whole-image result away from the blend bands; false for networks with
+    /// global statistics (see <see cref="McirModelAttribute.TileSafe"/>). The host warns when such a model is run with
+    /// <c>--tile</c>.
+    /// </summary>
+    public bool TileSafe { get; init; } = true;
+
+    /// <summary>Why the model is not tile-safe (one phrase, e.g. "global average pooling in its channel attention"); empty when it is.</summary>
+    public string TileSafetyNote { get; init; } = "";
+
+    /// <summary>
     /// Number of scalar parameters of the default configuration. Computed on first access by building the model
     /// with <see cref="DefaultOptions"/> (then disposed), and cached.
     /// </summary>
@@ -138,7 +150,9 @@ public sealed record ModelDescriptor
                 && ModelType == other.ModelType
                 && OptionsType == other.OptionsType
                 && Tasks.SequenceEqual(other.Tasks)
-                && Equals(DefaultOptions, other.DefaultOptions)));
+                && Equals(DefaultOptions, other.DefaultOptions)
+                && TileSafe == other.TileSafe
+                && TileSafetyNote == other.TileSafetyNote));
 
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Name, ModelType, OptionsType);

@@ -114,6 +114,37 @@ public static class RunComposition
         return Compute.ChannelsLast.ForConvolutions(Configured("model.options", () => descriptor.Create(bound)));
     }
 
+    /// <summary>
+    /// The evaluation model of <c>model.eval_name</c> (see <see cref="ModelSection.EvalName"/>), with
+    /// <paramref name="trained"/>'s current weights; null when no other model is named.
+    /// </summary>
+    /// <exception cref="McirException">The name is not registered, or its state dict differs from the trained model's.</exception>
+    public static nn.Module<Tensor, Tensor>? CreateEvalModel(IModelRegistry registry, ModelSection section, nn.Module<Tensor, Tensor> trained)
+    {
+        if (section.EvalName is not { Length: > 0 } name || name == section.Name) return null;
+        if (!registry.TryGet(name, out var descriptor))
+            throw new McirException($"model.eval_name '{name}' is not a registered model (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
+        var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(ModelOptions(descriptor, section.Options)));
+        try
+        {
+            CopyWeights(trained, net, section);
+            return net;
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Copies <paramref name="from"/>'s state dict into the evaluation model <paramref name="to"/> (same keys and shapes).</summary>
+    /// <exception cref="McirException">The state dicts differ (the message lists how).</exception>
+    public static void CopyWeights(nn.Module from, nn.Module to, ModelSection section)
+    {
+        using var scope = NewDisposeScope();
+        Weights.StateDictLoader.Load(to, from.state_dict(), $"the trained model '{section.Name}' (model.eval_name '{section.EvalName}' must have the same state dict)");
+    }
+
     private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(m => m.Name));
 
     public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations) =>

@@ -75,6 +75,14 @@ public sealed record ModelSection
 
     /// <summary>Options overriding the model's defaults, in the model's own snake_case keys (default: none).</summary>
     public JsonObject Options { get; init; } = [];
+
+    /// <summary>
+    /// A registered model that validation and the test sets are scored with instead of <see cref="Name"/> (null: the
+    /// trained model itself): built from its own defaults plus <see cref="Options"/>, it receives the trained (or EMA)
+    /// weights by name before every evaluation, so its state dict must be the trained model's. For NAFNet's test-time
+    /// variant: <c>"name": "nafnet", "eval_name": "nafnet-local"</c> (NAFNet's GoPro numbers are NAFNetLocal's).
+    /// </summary>
+    public string? EvalName { get; init; }
 }
 
 /// <summary>The <c>data</c> section.</summary>

@@ -63,6 +63,15 @@ public static class TrainingRun
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
+            // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
+            using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net);
+            if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
+            nn.Module<Tensor, Tensor> ForEvaluation(nn.Module<Tensor, Tensor> trained)
+            {
+                if (evalNet is null) return trained;
+                RunComposition.CopyWeights(trained, evalNet, config.Model);
+                return evalNet;
+            }
             using var bank = terms.Any(t => t.NeedsNegatives) ? RunComposition.Configured("negatives", () => NegativeBank.Create(net, config.Negatives)) : null;
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
@@ -82,7 +91,7 @@ public static class TrainingRun
                 {
                     validate = (model, iter) =>
                     {
-                        var report = RestorationEvaluator.Evaluate(model, val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
+                        var report = RestorationEvaluator.Evaluate(ForEvaluation(model), val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
                         return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
                     };
                 }
@@ -102,7 +111,7 @@ public static class TrainingRun
                     return new RunOutcome(result, [], runDir);
 
                 var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
-                    RestorationEvaluator.Evaluate(trainer.Ema?.Network ?? net, t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
+                    RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
                     RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
                 WriteResults(runDir, tables);
                 return new RunOutcome(result, tables, runDir);

@@ -35,6 +35,7 @@ internal static class RestoreCommand
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
 
             var read = new ImageReadOptions { Warning = w => console.Error.WriteLine($"warning: {w}") };
             foreach (var file in files)
@@ -152,6 +153,21 @@ internal sealed class InferenceOptions
             Strict = r.GetValue(Strict),
         };
     }
+
+    /// <summary>
+    /// The one <c>warning:</c> line for tiled inference (<paramref name="tiles"/> with a tile size) of a model that is not
+    /// tile-safe (<see cref="ModelDescriptor.TileSafe"/>), naming the model and why; null otherwise. The model is used as
+    /// named: a local variant (e.g. nafnet-local) is not substituted, since it is not tile-exact either and would change
+    /// the network.
+    /// </summary>
+    public static string? TileWarning(ModelDescriptor model, TileOptions tiles) =>
+        tiles.TileSize is > 0 && !model.TileSafe
+            ? $"warning: {model.Name} is not tile-safe: {TileSafetyReason(model)}, so each --tile {tiles.TileSize} tile sees other statistics than the whole image and the result differs everywhere, not only where tiles are blended; restore without --tile for the model's own output"
+            : null;
+
+    /// <summary>The descriptor's <see cref="ModelDescriptor.TileSafetyNote"/>, or a generic reason when it has none.</summary>
+    public static string TileSafetyReason(ModelDescriptor model) =>
+        model.TileSafetyNote is { Length: > 0 } note ? note : "its output depends on statistics of the whole input";
 
     public TileOptions Tiles(ParseResult r)
     {

@@ -48,6 +48,7 @@ internal static class TestCommand
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
 
             int scale = r.GetValue(model.Scale) ?? net.Upscale
                 ?? (lqDir.Length > 0 ? 1 : throw new McirException($"give --lq (input images) or --scale (bicubic LR made from the GT): model '{net.Descriptor.Name}' has no 'upscale' option to take the scale from"));
