@@ -84,6 +84,12 @@ public class DatasetLayoutCommandTests
         (code, _, stderr) = HostRunner.Run("run", "--config", config, "--set", "data.train.channels=3", $"output_root={tmp.Sub("b")}");
         Assert.Equal(1, code);
         Assert.Contains("error: data.train.channels is 3 but the model takes 1 input channel (model 'dncnn-light', model option 'channels')", stderr);
+
+        // SPN's RGB embedding with the gray model: refused before training starts.
+        (code, _, stderr) = HostRunner.Run("run", "--config", config, "--set", "loss.spn={\"lambda\": 0.001}", $"output_root={tmp.Sub("c")}");
+        Assert.Equal(1, code);
+        Assert.Contains("error: loss.spn: its ImageNet embedding takes RGB images, but model 'dncnn-light' takes 1 channel", stderr);
+        Assert.DoesNotContain("training:", stderr);
     }
 
     [Fact]

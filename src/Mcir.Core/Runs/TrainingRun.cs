@@ -55,7 +55,13 @@ public static class TrainingRun
         IPairedDataset Dataset(DatasetSection s, string where, bool training) => RunComposition.CreateDataset(s, where, training, registries.Degradations, layouts,
             RunComposition.DataChannels(s, where, modelChannels, $"model '{config.Model.Name}', {channelSource}"));
         var train = Dataset(config.Data.Train, "data.train", training: true);
-        if (train.Channels == 1) log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
+        if (train.Channels == 1)
+        {
+            // The SPN/CR embeddings (VGG, ResNet18, ONNX) take RGB images.
+            if (config.Loss.Spn is not null || config.Loss.Cr is not null)
+                throw new McirException($"loss.{(config.Loss.Spn is not null ? "spn" : "cr")}: its ImageNet embedding takes RGB images, but model '{config.Model.Name}' takes 1 channel ({channelSource}); set loss.{(config.Loss.Spn is not null ? "spn" : "cr")}=null for a gray model");
+            log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
+        }
         var loader = new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
