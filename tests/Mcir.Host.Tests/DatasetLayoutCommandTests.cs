@@ -54,6 +54,16 @@ public class DatasetLayoutCommandTests
         Assert.DoesNotContain("   at ", stderr);
     }
 
+    [Fact]
+    public void ListShowsTheLayouts()
+    {
+        var (code, stdout, stderr) = HostRunner.Run("list");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("data set layouts (data.*.type; also hr-folder and degraded-folder):", stdout);
+        foreach (var name in new[] { "paired-folder", "reside", "rain200", "ddn", "did", "spa", "gopro" })
+            Assert.Contains($"  {name}  (engine)", stdout);
+    }
+
     private static string GrayConfig(TempDir tmp)
     {
         // The case's configuration with its relative paths pointed at the copied files.
