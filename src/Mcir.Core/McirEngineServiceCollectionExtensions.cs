@@ -1,4 +1,5 @@
 using Mcir.Abstractions.Components;
+using Mcir.Core.Data.Datasets;
 using Mcir.Core.Data.Degradations;
 using Mcir.Core.Losses;
 
@@ -12,15 +13,24 @@ public static class McirEngineServiceCollectionExtensions
     public static LossTermDescriptor L1 { get; } = LossTermDescriptor.Of<L1Loss, L1LossOptions>(
         "l1", "mean absolute error times weight (BasicSR L1Loss)", new L1LossOptions(), o => new L1Loss(o.Weight));
 
-    /// <summary>Registers the degradations <c>bicubic</c> and <c>gaussian-noise</c> and the loss term <c>l1</c>.</summary>
+    /// <summary>The built-in data set layouts: <c>paired-folder</c>, <c>reside</c>, <c>rain200</c>, <c>ddn</c>, <c>did</c>, <c>spa</c>, <c>gopro</c>.</summary>
+    public static IReadOnlyList<DatasetLayoutDescriptor> Layouts { get; } =
+    [
+        PairedFolderLayout.Descriptor, ResideLayout.Descriptor, Rain200Layout.Descriptor, DdnLayout.Descriptor,
+        DidLayout.Descriptor, SpaLayout.Descriptor, GoProLayout.Descriptor,
+    ];
+
+    /// <summary>Registers the degradations <c>bicubic</c> and <c>gaussian-noise</c>, the loss term <c>l1</c> and the <see cref="Layouts"/>.</summary>
     /// <param name="services">The service collection.</param>
     /// <returns><paramref name="services"/>, for chaining.</returns>
     public static IServiceCollection AddMcirEngineComponents(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        return services
+        services
             .AddMcirDegradation(BicubicDownscaleDegradation.Descriptor)
             .AddMcirDegradation(GaussianNoiseDegradation.Descriptor)
             .AddMcirLossTerm(L1);
+        foreach (var layout in Layouts) services.AddMcirDatasetLayout(layout);
+        return services;
     }
 }

@@ -76,3 +76,8 @@ public sealed class DegradationRegistry(IEnumerable<DegradationDescriptor> descr
 /// <param name="descriptors">The registered descriptors (from DI).</param>
 public sealed class LossTermRegistry(IEnumerable<LossTermDescriptor> descriptors)
     : ComponentRegistry<LossTermDescriptor>(descriptors, "loss term");
+
+/// <summary>The registered <see cref="DatasetLayoutDescriptor"/>s (kind <c>"data set layout"</c>).</summary>
+/// <param name="descriptors">The registered descriptors (from DI).</param>
+public sealed class DatasetLayoutRegistry(IEnumerable<DatasetLayoutDescriptor> descriptors)
+    : ComponentRegistry<DatasetLayoutDescriptor>(descriptors, "data set layout");

@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 // ReSharper disable once CheckNamespace
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registration of named Mcir components (degradations, loss terms) in a service collection.</summary>
+/// <summary>Registration of named Mcir components (degradations, loss terms, data set layouts) in a service collection.</summary>
 public static class McirComponentServiceCollectionExtensions
 {
     /// <summary>
@@ -27,6 +27,16 @@ public static class McirComponentServiceCollectionExtensions
     /// <returns><paramref name="services"/>, for chaining.</returns>
     public static IServiceCollection AddMcirLossTerm(this IServiceCollection services, LossTermDescriptor descriptor) =>
         AddComponent<LossTermDescriptor, LossTermRegistry>(services, descriptor);
+
+    /// <summary>
+    /// Registers <paramref name="descriptor"/> as a singleton <see cref="DatasetLayoutDescriptor"/> and, once, the default
+    /// <see cref="IComponentRegistry{TDescriptor}"/> of data set layouts over all of them.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="descriptor">The layout's descriptor.</param>
+    /// <returns><paramref name="services"/>, for chaining.</returns>
+    public static IServiceCollection AddMcirDatasetLayout(this IServiceCollection services, DatasetLayoutDescriptor descriptor) =>
+        AddComponent<DatasetLayoutDescriptor, DatasetLayoutRegistry>(services, descriptor);
 
     // One singleton per component, and once the registry over all components of the kind.
     private static IServiceCollection AddComponent<TDescriptor, TRegistry>(IServiceCollection services, TDescriptor descriptor)

@@ -209,20 +209,23 @@ public static class ImageIO
             throw new ArgumentException($"{path}: image has a NaN sample at (y={p / image.Width}, x={p % image.Width}, c={nan % 3}); nothing was written", nameof(image));
         }
 
+        bool gray = options.Grayscale;
         IImageEncoder encoder = ext switch
         {
             ".png" => new PngEncoder
             {
-                ColorType = PngColorType.Rgb,
+                ColorType = gray ? PngColorType.Grayscale : PngColorType.Rgb,
                 BitDepth = options.BitDepth == 16 ? PngBitDepth.Bit16 : PngBitDepth.Bit8,
             },
-            ".jpg" or ".jpeg" => new JpegEncoder { Quality = options.JpegQuality, ColorType = JpegColorType.YCbCrRatio420 },
-            ".bmp" => new BmpEncoder { BitsPerPixel = BmpBitsPerPixel.Pixel24 },
-            ".tif" or ".tiff" => new TiffEncoder { BitsPerPixel = TiffBitsPerPixel.Bit24, Compression = SixLabors.ImageSharp.Formats.Tiff.Constants.TiffCompression.Deflate },
+            ".jpg" or ".jpeg" => new JpegEncoder { Quality = options.JpegQuality, ColorType = gray ? JpegColorType.Luminance : JpegColorType.YCbCrRatio420 },
+            ".bmp" => new BmpEncoder { BitsPerPixel = gray ? BmpBitsPerPixel.Pixel8 : BmpBitsPerPixel.Pixel24 },
+            ".tif" or ".tiff" => new TiffEncoder { BitsPerPixel = gray ? TiffBitsPerPixel.Bit8 : TiffBitsPerPixel.Bit24, Compression = SixLabors.ImageSharp.Formats.Tiff.Constants.TiffCompression.Deflate },
             _ => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
         };
 
-        using Image img = options.BitDepth == 16 ? ToImage16(image) : ToImage8(image);
+        using Image img = gray
+            ? (options.BitDepth == 16 ? ToImage(image, (r, _, _) => new L16(To16(r))) : ToImage(image, (r, _, _) => new L8(To8(r))))
+            : options.BitDepth == 16 ? ToImage16(image) : ToImage8(image);
         AtomicFile.Write(path, s => img.Save(s, encoder));
     }
 

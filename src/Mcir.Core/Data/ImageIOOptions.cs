@@ -52,6 +52,13 @@ public sealed record ImageWriteOptions
     /// </summary>
     public int BitDepth { get; init; } = 8;
 
+    /// <summary>
+    /// Write one channel (the first; the image is a gray one held with R = G = B, see <see cref="Grayscale"/>): a
+    /// grayscale PNG (8- or 16-bit), JPEG, BMP or TIFF, as <c>cv2.imwrite</c> writes a 2-D array. Default false (RGB).
+    /// WebP has no gray mode and stays RGB.
+    /// </summary>
+    public bool Grayscale { get; init; }
+
     /// <summary>JPEG quality 1–100; default 95 (OpenCV's imwrite default).</summary>
     public int JpegQuality { get; init; } = 95;
 }

@@ -11,20 +11,23 @@ namespace Mcir.Core.Data;
 public static class ImageTensor
 {
     /// <summary>
-    /// float32 [3, H, W] with each sample = pixel / 255f (IEEE float32 division, identical to NumPy's
-    /// <c>img.astype(np.float32) / 255.</c>). The caller owns (and must dispose) the returned tensor.
+    /// float32 [C, H, W] with each sample = pixel / 255f (IEEE float32 division, identical to NumPy's
+    /// <c>img.astype(np.float32) / 255.</c>). <paramref name="channels"/> 3 (default): R, G, B; 1: the first channel only
+    /// (a gray image held with R = G = B, see <see cref="Grayscale"/>). The caller owns (and must dispose) the returned tensor.
     /// </summary>
-    public static Tensor ToTensor(RgbImage img, Device? device = null)
+    public static Tensor ToTensor(RgbImage img, Device? device = null, int channels = 3)
     {
         ArgumentNullException.ThrowIfNull(img);
-        var chw = new float[3L * img.Height * img.Width];
-        FillChw(img, chw, 0);
-        return MakeTensor(chw, [3, img.Height, img.Width], device);
+        Grayscale.CheckChannels(channels);
+        var chw = new float[(long)channels * img.Height * img.Width];
+        FillChw(img, chw, 0, channels);
+        return MakeTensor(chw, [channels, img.Height, img.Width], device);
     }
 
-    /// <summary>float32 [N, 3, H, W] of <see cref="ToTensor"/> values; all images must have the same size.</summary>
-    public static Tensor ToBatch(IReadOnlyList<RgbImage> images, Device? device = null)
+    /// <summary>float32 [N, C, H, W] of <see cref="ToTensor"/> values (C = <paramref name="channels"/>, 3 or 1); all images must have the same size.</summary>
+    public static Tensor ToBatch(IReadOnlyList<RgbImage> images, Device? device = null, int channels = 3)
     {
+        Grayscale.CheckChannels(channels);
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) throw new ArgumentException("cannot make a batch from 0 images", nameof(images));
         int h = images[0].Height, w = images[0].Width;
@@ -32,15 +35,15 @@ public static class ImageTensor
             if (images[i].Height != h || images[i].Width != w)
                 throw new ArgumentException(
                     $"all images in a batch must have the same size: image 0 is {h}x{w} (HxW) but image {i} is {images[i].Height}x{images[i].Width}", nameof(images));
-        long per = 3L * h * w;
+        long per = (long)channels * h * w;
         var data = new float[per * images.Count];
-        for (int i = 0; i < images.Count; i++) FillChw(images[i], data, per * i);
-        return MakeTensor(data, [images.Count, 3, h, w], device);
+        for (int i = 0; i < images.Count; i++) FillChw(images[i], data, per * i, channels);
+        return MakeTensor(data, [images.Count, channels, h, w], device);
     }
 
     /// <summary>
-    /// BasicSR <c>tensor2img</c> with min_max=(0, 1), out_type=uint8: accepts [3, H, W] or [1, 3, H, W] of any floating
-    /// dtype on any device; converts to float32, clamps to [0, 1], multiplies by 255 in float32 and rounds half to even.
+    /// BasicSR <c>tensor2img</c> with min_max=(0, 1), out_type=uint8: accepts [C, H, W] or [1, C, H, W] with C = 3, or
+    /// C = 1 (a gray image, returned with R = G = B), of any floating dtype on any device; converts to float32, clamps to [0, 1], multiplies by 255 in float32 and rounds half to even.
     /// The result holds integer values 0–255 (<see cref="RgbImage.SourceBitDepth"/> 8). The input tensor is not modified
     /// or disposed. NaN samples are rejected (NumPy's NaN→uint8 cast is undefined).
     /// </summary>
@@ -48,23 +51,24 @@ public static class ImageTensor
     {
         ArgumentNullException.ThrowIfNull(t);
         long[] shape = t.shape;
-        bool ok = (shape.Length == 3 && shape[0] == 3) || (shape.Length == 4 && shape[0] == 1 && shape[1] == 3);
+        bool ok = (shape.Length == 3 && shape[0] is 1 or 3) || (shape.Length == 4 && shape[0] == 1 && shape[1] is 1 or 3);
         if (!ok)
-            throw new ArgumentException($"expected a [3,H,W] or [1,3,H,W] tensor, got [{string.Join(",", shape)}]", nameof(t));
+            throw new ArgumentException($"expected a [C,H,W] or [1,C,H,W] tensor with C = 3 (RGB) or 1 (gray), got [{string.Join(",", shape)}]", nameof(t));
+        int channels = (int)shape[^3];
         if (!t.is_floating_point())
             throw new ArgumentException($"expected a floating-point tensor with values in [0,1], got {t.dtype}", nameof(t));
         int h = checked((int)shape[^2]), w = checked((int)shape[^1]);
         float[] chw;
         using (NewDisposeScope())
         {
-            var x = t.detach().reshape(3, h, w).to(ScalarType.Float32).cpu().contiguous();
+            var x = t.detach().reshape(channels, h, w).to(ScalarType.Float32).cpu().contiguous();
             chw = x.data<float>().ToArray();
         }
-        var hwc = new float[chw.Length];
         int plane = h * w;
+        var hwc = new float[3L * plane];
         for (int c = 0; c < 3; c++)
             for (int i = 0; i < plane; i++)
-                hwc[i * 3 + c] = UnitToByteValue(chw[c * plane + i], i, c, w);
+                hwc[i * 3 + c] = channels == 1 && c > 0 ? hwc[i * 3] : UnitToByteValue(chw[c * plane + i], i, c, w);
         return new RgbImage(h, w, hwc);
     }
 
@@ -91,10 +95,15 @@ public static class ImageTensor
         return MathF.Round(scaled, MidpointRounding.ToEven);
     }
 
-    private static void FillChw(RgbImage img, float[] dst, long offset)
+    private static void FillChw(RgbImage img, float[] dst, long offset, int channels)
     {
         float[] src = img.Pixels;
         int plane = img.Height * img.Width;
+        if (channels == 1)
+        {
+            for (int i = 0; i < plane; i++) dst[offset + i] = src[i * 3] / 255f;
+            return;
+        }
         for (int i = 0; i < plane; i++)
         {
             dst[offset + i] = src[i * 3] / 255f;

@@ -30,12 +30,12 @@ public static class RestorationEvaluator
                 using (var scope = NewDisposeScope())
                 using (no_grad())
                 {
-                    var lq = ImageTensor.ToTensor(pair.Lq).unsqueeze(0);
+                    var lq = ImageTensor.ToTensor(pair.Lq, channels: data.Channels).unsqueeze(0);
                     restored = ImageTensor.ToImage(forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq));
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)
                     throw new McirException($"{pair.Name}: the network returned {restored.Height}x{restored.Width} for a {pair.Lq.Height}x{pair.Lq.Width} input, the ground truth is {pair.Gt.Height}x{pair.Gt.Width}");
-                scores.Add(Score(pair.Name, pair.Gt, restored, protocol));
+                scores.Add(Score(pair.Name, pair.Gt, restored, Effective(protocol, data)));
                 onRestored?.Invoke(pair.Name, restored);
                 if (imageDir is not null)
                     ImageIO.Write(Path.Combine(imageDir, pair.Name + ".png"), SideBySide(Upscale(pair.Lq, pair.Gt), restored, pair.Gt));
@@ -55,10 +55,13 @@ public static class RestorationEvaluator
         for (int i = 0; i < data.Count; i++)
         {
             var pair = data.Load(i, new Random(0));
-            scores.Add(Score(pair.Name, pair.Gt, Baseline(pair.Lq, pair.Gt), protocol));
+            scores.Add(Score(pair.Name, pair.Gt, Baseline(pair.Lq, pair.Gt), Effective(protocol, data)));
         }
         return new MetricsReport(protocol, scores);
     }
+
+    // BasicSR's to_y_channel converts only 3-channel images: a gray image is scored as it is, Y channel or not.
+    private static MetricsProtocol Effective(MetricsProtocol p, IPairedDataset data) => data.Channels == 1 ? p with { YChannel = false } : p;
 
     private static ImageScore Score(string name, RgbImage gt, RgbImage restored, MetricsProtocol p) =>
         new(name, ImageQuality.Psnr(gt, restored, p.CropBorder, p.YChannel), ImageQuality.Ssim(gt, restored, p.CropBorder, p.YChannel));

@@ -11,13 +11,15 @@ using static TorchSharp.torch;
 namespace Mcir.Core.Runs;
 
 /// <summary>
-/// The registries a run resolves configured names in: models, degradations and loss terms (engine and plugins). The
-/// host builds them from its service provider and passes them in; the engine never looks services up itself.
+/// The registries a run resolves configured names in: models, degradations, loss terms and data set layouts (engine and
+/// plugins). The host builds them from its service provider and passes them in; the engine never looks services up
+/// itself. <paramref name="Layouts"/> null: the engine's built-in layouts only.
 /// </summary>
 public sealed record RunRegistries(
     IModelRegistry Models,
     IComponentRegistry<DegradationDescriptor> Degradations,
-    IComponentRegistry<LossTermDescriptor> LossTerms);
+    IComponentRegistry<LossTermDescriptor> LossTerms,
+    IComponentRegistry<DatasetLayoutDescriptor>? Layouts = null);
 
 /// <summary>
 /// Turns configuration sections into engine components: the model, the degradation of a <c>degraded-folder</c> data set
@@ -26,7 +28,60 @@ public sealed record RunRegistries(
 /// </summary>
 public static class RunComposition
 {
-    public static readonly IReadOnlyList<string> DatasetTypes = ["hr-folder", "paired-folder", "degraded-folder"];
+    /// <summary>The data set types that make their inputs (not registered layouts): <c>hr-folder</c>, <c>degraded-folder</c>.</summary>
+    public static readonly IReadOnlyList<string> GeneratedDatasetTypes = ["hr-folder", "degraded-folder"];
+
+    /// <summary>Every data set type of the engine: <see cref="GeneratedDatasetTypes"/> and the built-in layouts.</summary>
+    public static readonly IReadOnlyList<string> DatasetTypes =
+        [.. GeneratedDatasetTypes, .. Microsoft.Extensions.DependencyInjection.McirEngineServiceCollectionExtensions.Layouts.Select(l => l.Name)];
+
+    /// <summary>The engine's built-in layouts as a registry (used when <see cref="RunRegistries.Layouts"/> is null).</summary>
+    public static IComponentRegistry<DatasetLayoutDescriptor> BuiltInLayouts { get; } =
+        new DatasetLayoutRegistry(Microsoft.Extensions.DependencyInjection.McirEngineServiceCollectionExtensions.Layouts);
+
+    /// <summary>Option keys that give a model's input channels, in the order they are tried (SwinIR/DehazeFormer, KAIR, BasicSR, DnCNN here, EDSR (EDSR-PyTorch)).</summary>
+    public static readonly IReadOnlyList<string> InputChannelKeys = ["in_chans", "in_nc", "num_in_ch", "in_channels", "channels", "n_colors"];
+
+    /// <summary>
+    /// The number of channels <paramref name="net"/> takes: <see cref="IInputChannels.InputChannels"/> when the network
+    /// implements it, else the first of <see cref="InputChannelKeys"/> in its options, else 3.
+    /// </summary>
+    /// <param name="net">The network.</param>
+    /// <param name="options">Its options instance (as bound from the configuration).</param>
+    /// <param name="source">Where the number came from, for messages (e.g. <c>model option 'channels'</c>).</param>
+    public static int ModelInputChannels(nn.Module net, object? options, out string source)
+    {
+        if (net is IInputChannels declared)
+        {
+            source = $"{net.GetType().Name}.InputChannels";
+            return declared.InputChannels;
+        }
+        if (options is not null && ConfigBinder.ToJson(options) is JsonObject json)
+            foreach (var key in InputChannelKeys)
+                if (json[key] is JsonValue v && v.TryGetValue<int>(out int c))
+                {
+                    source = $"model option '{key}'";
+                    return c;
+                }
+        source = "no channel option: RGB assumed";
+        return 3;
+    }
+
+    /// <summary>
+    /// The channels images are read with for a model taking <paramref name="modelChannels"/>: 1 or 3, the data set's
+    /// <c>channels</c> when set; a mismatch is an error naming both.
+    /// </summary>
+    public static int DataChannels(DatasetSection s, string where, int modelChannels, string modelSource)
+    {
+        int data = s.Channels ?? modelChannels;
+        if (data is not (1 or 3))
+            throw new McirException(s.Channels is null
+                ? $"the model takes {modelChannels} input channels ({modelSource}), but images are read with 1 (gray) or 3 (RGB) channels; set {where}.channels only when it matches the model"
+                : $"{where}.channels {data}: expected 1 (gray) or 3 (RGB)");
+        if (data != modelChannels)
+            throw new McirException($"{where}.channels is {data} but the model takes {modelChannels} input channel{(modelChannels == 1 ? "" : "s")} ({modelSource}); make them equal (or remove {where}.channels: it follows the model)");
+        return data;
+    }
     public static readonly IReadOnlyList<string> ContrastiveLosses = ["spn", "cr"];
     public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
     public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19", "resnet18-imagenet", "onnx"];
@@ -37,9 +92,10 @@ public static class RunComposition
     /// <summary>Whether the data set keeps decoded images in memory (<c>cache_images</c>, or the size rule when unset).</summary>
     public static bool CachesImages(DatasetSection s) => s.CacheImages ?? FolderBytes(s) <= AutoCacheBytes;
 
+    // Recursive: layouts such as gopro and did read sub-folders (an over-estimate for the others only turns caching off).
     private static long FolderBytes(DatasetSection s) =>
         new[] { s.DatarootGt, s.DatarootLq }.Where(Directory.Exists)
-            .Sum(d => Directory.EnumerateFiles(d!).Where(f => Data.ImageFolder.Extensions.Contains(Path.GetExtension(f))).Sum(f => new FileInfo(f).Length));
+            .Sum(d => Directory.EnumerateFiles(d!, "*", SearchOption.AllDirectories).Where(f => Data.ImageFolder.Extensions.Contains(Path.GetExtension(f))).Sum(f => new FileInfo(f).Length));
 
     /// <summary>Binds the whole configuration (every key checked).</summary>
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");
@@ -147,17 +203,35 @@ public static class RunComposition
 
     private static string Known(IModelRegistry r) => r.Models.Count == 0 ? "none: no model plugin is loaded" : string.Join(", ", r.Models.Select(m => m.Name));
 
+    /// <summary>A data set of the engine's types with the built-in layouts, read with 3 channels (RGB).</summary>
     public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations) =>
-        Configured(where, () => CreateDatasetCore(s, where, training, degradations));
+        CreateDataset(s, where, training, degradations, BuiltInLayouts, channels: 3);
 
-    private static IPairedDataset CreateDatasetCore(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations)
+    /// <summary>
+    /// A data set from its section: <c>hr-folder</c>, <c>degraded-folder</c>, or a registered layout named by <c>type</c>
+    /// (its options from <c>options</c>), read with <paramref name="channels"/> (1 or 3, see <see cref="DataChannels"/>).
+    /// </summary>
+    /// <exception cref="McirException">A missing key, an unknown type, or files that do not pair (naming them and the rule).</exception>
+    public static IPairedDataset CreateDataset(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations,
+        IComponentRegistry<DatasetLayoutDescriptor> layouts, int channels) =>
+        Configured(where, () => CreateDatasetCore(s, where, training, degradations, layouts, channels));
+
+    private static IPairedDataset CreateDatasetCore(DatasetSection s, string where, bool training, IComponentRegistry<DegradationDescriptor> degradations,
+        IComponentRegistry<DatasetLayoutDescriptor> layouts, int channels)
     {
+        ArgumentNullException.ThrowIfNull(layouts);
         if (string.IsNullOrWhiteSpace(s.DatarootGt))
             throw new McirException($"{where}.dataroot_gt is missing");
         if (s.Degradation is not null && s.Type != "degraded-folder")
             throw new McirException($"{where}.degradation is only used by data sets of type degraded-folder, this one is {s.Type}");
+        bool generated = GeneratedDatasetTypes.Contains(s.Type);
+        if (generated && s.Options is not null)
+            throw new McirException($"{where}.options is only used by registered layouts, not by type {s.Type}");
+        if (generated && (s.FilenameTmpl != "{}" || s.MetaInfoFile is not null))
+            throw new McirException($"{where}.{(s.MetaInfoFile is not null ? "meta_info_file" : "filename_tmpl")} is not used by type {s.Type} (it pairs files: use paired-folder or another layout)");
         var options = new PairedDatasetOptions
         {
+            Channels = channels,
             Scale = s.Scale,
             GtSize = training ? s.GtSize : null,
             UseHFlip = training && s.UseHflip,
@@ -167,14 +241,28 @@ public static class RunComposition
         IPairedDataset data = s.Type switch
         {
             "hr-folder" => new HrFolderDataset(s.DatarootGt, options),
-            "paired-folder" => new PairedFolderDataset(s.DatarootGt,
-                s.DatarootLq ?? throw new McirException($"{where}.dataroot_lq is missing (type paired-folder)"), options),
             "degraded-folder" => new DegradedFolderDataset(s.DatarootGt,
                 CreateDegradation(degradations, s.Degradation ?? throw new McirException($"{where}.degradation is missing (type degraded-folder): give its name and options, e.g. {{\"name\": \"gaussian-noise\", \"options\": {{\"sigma\": 25}}}}"), $"{where}.degradation"),
                 options, fixedSeed: training ? null : s.Degradation.Seed),
-            _ => throw new McirException($"{where}.type '{s.Type}' is not a data set type (known: {string.Join(", ", DatasetTypes)})"),
+            _ when layouts.TryGet(s.Type, out var layout) => CreateLayoutDataset(s, where, layout, options),
+            _ => throw new McirException($"{where}.type '{s.Type}' is not a data set type (known: {string.Join(", ", GeneratedDatasetTypes.Concat(layouts.All.Select(l => l.Name)))}); load a plugin that registers it with --plugins or --plugin-dir"),
         };
         return training && s.DatasetEnlargeRatio != 1 ? new RepeatedDataset(data, s.DatasetEnlargeRatio) : data;
+    }
+
+    private static LayoutDataset CreateLayoutDataset(DatasetSection s, string where, DatasetLayoutDescriptor descriptor, PairedDatasetOptions options)
+    {
+        if (s.Type == "paired-folder" && s.DatarootLq is null)
+            throw new McirException($"{where}.dataroot_lq is missing (type paired-folder)");
+        var layout = descriptor.Create(ComponentOptions(descriptor, s.Options, $"{where}.options"));
+        try
+        {
+            return new LayoutDataset(layout, new DatasetRoots(s.DatarootGt, s.DatarootLq, s.FilenameTmpl, s.MetaInfoFile), options);
+        }
+        catch (McirException e)
+        {
+            throw new McirException($"{where}: {e.Message}", e);
+        }
     }
 
     /// <summary>

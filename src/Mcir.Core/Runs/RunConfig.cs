@@ -101,18 +101,35 @@ public sealed record DataSection
 }
 
 /// <summary>
-/// One data set: <c>hr-folder</c> (LR made by MATLAB bicubic on the fly), <c>paired-folder</c> (BasicSR's layout) or
-/// <c>degraded-folder</c> (LQ made from the clean images by a registered degradation, see <see cref="Degradation"/>).
+/// One data set: <c>hr-folder</c> (LR made by MATLAB bicubic on the fly), <c>degraded-folder</c> (LQ made from the clean
+/// images by a registered degradation, see <see cref="Degradation"/>), or a registered file layout: <c>paired-folder</c>
+/// (BasicSR's PairedImageDataset), <c>reside</c>, <c>rain200</c>, <c>ddn</c>, <c>did</c>, <c>spa</c>, <c>gopro</c> or a
+/// plugin's (docs/configuration.md).
 /// </summary>
 public sealed record DatasetSection
 {
+    /// <summary>The data set type (see the record's summary; <c>mcir-host list</c> shows the registered layouts).</summary>
     public string Type { get; init; } = "hr-folder";
     /// <summary>A name for tables and logs; default: the folder name.</summary>
     public string? Name { get; init; }
     /// <summary>HR images (<c>hr-folder</c>), ground truth (<c>paired-folder</c>) or clean images (<c>degraded-folder</c>).</summary>
     public string DatarootGt { get; init; } = "";
-    /// <summary>Degraded inputs (<c>paired-folder</c> only).</summary>
+    /// <summary>Degraded inputs (the layouts' input folder; some layouts find it under <see cref="DatarootGt"/> when unset).</summary>
     public string? DatarootLq { get; init; }
+    /// <summary>
+    /// BasicSR's <c>filename_tmpl</c> (<c>paired-folder</c>): the input's stem with <c>{}</c> = the GT stem, e.g.
+    /// <c>"{}x2"</c> for DIV2K's <c>0001.png</c> ↔ <c>0001x2.png</c>. Default <c>"{}"</c> (same names).
+    /// </summary>
+    public string FilenameTmpl { get; init; } = "{}";
+    /// <summary>A list file: BasicSR's meta info (<c>paired-folder</c>: one GT path per line), SPA's pair list (<c>spa</c>).</summary>
+    public string? MetaInfoFile { get; init; }
+    /// <summary>Options of a plugin's layout, in its own snake_case keys (the built-in layouts have none).</summary>
+    public System.Text.Json.Nodes.JsonObject? Options { get; init; }
+    /// <summary>
+    /// Channels the images are read with: null (default) = the model's input channels; 1 = gray (colour files
+    /// converted with OpenCV's BT.601 luma), 3 = RGB. A value different from the model's is an error.
+    /// </summary>
+    public int? Channels { get; init; }
     public int Scale { get; init; } = 1;
     /// <summary>Training patch size on the GT side; null for whole images (validation/test).</summary>
     public int? GtSize { get; init; }

@@ -51,14 +51,25 @@ public static class TrainingRun
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
             LoadPretrained(net, config.Path, log);
 
-        var train = RunComposition.CreateDataset(config.Data.Train, "data.train", training: true, registries.Degradations);
+        int modelChannels = RunComposition.ModelInputChannels(net, modelOptions, out string channelSource);
+        var layouts = registries.Layouts ?? RunComposition.BuiltInLayouts;
+        IPairedDataset Dataset(DatasetSection s, string where, bool training) => RunComposition.CreateDataset(s, where, training, registries.Degradations, layouts,
+            RunComposition.DataChannels(s, where, modelChannels, $"model '{config.Model.Name}', {channelSource}"));
+        var train = Dataset(config.Data.Train, "data.train", training: true);
+        if (train.Channels == 1)
+        {
+            // The SPN/CR embeddings (VGG, ResNet18, ONNX) take RGB images.
+            if (config.Loss.Spn is not null || config.Loss.Cr is not null)
+                throw new McirException($"loss.{(config.Loss.Spn is not null ? "spn" : "cr")}: its ImageNet embedding takes RGB images, but model '{config.Model.Name}' takes 1 channel ({channelSource}); set loss.{(config.Loss.Spn is not null ? "spn" : "cr")}=null for a gray model");
+            log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
+        }
         ProbeModel(net, train, config.Model.Name);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
         }));
-        var val = config.Data.Val is { } v ? RunComposition.CreateDataset(v, "data.val", training: false, registries.Degradations) : null;
-        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: RunComposition.CreateDataset(t, $"data.test[{i}]", training: false, registries.Degradations))).ToList();
+        var val = config.Data.Val is { } v ? Dataset(v, "data.val", training: false) : null;
+        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false))).ToList();
 
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try

@@ -34,11 +34,12 @@ internal static class ListCommand
                 if (!m.TileSafe) console.Out.WriteLine($"    not tile-safe: {InferenceOptions.TileSafetyReason(m)}");
             }
             ListComponents(console, "degradations (data.*.degradation.name, type degraded-folder)", services.GetRequiredService<IComponentRegistry<DegradationDescriptor>>());
+            ListComponents(console, "data set layouts (data.*.type; also hr-folder and degraded-folder)", services.GetRequiredService<IComponentRegistry<DatasetLayoutDescriptor>>());
             var lossTerms = services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>();
             ListComponents(console, "loss terms (loss.reconstruction)", lossTerms);
             console.Out.WriteLine();
             console.Out.WriteLine("built into the engine:");
-            console.Out.WriteLine($"  data sets:        {string.Join(", ", RunComposition.DatasetTypes)}");
+            console.Out.WriteLine($"  data sets:        {string.Join(", ", RunComposition.GeneratedDatasetTypes)} (and the layouts above marked engine)");
             var engineTerms = lossTerms.All.Where(d => d.ComponentType.Assembly == typeof(RunComposition).Assembly).Select(d => d.Name);
             console.Out.WriteLine($"  loss terms:       {string.Join(", ", engineTerms.Concat(RunComposition.ContrastiveLosses))}");
             console.Out.WriteLine($"  negative sources: {string.Join(", ", RunComposition.NegativeKinds)} (model negatives); the degraded input (cr)");

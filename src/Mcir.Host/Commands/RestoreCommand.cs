@@ -4,6 +4,7 @@ using Mcir.Abstractions.Models;
 using Mcir.Core;
 using Mcir.Core.Data;
 using Mcir.Core.Inference;
+using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
 using static TorchSharp.torch;
 
@@ -36,21 +37,25 @@ internal static class RestoreCommand
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
+            int channels = RunComposition.ModelInputChannels(net.Network, net.Options, out string channelSource);
+            if (channels is not (1 or 3))
+                throw new McirException($"model '{net.Descriptor.Name}' takes {channels} input channels ({channelSource}); images are read with 1 (gray) or 3 (RGB)");
+            if (channels == 1) console.Error.WriteLine($"model '{net.Descriptor.Name}' takes 1 channel ({channelSource}): images are read as gray (colour files by BT.601 luma) and written as gray PNGs");
 
             var read = new ImageReadOptions { Warning = w => console.Error.WriteLine($"warning: {w}") };
             foreach (var file in files)
             {
                 var clock = Stopwatch.StartNew();
-                var image = ImageIO.Read(file, read);
+                var image = Grayscale.Read(file, channels, read);
                 RgbImage restored;
                 using (NewDisposeScope())
                 {
-                    using var x = ImageTensor.ToTensor(image).unsqueeze(0);
+                    using var x = ImageTensor.ToTensor(image, channels: channels).unsqueeze(0);
                     restored = ImageTensor.ToImage(TiledRestorer.Restore(net.Network, x, tiles));
                 }
                 Directory.CreateDirectory(outDir); // only once there is something to write
                 string target = Path.Combine(outDir, Path.GetFileNameWithoutExtension(file) + ".png");
-                ImageIO.Write(target, restored);
+                ImageIO.Write(target, restored, new ImageWriteOptions { Grayscale = channels == 1 });
                 console.Error.WriteLine($"{Path.GetFileName(file)}: {image.Height}x{image.Width} -> {restored.Height}x{restored.Width} ({clock.Elapsed.TotalSeconds:F2} s)");
             }
             console.Out.WriteLine($"restored {files.Count} image{(files.Count == 1 ? "" : "s")} into {outDir}");

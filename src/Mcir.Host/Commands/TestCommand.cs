@@ -24,6 +24,11 @@ internal static class TestCommand
         var model = new InferenceOptions();
         var gt = new Option<string>("--gt") { Description = "Folder of ground-truth images", Required = true };
         var lq = new Option<string?>("--lq") { Description = "Folder of input images paired with --gt by name (default: bicubic LR made from the GT with the scale)" };
+        var tmpl = new Option<string>("--filename-tmpl")
+        {
+            Description = "BasicSR's filename_tmpl: the --lq stem with {} = the GT stem, e.g. {}x2 for DIV2K's 0801.png <-> 0801x2.png",
+            DefaultValueFactory = _ => "{}",
+        };
         var crop = new Option<int?>("--crop-border") { Description = "Pixels cropped from each border before scoring (default: the scale for SR, 0 otherwise)" };
         var y = new Option<bool>("--y-channel") { Description = "Score the BT.601 Y channel instead of RGB" };
         var save = new Option<string?>("--save-images") { Description = "Write the restored images (PNG, named like the GT) into this folder" };
@@ -31,7 +36,7 @@ internal static class TestCommand
         var plugins = new PluginOptions();
         var command = new Command("test", "Score trained weights on a test set: PSNR/SSIM per image and mean, beside the bicubic baseline for SR")
         {
-            gt, lq, crop, y, save, json,
+            gt, lq, tmpl, crop, y, save, json,
         };
         model.AddTo(command);
         plugins.AddTo(command);
@@ -52,18 +57,22 @@ internal static class TestCommand
 
             int scale = r.GetValue(model.Scale) ?? net.Upscale
                 ?? (lqDir.Length > 0 ? 1 : throw new McirException($"give --lq (input images) or --scale (bicubic LR made from the GT): model '{net.Descriptor.Name}' has no 'upscale' option to take the scale from"));
-            var options = new PairedDatasetOptions { Scale = scale, CacheImages = true };
-            IPairedDataset data = lqDir.Length > 0 ? new PairedFolderDataset(gtDir, lqDir, options) : new HrFolderDataset(gtDir, options);
+            if (lqDir.Length == 0 && r.GetValue(tmpl) != "{}") throw new McirException($"--filename-tmpl {r.GetValue(tmpl)}: only used with --lq");
+            int channels = RunComposition.ModelInputChannels(net.Network, net.Options, out string channelSource);
+            if (channels is not (1 or 3))
+                throw new McirException($"model '{net.Descriptor.Name}' takes {channels} input channels ({channelSource}); images are read with 1 (gray) or 3 (RGB)");
+            var options = new PairedDatasetOptions { Scale = scale, CacheImages = true, Channels = channels };
+            IPairedDataset data = lqDir.Length > 0 ? new PairedFolderDataset(gtDir, lqDir, options, r.GetValue(tmpl)!) : new HrFolderDataset(gtDir, options);
             var protocol = new MetricsProtocol(r.GetValue(crop) ?? (scale > 1 ? scale : 0), r.GetValue(y));
             string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(gtDir)));
-            console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, input {(lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
+             console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, {(channels == 1 ? "gray (1 channel), " : "")}input {(lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
 
             var report = RestorationEvaluator.Evaluate(net.Network, data, protocol,
                 forward: x => TiledRestorer.Restore(net.Network, x, tiles),
                 onRestored: saveDir is null ? null : (n, image) =>
                 {
                     Directory.CreateDirectory(saveDir); // only once there is something to write
-                    ImageIO.Write(Path.Combine(saveDir, n + ".png"), image);
+                    ImageIO.Write(Path.Combine(saveDir, n + ".png"), image, new ImageWriteOptions { Grayscale = channels == 1 });
                 });
             var baseline = RestorationEvaluator.EvaluateBaseline(data, protocol);
             var table = new TestTable(name, report, baseline);

@@ -40,7 +40,8 @@ public static class PluginServiceCollectionExtensions
     public static RunRegistries GetRunRegistries(this IServiceProvider services) => new(
         services.GetRequiredService<IModelRegistry>(),
         services.GetRequiredService<IComponentRegistry<DegradationDescriptor>>(),
-        services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>());
+        services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>(),
+        services.GetRequiredService<IComponentRegistry<DatasetLayoutDescriptor>>());
 
     private static void Claim(Dictionary<(string Kind, string Name), string> owners, IServiceCollection registered, string owner)
     {
@@ -59,6 +60,7 @@ public static class PluginServiceCollectionExtensions
         ModelDescriptor m => ("model", m.Name),
         DegradationDescriptor d => ("degradation", d.Name),
         LossTermDescriptor l => ("loss term", l.Name),
+        DatasetLayoutDescriptor d => ("data set layout", d.Name),
         _ => null,
     };
 }

@@ -107,10 +107,10 @@ public class ImageTensorTests
     [Fact]
     public void ToImageRejectsBadShapesNaNAndIntegerTensors()
     {
-        using var two = torch.zeros(2, 3, 4, 4);
-        Assert.Contains("[2,3,4,4]", Assert.Throws<ArgumentException>(() => ImageTensor.ToImage(two)).Message);
-        using var gray = torch.zeros(1, 4, 4);
-        Assert.Throws<ArgumentException>(() => ImageTensor.ToImage(gray));
+        using var batch = torch.zeros(2, 3, 4, 4);
+        Assert.Contains("[2,3,4,4]", Assert.Throws<ArgumentException>(() => ImageTensor.ToImage(batch)).Message);
+        using var two = torch.zeros(2, 4, 4); // 1 (gray) or 3 (RGB) channels only
+        Assert.Throws<ArgumentException>(() => ImageTensor.ToImage(two));
         using var nan = torch.zeros(3, 2, 2);
         nan[1, 1, 0] = torch.tensor(float.NaN);
         Assert.Contains("NaN", Assert.Throws<ArgumentException>(() => ImageTensor.ToImage(nan)).Message);

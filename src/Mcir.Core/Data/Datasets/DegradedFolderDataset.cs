@@ -67,6 +67,9 @@ public sealed class DegradedFolderDataset : IPairedDataset
     public int Count => _files.Count;
 
     /// <inheritdoc />
+    public int Channels => Options.Channels;
+
+    /// <inheritdoc />
     public string NameOf(int index) => _names[index];
 
     /// <summary>The clean file of sample <paramref name="index"/>.</summary>
@@ -114,7 +117,7 @@ public sealed class DegradedFolderDataset : IPairedDataset
     {
         RgbImage Read(int i)
         {
-            var img = ImageIO.Read(_files[i]);
+            var img = Grayscale.Read(_files[i], Options.Channels);
             if (img.Height < Options.Scale || img.Width < Options.Scale)
                 throw new McirException($"{_files[i]}: a {img.Height}x{img.Width} image is smaller than the scale {Options.Scale}");
             return ModCrop.Apply(img, Options.Scale);
@@ -141,11 +144,13 @@ public sealed class DegradedFolderDataset : IPairedDataset
         RgbImage lq;
         using (NewDisposeScope())
         {
-            var clean = ImageTensor.ToTensor(gt);
+            int c = Options.Channels;
+            var clean = ImageTensor.ToTensor(gt, channels: c);
             var degraded = Degradation.Degrade(clean, rng);
-            if (degraded.dim() != 3 || degraded.shape[0] != RgbImage.Channels)
-                throw new McirException($"{LqSource(path)}: the degradation returned a [{string.Join(", ", degraded.shape)}] tensor, expected [3, h, w]");
+            if (degraded.dim() != 3 || degraded.shape[0] != c)
+                throw new McirException($"{LqSource(path)}: the degradation returned a [{string.Join(", ", degraded.shape)}] tensor, expected [{c}, h, w]");
             int h = (int)degraded.shape[1], w = (int)degraded.shape[2];
+            if (c == 1) degraded = degraded.expand(3, h, w);
             var hwc = degraded.detach().to(ScalarType.Float32).cpu().permute(1, 2, 0).contiguous().data<float>().ToArray();
             for (int i = 0; i < hwc.Length; i++) hwc[i] *= 255f;
             lq = new RgbImage(h, w, hwc);

@@ -48,15 +48,15 @@ public sealed class HrFolderDataset : PairedImageDatasetBase
     {
         string path = _files[index];
         int s = Options.Scale;
-        RgbImage? hr = _hrCache?.GetOrAdd(index, () => ImageIO.Read(path));
+        RgbImage? hr = _hrCache?.GetOrAdd(index, () => Grayscale.Read(path, Options.Channels));
         var lr = _lrCache.GetOrAdd(index, () =>
         {
-            hr ??= ImageIO.Read(path);
+            hr ??= Grayscale.Read(path, Options.Channels);
             if (hr.Height < s || hr.Width < s)
                 throw new McirException($"{path}: a {hr.Height}x{hr.Width} image is smaller than the scale {s}");
             return MatlabResize.DownscaleForSr(hr, s);
         });
-        hr ??= ImageIO.Read(path);
+        hr ??= Grayscale.Read(path, Options.Channels);
         var gt = ModCrop.Apply(hr, s);
         return (lr, gt, $"{path} (LR made by bicubic x1/{s})", path);
     }

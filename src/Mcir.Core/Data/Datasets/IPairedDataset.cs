@@ -10,6 +10,12 @@ public interface IPairedDataset
     /// <summary>Number of samples.</summary>
     int Count { get; }
 
+    /// <summary>
+    /// Channels of the images as tensors: 3 (RGB) or 1 (gray; the <see cref="RgbImage"/>s then hold R = G = B and
+    /// <see cref="ImageTensor.ToTensor"/> takes one of them). Default 3.
+    /// </summary>
+    int Channels => 3;
+
     /// <summary>The name of sample <paramref name="index"/> (file name without extension), without loading it.</summary>
     string NameOf(int index);
 

@@ -229,11 +229,11 @@ public sealed class PairedBatchLoader
                     + $"'{s[k].Name}' is LQ {s[k].Lq.Height}x{s[k].Lq.Width} / GT {s[k].Gt.Height}x{s[k].Gt.Width}; crop to a patch size (GtSize) or use batch size 1");
         }
 
-        var lq = ImageTensor.ToBatch(s.Select(static p => p.Lq).ToArray(), Options.Device);
+        var lq = ImageTensor.ToBatch(s.Select(static p => p.Lq).ToArray(), Options.Device, _dataset.Channels);
         Tensor gt;
         try
         {
-            gt = ImageTensor.ToBatch(s.Select(static p => p.Gt).ToArray(), Options.Device);
+            gt = ImageTensor.ToBatch(s.Select(static p => p.Gt).ToArray(), Options.Device, _dataset.Channels);
         }
         catch
         {

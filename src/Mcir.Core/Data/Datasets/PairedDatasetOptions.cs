@@ -25,6 +25,12 @@ public sealed record PairedDatasetOptions
     /// <summary>Keep decoded images in memory after the first read (fast epochs, memory = 12 bytes per pixel). Default false.</summary>
     public bool CacheImages { get; init; }
 
+    /// <summary>
+    /// Channels the images are read with: 3 (default, RGB) or 1 (gray: <see cref="Grayscale.FromRgb"/>, OpenCV's
+    /// BT.601 luma; gray files as they are). Set from the model's input channels.
+    /// </summary>
+    public int Channels { get; init; } = 3;
+
     /// <summary>A training configuration: crop <paramref name="gtSize"/>, horizontal flips and rotations on.</summary>
     public static PairedDatasetOptions Train(int scale, int gtSize) =>
         new() { Scale = scale, GtSize = gtSize, UseHFlip = true, UseRot = true };
@@ -32,6 +38,8 @@ public sealed record PairedDatasetOptions
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first invalid option.</summary>
     public void Validate()
     {
+        if (Channels is not (1 or 3))
+            throw new ArgumentException($"{nameof(Channels)} must be 1 (gray) or 3 (RGB), got {Channels}");
         if (Scale < 1)
             throw new ArgumentException($"{nameof(Scale)} must be >= 1, got {Scale}");
         if (GtSize is { } g)

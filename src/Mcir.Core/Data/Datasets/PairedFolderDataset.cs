@@ -1,56 +1,32 @@
+using Mcir.Abstractions.Components;
+
 namespace Mcir.Core.Data.Datasets;
 
 /// <summary>
-/// BasicSR's paired folder layout (<c>PairedImageDataset</c> with <c>dataroot_gt</c> and <c>dataroot_lq</c>): two folders
-/// whose images are paired by file name without extension (<see cref="ImageFolder.Pair"/>), e.g. DIV2K's
-/// <c>DIV2K_train_HR/0001.png</c> ↔ <c>DIV2K_train_LR_bicubic/X4/0001.png</c> once both are named alike.
+/// BasicSR's paired folder layout (<c>PairedImageDataset</c> with <c>dataroot_gt</c>, <c>dataroot_lq</c>,
+/// <c>filename_tmpl</c> and <c>meta_info_file</c>), i.e. a <see cref="LayoutDataset"/> over <see cref="PairedFolderLayout"/>:
+/// DIV2K's <c>DIV2K_train_HR/0001.png</c> ↔ <c>DIV2K_train_LR_bicubic/X2/0001x2.png</c> with <c>filename_tmpl</c>
+/// <c>"{}x2"</c>, same-name folders with <c>"{}"</c>.
 /// </summary>
-public sealed class PairedFolderDataset : PairedImageDatasetBase
+public sealed class PairedFolderDataset : LayoutDataset
 {
-    private readonly IReadOnlyList<(string Name, string Gt, string Lq)> _pairs;
-    private readonly ImageCache? _gtCache;
-    private readonly ImageCache? _lqCache;
-
     /// <summary>Lists and pairs the two folders (the images are read on demand).</summary>
     /// <param name="gtDir">Ground-truth folder (<c>dataroot_gt</c>).</param>
     /// <param name="lqDir">Low-quality folder (<c>dataroot_lq</c>).</param>
-    /// <param name="options">Scale, crop, augmentation and caching.</param>
-    /// <exception cref="McirException">A folder is missing or empty, or the folders hold different name sets.</exception>
-    public PairedFolderDataset(string gtDir, string lqDir, PairedDatasetOptions options) : base(options)
+    /// <param name="options">Scale, crop, augmentation, caching and channels.</param>
+    /// <param name="filenameTmpl">BasicSR's <c>filename_tmpl</c>: the LQ stem with <c>{}</c> = the GT stem. Default <c>"{}"</c>.</param>
+    /// <param name="metaInfoFile">BasicSR's <c>meta_info_file</c> (one GT path per line), or null to list the GT folder.</param>
+    /// <exception cref="McirException">A folder is missing or empty, or files do not pair; the message names them and the rule.</exception>
+    public PairedFolderDataset(string gtDir, string lqDir, PairedDatasetOptions options, string filenameTmpl = "{}", string? metaInfoFile = null)
+        : base(new PairedFolderLayout(), new DatasetRoots(gtDir, lqDir, filenameTmpl, metaInfoFile), options)
     {
         ArgumentException.ThrowIfNullOrEmpty(gtDir);
         ArgumentException.ThrowIfNullOrEmpty(lqDir);
-        GtDir = gtDir;
-        LqDir = lqDir;
-        _pairs = ImageFolder.Pair(gtDir, lqDir);
-        if (options.CacheImages)
-        {
-            _gtCache = new ImageCache(_pairs.Count);
-            _lqCache = new ImageCache(_pairs.Count);
-        }
     }
 
     /// <summary>The ground-truth folder.</summary>
-    public string GtDir { get; }
+    public string GtDir => Roots.DatarootGt;
 
     /// <summary>The low-quality folder.</summary>
-    public string LqDir { get; }
-
-    /// <inheritdoc />
-    public override int Count => _pairs.Count;
-
-    /// <inheritdoc />
-    public override string NameOf(int index) => _pairs[index].Name;
-
-    /// <summary>The GT and LQ file of sample <paramref name="index"/>.</summary>
-    public (string Gt, string Lq) PathsOf(int index) => (_pairs[index].Gt, _pairs[index].Lq);
-
-    /// <inheritdoc />
-    protected override (RgbImage Lq, RgbImage Gt, string LqSource, string GtSource) ReadPair(int index)
-    {
-        var (_, gtPath, lqPath) = _pairs[index];
-        var gt = _gtCache is null ? ImageIO.Read(gtPath) : _gtCache.GetOrAdd(index, () => ImageIO.Read(gtPath));
-        var lq = _lqCache is null ? ImageIO.Read(lqPath) : _lqCache.GetOrAdd(index, () => ImageIO.Read(lqPath));
-        return (lq, gt, lqPath, gtPath);
-    }
+    public string LqDir => Roots.DatarootLq!;
 }

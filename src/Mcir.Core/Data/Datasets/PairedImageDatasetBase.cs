@@ -17,6 +17,9 @@ public abstract class PairedImageDatasetBase : IPairedDataset
     /// <summary>The crop/augment/cache settings.</summary>
     public PairedDatasetOptions Options { get; }
 
+    /// <inheritdoc />
+    public int Channels => Options.Channels;
+
     /// <summary>GT size / LQ size.</summary>
     public int Scale => Options.Scale;
 

@@ -7,8 +7,8 @@ namespace Mcir.Core.Data.Datasets;
 /// [C, H, W] (H = scale·h, W = scale·w for super-resolution, equal sizes for restoration), values in [0, 1].
 /// The caller owns both tensors; <see cref="Dispose"/> releases them.
 /// </summary>
-/// <param name="Lq">Low-quality input, [3, h, w].</param>
-/// <param name="Gt">Ground truth, [3, H, W].</param>
+/// <param name="Lq">Low-quality input, [C, h, w] (C = 3, or 1 for gray data).</param>
+/// <param name="Gt">Ground truth, [C, H, W].</param>
 /// <param name="Name">The sample's name (file name without extension).</param>
 public sealed record PairedSample(Tensor Lq, Tensor Gt, string Name) : IDisposable
 {
@@ -29,13 +29,13 @@ public sealed record PairedSample(Tensor Lq, Tensor Gt, string Name) : IDisposab
 /// <param name="Name">The sample's name (file name without extension).</param>
 public sealed record PairedImages(RgbImage Lq, RgbImage Gt, string Name)
 {
-    /// <summary>Converts both images with <see cref="ImageTensor.ToTensor"/>; the caller owns the result.</summary>
-    public PairedSample ToSample(Device? device = null)
+    /// <summary>Converts both images with <see cref="ImageTensor.ToTensor"/> (<paramref name="channels"/> 3 or 1); the caller owns the result.</summary>
+    public PairedSample ToSample(Device? device = null, int channels = 3)
     {
-        var lq = ImageTensor.ToTensor(Lq, device);
+        var lq = ImageTensor.ToTensor(Lq, device, channels);
         try
         {
-            return new PairedSample(lq, ImageTensor.ToTensor(Gt, device), Name);
+            return new PairedSample(lq, ImageTensor.ToTensor(Gt, device, channels), Name);
         }
         catch
         {

@@ -19,6 +19,8 @@ public sealed class RepeatedDataset : IPairedDataset
 
     public int Count => _inner.Count * Ratio;
 
+    public int Channels => _inner.Channels;
+
     public string NameOf(int index) => _inner.NameOf(index % _inner.Count);
 
     public PairedImages Load(int index, Random rng) => _inner.Load(index % _inner.Count, rng);

@@ -42,42 +42,41 @@ public sealed class BicubicDownscaleDegradation : IDegradation
     public Tensor Degrade(Tensor clean, Random rng)
     {
         int s = Options.Scale;
-        var (hwc, height, width) = DegradationTensors.ToHwc(clean, Name);
+        var (hwc, height, width, c) = DegradationTensors.ToHwc(clean, Name);
         var (h, w) = ModCrop.Size(height, width, s);
         if (h == 0 || w == 0)
             throw new ArgumentException($"bicubic: a {height}x{width} image is smaller than the scale {s}");
         if (h != height || w != width)
-            hwc = DegradationTensors.CropHwc(hwc, width, h, w);
-        var lr = MatlabResize.Resize(hwc, h, w, RgbImage.Channels, 1.0 / s, antialiasing: true, out int oh, out int ow);
+            hwc = DegradationTensors.CropHwc(hwc, width, h, w, c);
+        var lr = MatlabResize.Resize(hwc, h, w, c, 1.0 / s, antialiasing: true, out int oh, out int ow);
         for (int i = 0; i < lr.Length; i++) lr[i] = MatlabResize.QuantizeUnit(lr[i]) / 255f;
-        return DegradationTensors.FromHwc(lr, oh, ow);
+        return DegradationTensors.FromHwc(lr, oh, ow, c);
     }
 }
 
 /// <summary>Conversions between a degradation's CHW tensors and the HWC arrays of the engine's image code.</summary>
 internal static class DegradationTensors
 {
-    /// <summary>The samples of a [3, H, W] tensor as HWC float32.</summary>
-    public static (float[] Hwc, int Height, int Width) ToHwc(Tensor chw, string who)
+    /// <summary>The samples of a [C, H, W] tensor (C = 3, or 1 for gray data) as HWC float32.</summary>
+    public static (float[] Hwc, int Height, int Width, int Channels) ToHwc(Tensor chw, string who)
     {
         ArgumentNullException.ThrowIfNull(chw);
-        if (chw.dim() != 3 || chw.shape[0] != RgbImage.Channels)
-            throw new ArgumentException($"{who}: expected a [3, H, W] image tensor, got [{string.Join(", ", chw.shape)}]");
+        if (chw.dim() != 3 || chw.shape[0] is not (1 or RgbImage.Channels))
+            throw new ArgumentException($"{who}: expected a [3, H, W] or [1, H, W] image tensor, got [{string.Join(", ", chw.shape)}]");
         using var hwc = chw.detach().to(ScalarType.Float32).cpu().permute(1, 2, 0).contiguous();
-        return (hwc.data<float>().ToArray(), (int)chw.shape[1], (int)chw.shape[2]);
+        return (hwc.data<float>().ToArray(), (int)chw.shape[1], (int)chw.shape[2], (int)chw.shape[0]);
     }
 
-    /// <summary>A [3, H, W] float32 tensor from HWC samples (the caller owns it).</summary>
-    public static Tensor FromHwc(float[] hwc, int height, int width)
+    /// <summary>A [C, H, W] float32 tensor from HWC samples (the caller owns it).</summary>
+    public static Tensor FromHwc(float[] hwc, int height, int width, int channels = RgbImage.Channels)
     {
-        using var t = torch.tensor(hwc, [height, width, RgbImage.Channels], ScalarType.Float32);
+        using var t = torch.tensor(hwc, [height, width, channels], ScalarType.Float32);
         return t.permute(2, 0, 1).contiguous();
     }
 
     /// <summary>The top-left <paramref name="height"/> × <paramref name="width"/> region of an HWC array.</summary>
-    public static float[] CropHwc(float[] hwc, int fullWidth, int height, int width)
+    public static float[] CropHwc(float[] hwc, int fullWidth, int height, int width, int c = RgbImage.Channels)
     {
-        int c = RgbImage.Channels;
         var dst = new float[height * width * c];
         for (int y = 0; y < height; y++)
             Array.Copy(hwc, y * fullWidth * c, dst, y * width * c, width * c);
