@@ -48,7 +48,7 @@ public class ShippedConfigsTests
         {
             // The evaluation model exists and takes the trained model's state dict.
             using var trained = model.Create(options);
-            using var eval = RunComposition.CreateEvalModel(registry, config.Model, trained);
+            using var eval = RunComposition.CreateEvalModel(registry, config.Model, trained, options);
             Assert.True(eval is not null, $"{relativePath}: model.eval_name '{evalName}'");
         }
         var registries = services.GetRunRegistries();

@@ -172,15 +172,22 @@ public static class RunComposition
 
     /// <summary>
     /// The evaluation model of <c>model.eval_name</c> (see <see cref="ModelSection.EvalName"/>), with
-    /// <paramref name="trained"/>'s current weights; null when no other model is named.
+    /// <paramref name="trained"/>'s current weights; null when no other model is named. When both models share an options
+    /// type, the evaluation model takes the trained model's options (<paramref name="trainedOptions"/>) with only what
+    /// makes the evaluation variant different (its preset's values that differ from the type's defaults, e.g.
+    /// <c>nafnet-local</c>'s <c>train_size</c>), so <c>model.name=nafnet-small</c> with <c>eval_name: nafnet-local</c>
+    /// evaluates NAFNetLocal of the small network; otherwise its own defaults with <c>model.options</c>.
     /// </summary>
     /// <exception cref="McirException">The name is not registered, or its state dict differs from the trained model's.</exception>
-    public static nn.Module<Tensor, Tensor>? CreateEvalModel(IModelRegistry registry, ModelSection section, nn.Module<Tensor, Tensor> trained)
+    public static nn.Module<Tensor, Tensor>? CreateEvalModel(IModelRegistry registry, ModelSection section, nn.Module<Tensor, Tensor> trained, object? trainedOptions = null)
     {
         if (section.EvalName is not { Length: > 0 } name || name == section.Name) return null;
         if (!registry.TryGet(name, out var descriptor))
             throw new McirException($"model.eval_name '{name}' is not a registered model (known: {Known(registry)}); load its plugin with --plugins or --plugin-dir");
-        var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(ModelOptions(descriptor, section.Options)));
+        object options = trainedOptions is not null && trainedOptions.GetType() == descriptor.OptionsType
+            ? EvalVariantOf(trainedOptions, descriptor)
+            : ModelOptions(descriptor, section.Options);
+        var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
         try
         {
             CopyWeights(trained, net, section);
@@ -191,6 +198,18 @@ public static class RunComposition
             net.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The trained options with the evaluation preset's own values (those that differ from the options type's defaults).</summary>
+    private static object EvalVariantOf(object trainedOptions, ModelDescriptor eval)
+    {
+        var typeDefaults = (JsonObject)ConfigBinder.ToJson(Activator.CreateInstance(eval.OptionsType)!);
+        var variant = (JsonObject)ConfigBinder.ToJson(eval.DefaultOptions);
+        var result = (JsonObject)ConfigBinder.ToJson(trainedOptions);
+        foreach (var (key, value) in variant)
+            if (!JsonNode.DeepEquals(value, typeDefaults[key]))
+                result[key] = value?.DeepClone();
+        return BindOptions(eval.DefaultOptions, eval.OptionsType, result, "model.eval_name", $"model '{eval.Name}'");
     }
 
     /// <summary>Copies <paramref name="from"/>'s state dict into the evaluation model <paramref name="to"/> (same keys and shapes).</summary>

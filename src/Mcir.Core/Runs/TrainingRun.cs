@@ -75,7 +75,7 @@ public static class TrainingRun
         try
         {
             // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
-            using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net);
+            using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net, modelOptions);
             if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
             nn.Module<Tensor, Tensor> ForEvaluation(nn.Module<Tensor, Tensor> trained)
             {
@@ -153,7 +153,7 @@ public static class TrainingRun
         bool wasTraining = net.training;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using var sample = pair.ToSample();
+        using var sample = pair.ToSample(channels: train.Channels);
         using var lq = sample.Lq.unsqueeze(0);
         using var gt = sample.Gt.unsqueeze(0);
         net.eval();
