@@ -26,6 +26,7 @@ public static class HostCommands
             TestCommand.Create(console),
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
+            PlotCommand.Create(console),
         };
         var parsed = root.Parse(args);
         try

@@ -210,6 +210,9 @@ public class BasicSrOptionsTests
         Assert.Equal([1e-4, 5e-5], lr);
         Assert.Contains(metrics, m => (string?)m["event"] == "val");
         Assert.True(Directory.Exists(Path.Combine(runDir, "checkpoints", "iter_000002")));
+        // The run folder gets its curves at the end: l1 and total losses, PSNR, SSIM = 2 rows of 2 panels.
+        using var curves = SixLabors.ImageSharp.Image.Load<SixLabors.ImageSharp.PixelFormats.Rgba32>(Path.Combine(runDir, "curves.png"));
+        Assert.Equal((1200, 720), (curves.Width, curves.Height));
     }
 
     [Fact]

@@ -89,6 +89,7 @@ public static class TrainingRun
                 log.WriteLine($"resumed from {checkpoint} (iteration {trainer.Iteration})");
             }
             var result = trainer.Run(cancel);
+            RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
             if (result.Status != TrainingStatus.Completed)
                 return new RunOutcome(result, [], runDir);
 
