@@ -32,6 +32,7 @@ public static class HostCommands
             TestCommand.Create(console),
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
+            PlotCommand.Create(console),
         };
         try
         {

@@ -118,6 +118,7 @@ public static class TrainingRun
                 }
                 started = true;
                 var result = trainer.Run(cancel);
+                RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
                 if (result.Status != TrainingStatus.Completed)
                     return new RunOutcome(result, [], runDir);
 

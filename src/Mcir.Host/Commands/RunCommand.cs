@@ -18,7 +18,7 @@ internal static class RunCommand
 
     public static Command Create(HostConsole console)
     {
-        var config = new Option<string>("--config") { Description = "Run configuration (JSON)", Required = true };
+        var config = new Option<string>("--config") { Description = "Run configuration (JSON), or a BasicSR/MCLIR option file (.yml)", Required = true };
         var set = new Option<string[]>("--set") { Description = "Override a configuration key: key.path=value (repeatable)", AllowMultipleArgumentsPerToken = true };
         var resume = new Option<string?>("--resume") { Description = "'auto' (newest complete checkpoint of the run) or a checkpoint folder" };
         var plugins = new PluginOptions();
@@ -29,7 +29,7 @@ internal static class RunCommand
         plugins.AddTo(command);
         command.SetAction(r =>
         {
-            var root = ConfigBinder.Load(r.GetValue(config)!, r.GetValue(set));
+            var root = LoadConfig(r.GetValue(config)!, r.GetValue(set), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
@@ -59,5 +59,21 @@ internal static class RunCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// A JSON run configuration, or a BasicSR/MCLIR option file (<c>.yml</c>/<c>.yaml</c>) mapped by
+    /// <see cref="BasicSrOptions"/> with one <c>warning:</c> line per key left out; then the <c>--set</c> overrides.
+    /// </summary>
+    internal static System.Text.Json.Nodes.JsonObject LoadConfig(string path, IEnumerable<string>? overrides, TextWriter log)
+    {
+        if (!BasicSrOptions.IsOptionFile(path))
+            return ConfigBinder.Load(path, overrides);
+        var mapped = BasicSrOptions.Load(path);
+        foreach (var w in mapped.Warnings)
+            log.WriteLine($"warning: {w}");
+        foreach (var o in overrides ?? [])
+            ConfigBinder.ApplyOverride(mapped.Config, o);
+        return mapped.Config;
     }
 }
