@@ -37,8 +37,8 @@ public class DatasetLayoutCommandTests
         Assert.Contains("test set DIV2K-valid", stdout);
         Assert.Contains("0801", stdout);
 
-        // Without the template the pairing error names the files and the rule (what C2-04 reported as "different image sets").
-        (code, _, stderr) = HostRunner.Run([.. args.Where(a => !a.StartsWith("data.train.filename_tmpl", StringComparison.Ordinal)), "output_root=" + tmp.Sub("b")]);
+        // With same-name pairing ('{}') the error names the files and the rule (what C2-04 reported as "different image sets").
+        (code, _, stderr) = HostRunner.Run([.. args.Select(a => a.StartsWith("data.train.filename_tmpl", StringComparison.Ordinal) ? "data.train.filename_tmpl=\"{}\"" : a), "output_root=" + tmp.Sub("b")]);
         Assert.Equal(1, code);
         Assert.Contains("error: data.train: type paired-folder: 2 GT file(s) without a LQ file: 0001.png (looked for '0001.*'), 0002.png", stderr);
         Assert.Contains("filename_tmpl '{}'", stderr);
