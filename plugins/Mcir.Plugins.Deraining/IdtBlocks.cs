@@ -26,17 +26,6 @@ internal static class IdtInit
         return linear;
     }
 
-    /// <summary>timm's <c>DropPath</c> (stochastic depth per sample): <c>x / keep · floor(keep + U[0, 1))</c> in training.</summary>
-    public static Tensor DropPath(Tensor x, double dropProb, bool training)
-    {
-        if (dropProb == 0 || !training) return x;
-        double keep = 1 - dropProb;
-        var shape = new long[x.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = x.shape[0];
-        using var random = (rand(shape, dtype: x.dtype, device: x.device) + keep).floor_();
-        return x.div(keep) * random;
-    }
 
     /// <summary>Side of the square token map of a [B, L, C] sequence (the original's <c>int(math.sqrt(L))</c>).</summary>
     public static long Side(Tensor x) => (long)Math.Sqrt(x.shape[1]);
@@ -216,8 +205,8 @@ internal sealed class IDTBlock : nn.Module<Tensor, Tensor>
         // window_partition: [B, H, W, C] → [B·nW, ws², C]; window_reverse back.
         var windows = norm1.call(x).reshape(b, nw, ws, nw, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c);
         var attended = attn.call(windows).reshape(b, nw, nw, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, l, c);
-        x = shortcut + IdtInit.DropPath(attended, _dropPath, training);
-        x = x + IdtInit.DropPath(mlp.call(norm2.call(x)), _dropPath, training);
+        x = shortcut + StochasticDepth.DropPath(attended, _dropPath, training);
+        x = x + StochasticDepth.DropPath(mlp.call(norm2.call(x)), _dropPath, training);
         return x.MoveToOuterDisposeScope();
     }
 }
@@ -257,8 +246,8 @@ internal sealed class SpatialTransformerLayer : nn.Module<Tensor, Tensor>
         var windows = IdtInit.ToMap(x).reshape(b, c, grid, win, grid, win).permute(0, 1, 3, 5, 2, 4)
             .reshape(b * c, win * win, nw).transpose(1, 2);
         var attended = attn.call(windows).reshape(b, c, nw, win * win).permute(0, 2, 3, 1).reshape(b, l, c);
-        x = shortcut + IdtInit.DropPath(attended, _dropPath, training);
-        x = x + IdtInit.DropPath(mlp.call(norm2.call(x)), _dropPath, training);
+        x = shortcut + StochasticDepth.DropPath(attended, _dropPath, training);
+        x = x + StochasticDepth.DropPath(mlp.call(norm2.call(x)), _dropPath, training);
         return x.MoveToOuterDisposeScope();
     }
 }

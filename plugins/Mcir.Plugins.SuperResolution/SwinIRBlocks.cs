@@ -58,17 +58,6 @@ internal static class SwinWindows
 
 
 
-    /// <summary><c>drop_path</c> (stochastic depth): identity unless training with a positive rate.</summary>
-    public static Tensor DropPath(Tensor x, double dropProb, bool training)
-    {
-        if (dropProb == 0 || !training) return x;
-        double keep = 1 - dropProb;
-        var shape = new long[x.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = x.shape[0];
-        using var random = (rand(shape, dtype: x.dtype, device: x.device) + keep).floor_();
-        return x.div(keep) * random;
-    }
 }
 
 /// <summary>BasicSR's <c>Mlp</c>: <c>fc2(drop(gelu(fc1(x))))</c> then dropout.</summary>
@@ -219,8 +208,8 @@ internal sealed class SwinTransformerBlock : nn.Module
             y = y.roll(new long[] { ShiftSize, ShiftSize }, new long[] { 1, 2 });
         y = y.view(b, h * w, c);
 
-        var x1 = shortcut + SwinWindows.DropPath(y, _dropPath, training);
-        var x2 = x1 + SwinWindows.DropPath(mlp.call(norm2.call(x1)), _dropPath, training);
+        var x1 = shortcut + StochasticDepth.DropPath(y, _dropPath, training);
+        var x2 = x1 + StochasticDepth.DropPath(mlp.call(norm2.call(x1)), _dropPath, training);
         return x2.MoveToOuterDisposeScope();
     }
 }
