@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Mcir.Core.Data;
 using Mcir.Core.IO;
 using Mcir.Host;
+using Mcir.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Mcir.Plugins.Dehazing.Tests;
@@ -11,27 +12,8 @@ namespace Mcir.Plugins.Dehazing.Tests;
 /// loader and registered through the generated registrar, as in a real run): listing, restoring with a checkpoint in
 /// DehazeFormer's released format, and a short SPN training run.
 /// </summary>
-public sealed class DehazeFormerHostTests : IDisposable
+public sealed class DehazeFormerHostTests : PluginHostTest
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mcir-dehazeformer-" + Guid.NewGuid().ToString("N"));
-
-    public DehazeFormerHostTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose()
-    {
-        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
-    }
-
-    private static (int Code, string Out, string Err) Host(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = HostCommands.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
-    private string Sub(string name) => Directory.CreateDirectory(Path.Combine(_dir, name)).FullName;
-
     [Fact]
     public void ListShowsTheModelAndItsPresets()
     {
@@ -53,7 +35,7 @@ public sealed class DehazeFormerHostTests : IDisposable
         // from the fixture weights, as DehazeFormer's train.py saves; the engine's weights reader unwraps 'state_dict'
         // and strips 'module.'. expected_float.npy is test.py's clamp(net(img * 2 - 1), -1, 1) * 0.5 + 0.5 for
         // img = hazy_u8 / 255, computed with the reference network.
-        string input = Sub("hazy"), output = Path.Combine(_dir, "restored");
+        string input = Sub("hazy"), output = Path.Combine(Dir, "restored");
         var hazy = Npy.Load(DehazeFormerFixture.ReleasedPath("hazy_u8.npy"));
         int h = (int)hazy.shape[2], w = (int)hazy.shape[3];
         ImageIO.Write(Path.Combine(input, "hazy.png"), new RgbImage(h, w, hazy[0].permute(1, 2, 0).to(ScalarType.Float32).contiguous().data<float>().ToArray()));
@@ -103,11 +85,11 @@ public sealed class DehazeFormerHostTests : IDisposable
         for (int i = 0; i < 3; i++) Pair(gt, lq, $"t{i}.png", 48, 48);
         Pair(testGt, testLq, "v0.png", 36, 42); // not a multiple of 4 or 8: the internal reflect pads and crops
 
-        string config = Path.Combine(_dir, "run.json");
+        string config = Path.Combine(Dir, "run.json");
         File.WriteAllText(config, $$"""
         {
           "name": "tiny-dehazeformer",
-          "output_root": "{{_dir}}/runs",
+          "output_root": "{{Dir}}/runs",
           "model": { "name": "dehazeformer-t" },
           "data": {
             "train": { "type": "paired-folder", "dataroot_gt": "{{gt}}", "dataroot_lq": "{{lq}}", "gt_size": 32, "use_hflip": true, "use_rot": true, "dataset_enlarge_ratio": 2 },
@@ -125,7 +107,7 @@ public sealed class DehazeFormerHostTests : IDisposable
         Assert.Contains("negatives: ema, K = 2", stderr);
         Assert.Contains("test set tiny-hazy (RGB, crop border 0)", stdout);
 
-        string runDir = Path.Combine(_dir, "runs", "tiny-dehazeformer");
+        string runDir = Path.Combine(Dir, "runs", "tiny-dehazeformer");
         var metrics = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(static l => JsonNode.Parse(l)!).ToList();
         var steps = metrics.Where(static m => (string?)m["event"] == "train").ToList();
         Assert.Equal(2, steps.Count);

@@ -3,6 +3,7 @@ using Mcir.Core.Data;
 using Mcir.Core.IO;
 using Mcir.Core.Weights;
 using Mcir.Host;
+using Mcir.Tests.Shared;
 using static TorchSharp.torch;
 
 namespace Mcir.Plugins.Deraining.Tests;
@@ -12,27 +13,8 @@ namespace Mcir.Plugins.Deraining.Tests;
 /// registered through the generated registrar, as in a real run): listing, restoring a whole image in windows with a
 /// DataParallel checkpoint, a short SPN training run with the SSIM loss, and export.
 /// </summary>
-public sealed class IdtHostTests : IDisposable
+public sealed class IdtHostTests : PluginHostTest
 {
-    private readonly string _dir = Path.Combine(Path.GetTempPath(), "mcir-idt-" + Guid.NewGuid().ToString("N"));
-
-    public IdtHostTests() => Directory.CreateDirectory(_dir);
-
-    public void Dispose()
-    {
-        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
-    }
-
-    private static (int Code, string Out, string Err) Host(params string[] args)
-    {
-        var output = new StringWriter();
-        var error = new StringWriter();
-        int code = HostCommands.Run(args, output, error);
-        return (code, output.ToString(), error.ToString());
-    }
-
-    private string Sub(string name) => Directory.CreateDirectory(Path.Combine(_dir, name)).FullName;
-
     [Fact]
     public void ListShowsTheModelItsPresetsAndTheSsimLoss()
     {
@@ -50,7 +32,7 @@ public sealed class IdtHostTests : IDisposable
     {
         // idt_dataparallel.pth is nn.DataParallel(net).state_dict() of the fixture weights, as IDT's train_derain.py saves;
         // expected_float.npy is test_full_size.py's window/merge result for rainy_u8 / 255 (IDT's own functions).
-        string input = Sub("rainy"), output = Path.Combine(_dir, "restored");
+        string input = Sub("rainy"), output = Path.Combine(Dir, "restored");
         var rainy = Npy.Load(IdtFixture.ReferencePath("rainy_u8.npy"));
         int h = (int)rainy.shape[2], w = (int)rainy.shape[3];
         ImageIO.Write(Path.Combine(input, "rain-1.png"), new RgbImage(h, w, rainy[0].permute(1, 2, 0).to(ScalarType.Float32).contiguous().data<float>().ToArray()));
@@ -102,11 +84,11 @@ public sealed class IdtHostTests : IDisposable
         for (int i = 0; i < 2; i++) Pair(gt, lq, $"{i + 1}.png", 136, 136);
         Pair(testGt, testLq, "1.png", 150, 140);
 
-        string config = Path.Combine(_dir, "run.json");
+        string config = Path.Combine(Dir, "run.json");
         File.WriteAllText(config, $$"""
         {
           "name": "tiny-idt",
-          "output_root": "{{_dir}}/runs",
+          "output_root": "{{Dir}}/runs",
           "model": { "name": "idt-small" },
           "data": {
             "train": { "type": "paired-folder", "dataroot_gt": "{{gt}}", "dataroot_lq": "{{lq}}", "gt_size": 128, "use_hflip": true },
@@ -124,7 +106,7 @@ public sealed class IdtHostTests : IDisposable
         Assert.Contains("negatives: ema, K = 2", stderr);
         Assert.Contains("test set tiny-rain (RGB, crop border 0)", stdout);
 
-        string runDir = Path.Combine(_dir, "runs", "tiny-idt");
+        string runDir = Path.Combine(Dir, "runs", "tiny-idt");
         var steps = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(static l => JsonNode.Parse(l)!)
             .Where(static m => (string?)m["event"] == "train").ToList();
         Assert.Equal(2, steps.Count);
@@ -135,7 +117,7 @@ public sealed class IdtHostTests : IDisposable
         Assert.InRange((double)results[0]!["model"]!["psnr"]!, 5, 80);
 
         // export: a {"params": state_dict} .pth whose keys and shapes are the reference network's (fixture key list).
-        string exported = Path.Combine(_dir, "idt-small.pth");
+        string exported = Path.Combine(Dir, "idt-small.pth");
         var (ecode, _, eerr) = Host("export", "--weights", runDir, "--output", exported);
         Assert.True(ecode == 0, eerr);
         var state = StateDictFile.Read(exported);
