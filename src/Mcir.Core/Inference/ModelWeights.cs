@@ -62,7 +62,8 @@ public sealed record WeightsSource
     /// <summary>The run folder (for <see cref="WeightsKind.Run"/> and checkpoints inside a run folder).</summary>
     public string? RunDirectory { get; init; }
 
-    /// <summary>The model the run trained (name and full options), when the run folder has <c>config.resolved.json</c>.</summary>
+    /// <summary>The model the weights are for (name and full options): from the run folder's <c>config.resolved.json</c>, or
+    /// from the metadata of a <c>.safetensors</c> file written by <c>export</c>; null when neither says.</summary>
     public ModelSection? Model { get; init; }
 }
 
@@ -221,6 +222,7 @@ public static class ModelWeights
     private static WeightsSource FromFile(string argument, string file, EmaChoice ema, string? paramKey)
     {
         string? key = paramKey;
+        ModelSection? model = null;
         string what;
         if (file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
         {
@@ -229,6 +231,7 @@ public static class ModelWeights
             if (ema == EmaChoice.On)
                 throw new McirException($"--weights {argument}: --ema on, but a .safetensors file holds one state dict (give the EMA file itself)");
             what = "safetensors state dict";
+            model = ModelOfSafetensors(file);
         }
         else if (paramKey is not null)
         {
@@ -258,7 +261,29 @@ public static class ModelWeights
             ParamKey = key,
             Ema = key == "params_ema",
             Description = $"{file} ({what})",
+            Model = model,
         };
+    }
+
+    /// <summary>
+    /// The model a safetensors file written by <c>export</c> names in its metadata (<c>model</c> and
+    /// <see cref="StateDictExport.ModelOptionsKey"/>), or null when it names none (e.g. a file from another writer).
+    /// </summary>
+    /// <exception cref="McirException">The header cannot be read, or <c>model_options</c> is not a JSON object.</exception>
+    public static ModelSection? ModelOfSafetensors(string file)
+    {
+        IReadOnlyDictionary<string, string> metadata;
+        try { metadata = SafetensorsFile.ReadMetadata(file, "weights"); }
+        catch (Exception e) when (e is InvalidDataException or IOException) { throw new McirException(e.Message, e); }
+        if (!metadata.TryGetValue("model", out var name) || string.IsNullOrWhiteSpace(name)
+            || !metadata.TryGetValue(StateDictExport.ModelOptionsKey, out var json))
+            return null;
+        JsonNode? options;
+        try { options = JsonNode.Parse(json); }
+        catch (JsonException e) { throw new McirException($"weights '{file}': metadata '{StateDictExport.ModelOptionsKey}' is not valid JSON: {e.Message}"); }
+        if (options is not JsonObject o)
+            throw new McirException($"weights '{file}': metadata '{StateDictExport.ModelOptionsKey}' is not a JSON object");
+        return new ModelSection { Name = name, Options = o };
     }
 
     /// <summary>Reads the state dict of <paramref name="source"/> (keys without <c>module.</c>); the caller owns the tensors.</summary>
@@ -312,7 +337,7 @@ public static class ModelWeights
             if (weights.Model is { } run && run.Name == m && run.Options is not null)
             {
                 overrides = (JsonObject)run.Options.DeepClone();
-                notes.Add($"model {m} with the options of run {weights.RunDirectory}");
+                notes.Add(weights.RunDirectory is { } runDir ? $"model {m} with the options of run {runDir}" : $"model {m} with the options in the metadata of {weights.File}");
             }
             else
             {
@@ -325,7 +350,9 @@ public static class ModelWeights
         {
             name = run.Name;
             overrides = run.Options is null ? [] : (JsonObject)run.Options.DeepClone();
-            notes.Add($"model {name} and its options from {Path.Combine(weights.RunDirectory!, ResolvedConfigName)}");
+            notes.Add(weights.RunDirectory is { } runDir
+                ? $"model {name} and its options from {Path.Combine(runDir, ResolvedConfigName)}"
+                : $"model {name} and its options from the metadata of {weights.File}");
         }
         else
         {

@@ -47,6 +47,9 @@ public static class StateDictExport
     /// <summary>The wrapper keys a <c>.pth</c> can be written under.</summary>
     public static readonly IReadOnlyList<string> ParamKeys = ["params", "params_ema"];
 
+    /// <summary>The safetensors metadata key holding the model's options as JSON (beside <c>model</c>, its name).</summary>
+    public const string ModelOptionsKey = "model_options";
+
     private const string PthExtension = ".pth", SafetensorsExtension = ".safetensors";
 
     /// <summary>
@@ -82,15 +85,17 @@ public static class StateDictExport
     public static StateDictExportResult Write(InferenceModel model, string output, string? paramKey = null)
     {
         ArgumentNullException.ThrowIfNull(model);
-        return Write(model.Network, output, model.Descriptor.Name, model.Weights.Description, paramKey, model.Weights.File);
+        return Write(model.Network, output, model.Descriptor.Name, model.Weights.Description, paramKey, model.Weights.File, model.Options);
     }
 
     /// <summary>
     /// Writes <paramref name="module"/>'s <c>state_dict()</c> to <paramref name="output"/> (format by extension, see
     /// <see cref="Validate"/>). <paramref name="modelName"/> and <paramref name="source"/> go into the safetensors
-    /// metadata; <paramref name="input"/>, when given, is the file the weights came from and must not be the output.
+    /// metadata, and <paramref name="modelOptions"/>, when given, as JSON under <c>model_options</c> (so
+    /// <c>restore</c>/<c>test</c> rebuild the model from the file alone); <paramref name="input"/>, when given, is the
+    /// file the weights came from and must not be the output.
     /// </summary>
-    public static StateDictExportResult Write(nn.Module module, string output, string modelName, string source, string? paramKey = null, string? input = null)
+    public static StateDictExportResult Write(nn.Module module, string output, string modelName, string source, string? paramKey = null, string? input = null, object? modelOptions = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(modelName);
@@ -114,6 +119,7 @@ public static class StateDictExport
             }
 
             var metadata = new Dictionary<string, string> { ["format"] = "pt", ["model"] = modelName, ["source"] = source };
+            if (modelOptions is not null) metadata[ModelOptionsKey] = Config.ConfigBinder.ToJson(modelOptions).ToJsonString();
             var state = new TensorFile(tensors, metadata); // owns the copies now
             tensors = [];
             using (state)

@@ -190,6 +190,24 @@ public static class SafetensorsFile
         using (fs) return ReadHeader(fs, where, out _).Select(e => (e.Name, e.Type, e.Shape)).ToList();
     }
 
+    /// <summary>
+    /// The <c>__metadata__</c> of a safetensors file (string → string; empty when it has none), from its header only.
+    /// Errors as <see cref="Read(string, string, Func{string, bool})"/>.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path, string what = "safetensors file")
+    {
+        string where = $"{what} '{path}' cannot be read";
+        FileStream fs;
+        try { fs = File.OpenRead(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        { throw new InvalidDataException($"{where}: {e.Message}", e); }
+        using (fs)
+        {
+            ReadHeader(fs, where, out var metadata);
+            return metadata;
+        }
+    }
+
     private static List<(string Name, ScalarType Type, long[] Shape, long Begin, long End)> ReadHeader(Stream stream, string where, out Dictionary<string, string> metadata)
     {
         Span<byte> len = stackalloc byte[8];

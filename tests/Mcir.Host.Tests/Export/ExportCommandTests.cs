@@ -96,7 +96,9 @@ public class ExportCommandTests(ExportRunFixture run) : IClassFixture<ExportRunF
             Assert.Equal("pt", state.Metadata["format"]);
             Assert.Equal("edsr-light", state.Metadata["model"]);
             Assert.Contains("ema.safetensors (target EMA, iteration 4)", state.Metadata["source"]);
-            Assert.Equal(3, state.Metadata.Count);
+            var options = System.Text.Json.Nodes.JsonNode.Parse(state.Metadata["model_options"])!.AsObject();
+            Assert.Equal((8, 1, 2), ((int)options["num_feat"]!, (int)options["num_block"]!, (int)options["upscale"]!));
+            Assert.Equal(4, state.Metadata.Count);
         }
 
         // the plain weights of an explicit checkpoint, under params_ema
@@ -118,15 +120,20 @@ public class ExportCommandTests(ExportRunFixture run) : IClassFixture<ExportRunF
         string pth = Path.Combine(tmp.Path, "tiny.pth"), st = Path.Combine(tmp.Path, "tiny.safetensors");
         Assert.Equal(0, HostRunner.Run("export", "--weights", run.Run, "--output", pth).Code);
         Assert.Equal(0, HostRunner.Run("export", "--weights", run.Run, "--output", st).Code);
-        string fromRun = Path.Combine(tmp.Path, "run"), fromPth = Path.Combine(tmp.Path, "pth"), fromSt = Path.Combine(tmp.Path, "st");
+        string fromRun = Path.Combine(tmp.Path, "run"), fromPth = Path.Combine(tmp.Path, "pth"), fromSt = Path.Combine(tmp.Path, "st"),
+            fromStAlone = Path.Combine(tmp.Path, "st-alone");
 
         var a = HostRunner.Run("restore", "--weights", run.Run, "--input", run.TestImages, "--output", fromRun);
         var b = HostRunner.Run(["restore", .. TinyModel, "--weights", pth, "--input", run.TestImages, "--output", fromPth]);
         var c = HostRunner.Run(["restore", .. TinyModel, "--weights", st, "--input", run.TestImages, "--output", fromSt]);
+        // The exported safetensors names its model and options in its metadata: no --model, --set or --scale needed.
+        var d = HostRunner.Run("restore", "--weights", st, "--input", run.TestImages, "--output", fromStAlone);
 
         Assert.True(a.Code == 0, a.Err);
         Assert.True(b.Code == 0, b.Err);
         Assert.True(c.Code == 0, c.Err);
+        Assert.True(d.Code == 0, d.Err);
+        Assert.Contains($"model edsr-light and its options from the metadata of {st}", d.Out + d.Err);
         var images = Directory.GetFiles(fromRun).Select(Path.GetFileName).Order().ToList();
         Assert.NotEmpty(images);
         foreach (var name in images)
@@ -134,6 +141,7 @@ public class ExportCommandTests(ExportRunFixture run) : IClassFixture<ExportRunF
             byte[] expected = File.ReadAllBytes(Path.Combine(fromRun, name!));
             Assert.Equal(expected, File.ReadAllBytes(Path.Combine(fromPth, name!)));
             Assert.Equal(expected, File.ReadAllBytes(Path.Combine(fromSt, name!)));
+            Assert.Equal(expected, File.ReadAllBytes(Path.Combine(fromStAlone, name!)));
         }
     }
 
