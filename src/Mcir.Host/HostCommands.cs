@@ -36,7 +36,16 @@ public static class HostCommands
         };
         try
         {
-            return root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                // Bad command lines get one line per problem and a pointer to the help, not the whole help text.
+                foreach (var e in parsed.Errors) error.WriteLine($"error: {e.Message}");
+                string command = parsed.CommandResult.Command is RootCommand ? "" : parsed.CommandResult.Command.Name + " ";
+                error.WriteLine($"see 'mcir-host {command}--help'");
+                return UserError;
+            }
+            return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
         catch (Exception e)
         {

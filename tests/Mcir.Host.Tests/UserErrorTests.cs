@@ -134,6 +134,7 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["test: scale disagrees with the model"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "4", "--json", "{out}/r.json", "--save-images", "{out}/images"],
             ["fit the model", "--scale"], "{out}"),
         ["test: corrupt lq"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--lq", "{corrupt}", "--save-images", "{out}/images", "--json", "{out}/r.json"], ["v0.png"], "{out}"),
+        ["test: scale abc"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "abc"], ["error: Cannot parse argument 'abc' for option '--scale'", "see 'mcir-host test --help'"]),
         ["test: model option of the wrong type"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--set", "num_feat=abc"], ["model.options.num_feat: expected an integer, found \"abc\""]),
 
         // restore
@@ -208,6 +209,7 @@ public class UserErrorTests(OfflineVggFixture fixture)
         Assert.DoesNotContain("internal error", all);
         Assert.DoesNotContain(all.Split('\n'), l => l.StartsWith("   at ", StringComparison.Ordinal));
         foreach (var e in expect) Assert.Contains(e, all);
+        Assert.DoesNotContain("Description:", all); // a bad command line gets its error line, not the whole help text
     }
 
     [Fact]
