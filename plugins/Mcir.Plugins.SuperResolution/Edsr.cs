@@ -46,7 +46,7 @@ public sealed partial class Edsr : nn.Module<Tensor, Tensor>
             .Select(_ => (nn.Module<Tensor, Tensor>)new ResidualBlockNoBN(feat, options.ResScale))
             .ToArray());
         conv_after_body = nn.Conv2d(feat, feat, 3, stride: 1, padding: 1);
-        upsample = BuildUpsample(options.Upscale, feat);
+        upsample = Upsample.Build(options.Upscale, feat);
         conv_last = nn.Conv2d(feat, options.NumOutChannels, 3, stride: 1, padding: 1);
         RegisterComponents();
     }
@@ -77,28 +77,6 @@ public sealed partial class Edsr : nn.Module<Tensor, Tensor>
         res.add_(x);
         var y = conv_last.call(upsample.call(res)) / Options.ImgRange + mean;
         return y.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>BasicSR's <c>Upsample</c>: log2(scale) × (conv to 4·feat, PixelShuffle(2)), or conv to 9·feat, PixelShuffle(3).</summary>
-    private static Sequential BuildUpsample(int scale, int feat)
-    {
-        var layers = new List<nn.Module<Tensor, Tensor>>();
-        if ((scale & (scale - 1)) == 0)
-        {
-            for (int s = scale; s > 1; s /= 2)
-            {
-                layers.Add(nn.Conv2d(feat, 4 * feat, 3, stride: 1, padding: 1));
-                layers.Add(nn.PixelShuffle(2));
-            }
-        }
-        else
-        {
-            // scale == 3 (Validate() allows nothing else).
-            layers.Add(nn.Conv2d(feat, 9 * feat, 3, stride: 1, padding: 1));
-            layers.Add(nn.PixelShuffle(3));
-        }
-
-        return nn.Sequential(layers.ToArray());
     }
 
     /// <summary>BasicSR's <c>ResidualBlockNoBN</c>: <c>x + conv2(relu(conv1(x)))·res_scale</c> (PyTorch-default init, as EDSR asks).</summary>

@@ -78,7 +78,7 @@ public sealed record EdsrOptions
     }
 
     /// <summary>True for the upscale factors BasicSR's <c>Upsample</c> builds: 3 and powers of two ≥ 2.</summary>
-    public static bool IsSupportedUpscale(int upscale) => upscale == 3 || (upscale >= 2 && (upscale & (upscale - 1)) == 0);
+    public static bool IsSupportedUpscale(int upscale) => Upsample.Supports(upscale);
 
     /// <inheritdoc />
     public bool Equals(EdsrOptions? other) =>

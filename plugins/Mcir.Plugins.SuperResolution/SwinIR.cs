@@ -101,7 +101,7 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedState
         {
             case SwinIROptions.PixelShuffle:
                 conv_before_upsample = nn.Sequential(nn.Conv2d(dim, NumFeat, 3, stride: 1, padding: 1), nn.LeakyReLU(0.01));
-                upsample = BuildUpsample(options.Upscale, NumFeat);
+                upsample = Upsample.Build(options.Upscale, NumFeat);
                 conv_last = nn.Conv2d(NumFeat, inCh, 3, stride: 1, padding: 1);
                 break;
             case SwinIROptions.PixelShuffleDirect:
@@ -261,27 +261,6 @@ public sealed partial class SwinIR : nn.Module<Tensor, Tensor>, IRecomputedState
                 nn.Conv2d(dim / 4, dim / 4, 1, stride: 1, padding: 0L), nn.LeakyReLU(0.2, inplace: true),
                 nn.Conv2d(dim / 4, dim, 3, stride: 1, padding: 1))
             : nn.Conv2d(dim, dim, 3, stride: 1, padding: 1);
-
-    /// <summary>BasicSR's <c>Upsample</c>: log2(scale) × (conv to 4·feat, PixelShuffle(2)), or conv to 9·feat, PixelShuffle(3).</summary>
-    private static Sequential BuildUpsample(int scale, int feat)
-    {
-        var modules = new List<nn.Module<Tensor, Tensor>>();
-        if ((scale & (scale - 1)) == 0)
-        {
-            for (int s = scale; s > 1; s /= 2)
-            {
-                modules.Add(nn.Conv2d(feat, 4 * feat, 3, stride: 1, padding: 1));
-                modules.Add(nn.PixelShuffle(2));
-            }
-        }
-        else
-        {
-            modules.Add(nn.Conv2d(feat, 9 * feat, 3, stride: 1, padding: 1));
-            modules.Add(nn.PixelShuffle(3));
-        }
-
-        return nn.Sequential(modules.ToArray());
-    }
 
     /// <summary>BasicSR's <c>_init_weights</c>: Linear weights trunc_normal(std 0.02) and zero biases; LayerNorm weight 1, bias 0.</summary>
     private void InitWeights()
