@@ -108,8 +108,12 @@ public static class CheckpointStore
     /// <summary>True when <paramref name="checkpointDirectory"/> is a complete checkpoint (see the class remarks).</summary>
     public static bool IsComplete(string checkpointDirectory) => Verify(checkpointDirectory) is null;
 
-    /// <summary>Null when complete, else why not (for error messages).</summary>
-    public static string? Verify(string checkpointDirectory)
+    /// <summary>
+    /// Null when complete, else why not (for error messages). With <paramref name="hashes"/> (the default, for a
+    /// checkpoint about to be loaded) every file is also checked against its SHA-256; without, only the manifest, the
+    /// files' presence and sizes (cheap: used when pruning, so a save does not re-read every kept checkpoint).
+    /// </summary>
+    public static string? Verify(string checkpointDirectory, bool hashes = true)
     {
         string manifest = Path.Combine(checkpointDirectory, ManifestName);
         if (!File.Exists(manifest)) return $"no {ManifestName} (the checkpoint write did not finish)";
@@ -129,6 +133,7 @@ public static class CheckpointStore
                 long size = f.Value.GetProperty("size").GetInt64();
                 var info = new FileInfo(path);
                 if (info.Length != size) return $"file '{f.Name}' has {info.Length} bytes, the manifest says {size}";
+                if (!hashes) continue;
                 using var fs = File.OpenRead(path);
                 if (Convert.ToHexStringLower(SHA256.HashData(fs)) != f.Value.GetProperty("sha256").GetString())
                     return $"file '{f.Name}' does not match its SHA-256 in the manifest";
@@ -168,14 +173,16 @@ public static class CheckpointStore
         List(runDirectory).Select(c => c.Path).FirstOrDefault(IsComplete);
 
     /// <summary>
-    /// Keeps the <paramref name="keep"/> newest complete checkpoints and deletes older checkpoint folders (complete or
+    /// Keeps the <paramref name="keep"/> newest complete checkpoints (manifest, files and sizes checked; not their
+    /// SHA-256, which <see cref="Verify"/> checks when one is loaded) and deletes older checkpoint folders (complete or
     /// not) as well as leftover temporary folders of crashed writes. Call only after a new checkpoint is complete.
     /// </summary>
     public static void Prune(string runDirectory, int keep)
     {
         if (keep < 1) return;
         var all = List(runDirectory);
-        var complete = all.Where(c => IsComplete(c.Path)).ToList();
+        // Manifest and sizes only: hashes are checked when a checkpoint is loaded, not on every save.
+        var complete = all.Where(c => Verify(c.Path, hashes: false) is null).ToList();
         if (complete.Count <= keep) return;
         long oldestKept = complete[keep - 1].Iteration;
         foreach (var (it, path) in all)

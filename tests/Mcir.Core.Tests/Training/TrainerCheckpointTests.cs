@@ -162,6 +162,32 @@ public class TrainerCheckpointTests
         finally { TrainerKit.TryDelete(run); }
     }
 
+    [Fact]
+    public void PruningChecksSizesNotHashes_LoadingChecksHashes()
+    {
+        string run = TrainerKit.NewRunDir("prune");
+        try
+        {
+            using (var rig = TrainerKit.Rig(spn: false))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(4, checkpointFreq: 2), run))
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+            string root = Path.Combine(run, CheckpointStore.FolderName), two = Path.Combine(root, "iter_000002");
+            // Same size, one byte changed: only the hash can tell.
+            string model = Path.Combine(two, "model.safetensors");
+            var bytes = File.ReadAllBytes(model);
+            bytes[^1] ^= 0xFF;
+            File.WriteAllBytes(model, bytes);
+
+            Assert.Null(CheckpointStore.Verify(two, hashes: false));
+            Assert.Contains("does not match its SHA-256", CheckpointStore.Verify(two));
+            CheckpointStore.Prune(run, keep: 2); // counts iter_000002 as complete by size: both kept
+            Assert.True(Directory.Exists(two));
+            var e = Assert.Throws<McirException>(() => Trainer.ResolveResume(run, two));
+            Assert.Contains("SHA-256", e.Message);
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
     private static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
