@@ -87,9 +87,11 @@ public class DatasetLayoutCommandTests
         var (code, stdout, stderr) = HostRunner.Run("run", "--config", config);
         Assert.True(code == 0, stderr);
         Assert.Contains("images are read as 1 channel (gray) for model 'dncnn-light' (model option 'channels')", stderr + stdout);
-        Assert.Contains("test set quickstart-test-sigma25 (RGB, crop border 0)", stdout);
+        Assert.Contains("test set quickstart-test-sigma25 (protocol basicsr: gray, crop border 0)", stdout);
         var results = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "gray-dncnn", "results.json")))!.AsArray();
         Assert.Equal(3, results[0]!["images"]!.AsArray().Count);
+        Assert.Equal("basicsr", (string?)results[0]!["protocol"]!["name"]);
+        Assert.True((bool)results[0]!["protocol"]!["gray"]!); // a 1-channel run's table is gray, not RGB
 
         // A data set configured with 3 channels for the 1-channel model is refused at start-up, naming both.
         (code, _, stderr) = HostRunner.Run("run", "--config", config, "--set", "data.train.channels=3", $"output_root={tmp.Sub("b")}");

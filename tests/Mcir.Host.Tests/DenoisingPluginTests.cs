@@ -68,7 +68,7 @@ public class DenoisingPluginTests
         Assert.True(code == 0, stderr);
         Assert.Contains("loss term charbonnier", stderr);
         Assert.Contains("negatives: ema, K = 2", stderr);
-        Assert.Contains("test set tiny-noisy (RGB, crop border 0)", stdout);
+        Assert.Contains("test set tiny-noisy (protocol basicsr: RGB, crop border 0)", stdout);
         Assert.Contains("input PSNR", stdout);
         Assert.Contains("v0", stdout);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny-denoise");

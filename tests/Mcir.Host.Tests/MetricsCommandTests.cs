@@ -66,6 +66,42 @@ public class MetricsCommandTests
     }
 
     [Fact]
+    public void ProtocolSrIsTheYChannelWithTheScaleAsBorderAndTablesNameTheirProtocol()
+    {
+        using var tmp = new TempDir();
+        string gt = tmp.Sub("gt"), restored = tmp.Sub("restored"), json = Path.Combine(tmp.Path, "metrics.json");
+        const string crop = "LadyBird_c201x255";
+        ImageIO.Write(Path.Combine(gt, crop + ".png"), ModCrop.Apply(ImageIO.Read(Fixtures.Metrics($"hr_{crop}.png")), 3));
+        File.Copy(Fixtures.Metrics($"bic_{crop}_x3.png"), Path.Combine(restored, crop + ".png"));
+
+        var (code, stdout, stderr) = HostRunner.Run("metrics", "--gt", gt, "--restored", restored, "--protocol", "sr", "--scale", "3", "--json", json);
+
+        Assert.True(code == 0, stderr);
+        Assert.Contains("protocol sr: Y channel, crop border 3 (the scale)", stdout);
+        using var expected = JsonDocument.Parse(File.ReadAllText(Fixtures.Metrics("expected.json")));
+        var e = expected.RootElement.GetProperty("images").GetProperty(crop).GetProperty("scales").GetProperty("3");
+        using (var actual = JsonDocument.Parse(File.ReadAllText(json)))
+        {
+            Assert.Equal(e.GetProperty("psnr_y").GetDouble(), actual.RootElement.GetProperty("mean").GetProperty("psnr").GetDouble(), 1e-6);
+            Assert.Equal(e.GetProperty("ssim_y").GetDouble(), actual.RootElement.GetProperty("mean").GetProperty("ssim").GetDouble(), 1e-8);
+            var protocol = actual.RootElement.GetProperty("protocol");
+            Assert.Equal("sr", protocol.GetProperty("name").GetString());
+            Assert.Equal(3, protocol.GetProperty("crop_border").GetInt32());
+            Assert.True(protocol.GetProperty("y_channel").GetBoolean());
+        }
+
+        (code, stdout, stderr) = HostRunner.Run("metrics", "--gt", gt, "--restored", restored, "--protocol", "idt", "--json", json);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("protocol idt: Y from uint8 rgb2ycbcr, no crop", stdout);
+        using (var actual = JsonDocument.Parse(File.ReadAllText(json)))
+            Assert.Equal("idt", actual.RootElement.GetProperty("protocol").GetProperty("name").GetString());
+
+        (code, _, stderr) = HostRunner.Run("metrics", "--gt", gt, "--restored", restored, "--protocol", "ffa-net");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("note: protocol ffa-net scores a network's float output; here it scores the 8-bit files", stderr);
+    }
+
+    [Fact]
     public void SizeMismatchNamesBothFiles()
     {
         using var tmp = new TempDir();

@@ -36,10 +36,20 @@ public class RunCommandTests
     public void TrainsWithSpnWritesCheckpointsAndReportsTheTestTable()
     {
         using var tmp = new TempDir();
-        var (code, stdout, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp));
+        string config = TinyRun.Write(tmp);
+        // A second test set on the same images, scored with its own protocol (data.test[1].protocol).
+        var root = JsonNode.Parse(File.ReadAllText(config))!;
+        var second = root["data"]!["test"]![0]!.DeepClone();
+        second["name"] = "tiny-test-idt";
+        second["protocol"] = "idt";
+        root["data"]!["test"]!.AsArray().Add(second);
+        File.WriteAllText(config, root.ToJsonString());
+        var (code, stdout, stderr) = HostRunner.Run("run", "--config", config);
 
         Assert.True(code == 0, stderr);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny");
+        Assert.Contains("test set tiny-test (protocol basicsr: Y channel, crop border 2)", stdout);
+        Assert.Contains("test set tiny-test-idt (protocol idt: Y from uint8 rgb2ycbcr, no crop)", stdout);
         // Offline, SPN's embedding is the pretrained ResNet18 from NuGet, and the run log names its file.
         Assert.Contains("embedding resnet18-imagenet", stderr);
         Assert.Contains("ResNet18.onnx", stderr);
@@ -61,6 +71,11 @@ public class RunCommandTests
         Mcir.Core.Runs.RunComposition.Bind(Mcir.Core.Config.ConfigBinder.Load(Path.Combine(runDir, "config.resolved.json")));
         var results = JsonNode.Parse(File.ReadAllText(Path.Combine(runDir, "results.json")))!.AsArray();
         Assert.Equal("tiny-test", (string?)results[0]!["dataset"]);
+        Assert.Equal("basicsr", (string?)results[0]!["protocol"]!["name"]);
+        Assert.Equal(2, (int)results[0]!["protocol"]!["crop_border"]!);
+        Assert.Equal("idt", (string?)results[1]!["protocol"]!["name"]);
+        Assert.Equal(0, (int)results[1]!["protocol"]!["crop_border"]!);
+        Assert.NotEqual((double)results[0]!["model"]!["psnr"]!, (double)results[1]!["model"]!["psnr"]!);
         Assert.InRange((double)results[0]!["baseline"]!["psnr"]!, 10, 100);
         Assert.True(File.Exists(Path.Combine(runDir, "test", "tiny-test", "v0.png")));
         var events = Directory.GetFiles(Path.Combine(runDir, "tb"), "events.out.tfevents.*");

@@ -129,6 +129,8 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["run: resume without checkpoint"] = Case([.. Run, "--resume", "{missing}"], ["{missing}"], "{out}"),
 
         // test
+        ["test: unknown protocol"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--protocol", "FFA-Net", "--json", "{out}/r.json"], ["--protocol FFA-Net: unknown protocol 'FFA-Net'; known: basicsr, sr, ffa-net"], "{out}"),
+        ["test: y channel with nafnet"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--protocol", "nafnet", "--y-channel", "--json", "{out}/r.json"], ["--y-channel: only protocol basicsr takes it"], "{out}"),
         ["test: missing gt"] = Case(["test", "--weights", "{run}", "--gt", "{missing}", "--json", "{out}/r.json"], ["--gt {missing}: folder not found"], "{out}"),
         ["test: missing weights"] = Case(["test", "--weights", "{missing}", "--gt", "{test}", "--json", "{out}/r.json"], ["--weights {missing}: no such file or folder"], "{out}"),
         ["test: scale disagrees with the model"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "4", "--json", "{out}/r.json", "--save-images", "{out}/images"],
@@ -155,6 +157,9 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["metrics: corrupt image"] = Case(["metrics", "--gt", "{test}", "--restored", "{corrupt}", "--json", "{out}/m.json"], ["v0.png"], "{out}"),
         ["metrics: crop border abc"] = Case(["metrics", "--gt", "{test}", "--restored", "{test}", "--crop-border", "abc"], ["--crop-border"]),
         ["metrics: negative crop border"] = Case(["metrics", "--gt", "{test}", "--restored", "{test}", "--crop-border", "-1"], ["--crop-border -1: expected 0 or more"]),
+        ["metrics: unknown protocol"] = Case(["metrics", "--gt", "{test}", "--restored", "{test}", "--protocol", "matlab"], ["--protocol matlab: unknown protocol 'matlab'; known: basicsr, sr, ffa-net, dehazeformer, idt, nafnet"]),
+        ["metrics: sr without scale"] = Case(["metrics", "--gt", "{test}", "--restored", "{test}", "--protocol", "sr"], ["--protocol sr: give --scale"]),
+        ["metrics: crop border with idt"] = Case(["metrics", "--gt", "{test}", "--restored", "{test}", "--protocol", "idt", "--crop-border", "2"], ["--crop-border: only protocol basicsr takes it"]),
 
         // degrade
         ["degrade: missing input"] = Case(["degrade", "bicubic", "--scale", "2", "--input", "{missing}", "--output", "{out}"], ["{missing}"], "{out}"),

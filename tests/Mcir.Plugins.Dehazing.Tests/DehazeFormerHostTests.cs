@@ -105,7 +105,7 @@ public sealed class DehazeFormerHostTests : PluginHostTest
         var (code, stdout, stderr) = Host("run", "--config", config);
         Assert.True(code == 0, stderr);
         Assert.Contains("negatives: ema, K = 2", stderr);
-        Assert.Contains("test set tiny-hazy (RGB, crop border 0)", stdout);
+        Assert.Contains("test set tiny-hazy (protocol basicsr: RGB, crop border 0)", stdout);
 
         string runDir = Path.Combine(Dir, "runs", "tiny-dehazeformer");
         var metrics = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(static l => JsonNode.Parse(l)!).ToList();

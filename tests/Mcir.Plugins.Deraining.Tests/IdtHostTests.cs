@@ -104,7 +104,7 @@ public sealed class IdtHostTests : PluginHostTest
         var (code, stdout, stderr) = Host("run", "--config", config);
         Assert.True(code == 0, stderr);
         Assert.Contains("negatives: ema, K = 2", stderr);
-        Assert.Contains("test set tiny-rain (RGB, crop border 0)", stdout);
+        Assert.Contains("test set tiny-rain (protocol basicsr: RGB, crop border 0)", stdout);
 
         string runDir = Path.Combine(Dir, "runs", "tiny-idt");
         var steps = File.ReadAllLines(Path.Combine(runDir, "metrics.jsonl")).Select(static l => JsonNode.Parse(l)!)

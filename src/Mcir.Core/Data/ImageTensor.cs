@@ -73,6 +73,31 @@ public static class ImageTensor
     }
 
     /// <summary>
+    /// The unquantised samples of a [C, H, W] or [1, C, H, W] tensor (C = 3, or 1 replicated to R = G = B) as HWC RGB
+    /// float32 clamped to [0, 1] — what float evaluation protocols score (FFA-Net, DehazeFormer), where
+    /// <see cref="ToImage"/> rounds to 8 bits. The input tensor is not modified or disposed.
+    /// </summary>
+    public static float[] ToUnitFloat(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        long[] shape = t.shape;
+        bool ok = (shape.Length == 3 && shape[0] is 1 or 3) || (shape.Length == 4 && shape[0] == 1 && shape[1] is 1 or 3);
+        if (!ok || !t.is_floating_point())
+            throw new ArgumentException($"expected a floating-point [C,H,W] or [1,C,H,W] tensor with C = 3 (RGB) or 1 (gray), got {t.dtype} [{string.Join(",", shape)}]", nameof(t));
+        int channels = (int)shape[^3];
+        int h = checked((int)shape[^2]), w = checked((int)shape[^1]);
+        float[] chw;
+        using (NewDisposeScope())
+            chw = t.detach().reshape(channels, h, w).to(ScalarType.Float32).cpu().contiguous().data<float>().ToArray();
+        int plane = h * w;
+        var hwc = new float[3L * plane];
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < plane; i++)
+                hwc[i * 3 + c] = Math.Clamp(chw[(channels == 1 ? 0 : c) * plane + i], 0f, 1f);
+        return hwc;
+    }
+
+    /// <summary>
     /// An 8-bit-valued image from HWC RGB floats in [0, 1], with the same clamp/×255/round-half-even rule as
     /// <see cref="ToImage"/>.
     /// </summary>

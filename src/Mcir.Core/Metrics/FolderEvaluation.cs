@@ -2,19 +2,39 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Mcir.Core.Data;
 using Mcir.Core.IO;
+using Mcir.Core.Metrics.Protocols;
 
 namespace Mcir.Core.Metrics;
 
-/// <summary>How restored images are scored (BasicSR's calculate_psnr / calculate_ssim arguments).</summary>
-/// <param name="CropBorder">Pixels removed from each border before scoring (SR convention: the scale).</param>
-/// <param name="YChannel">Score the BT.601 Y channel instead of RGB (SR and deraining convention).</param>
-public sealed record MetricsProtocol(int CropBorder = 0, bool YChannel = false);
+/// <summary>
+/// The <c>metrics</c> section: the default evaluation protocol and the parameters of <c>basicsr</c> (BasicSR's
+/// calculate_psnr / calculate_ssim arguments).
+/// </summary>
+/// <param name="CropBorder">Pixels removed from each border before scoring (SR convention: the scale); <c>basicsr</c> only.</param>
+/// <param name="YChannel">Score the BT.601 Y channel instead of RGB (SR and deraining convention); <c>basicsr</c> only.</param>
+public sealed record MetricsProtocol(int CropBorder = 0, bool YChannel = false)
+{
+    /// <summary>
+    /// The protocol of the validation and test sets that do not name their own (<c>data.val.protocol</c>,
+    /// <c>data.test[i].protocol</c>): one of <see cref="EvaluationProtocols.Names"/>; default <c>basicsr</c>.
+    /// </summary>
+    public string Protocol { get; init; } = EvaluationProtocols.Default;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
+    public void Validate()
+    {
+        if (CropBorder < 0) throw new ArgumentException($"must be 0 or more, got {CropBorder}", nameof(CropBorder));
+        if (!EvaluationProtocols.IsKnown(Protocol)) throw new ArgumentException(EvaluationProtocols.UnknownMessage(Protocol), nameof(Protocol));
+    }
+}
 
 /// <summary>One image's scores.</summary>
 public sealed record ImageScore(string Name, double Psnr, double Ssim);
 
 /// <summary>Per-image scores and their plain means (BasicSR's test script averages per-image values).</summary>
-public sealed record MetricsReport(MetricsProtocol Protocol, IReadOnlyList<ImageScore> Images)
+/// <param name="Protocol">The protocol that scored the images, as described for these images.</param>
+/// <param name="Images">One score per image.</param>
+public sealed record MetricsReport(ProtocolInfo Protocol, IReadOnlyList<ImageScore> Images)
 {
     public double MeanPsnr => Images.Average(i => i.Psnr);
     public double MeanSsim => Images.Average(i => i.Ssim);
@@ -28,7 +48,7 @@ public sealed record MetricsReport(MetricsProtocol Protocol, IReadOnlyList<Image
         foreach (var i in Images)
             sb.AppendLine($"{i.Name.PadRight(w)}  {i.Psnr,10:F4}  {i.Ssim,8:F6}");
         sb.AppendLine($"{"mean".PadRight(w)}  {MeanPsnr,10:F4}  {MeanSsim,8:F6}");
-        sb.Append($"({Images.Count} images, {(Protocol.YChannel ? "Y channel" : "RGB")}, crop border {Protocol.CropBorder})");
+        sb.Append($"({Images.Count} images, {Protocol.Header})");
         return sb.ToString();
     }
 
@@ -37,7 +57,7 @@ public sealed record MetricsReport(MetricsProtocol Protocol, IReadOnlyList<Image
     {
         var doc = new
         {
-            protocol = new { crop_border = Protocol.CropBorder, y_channel = Protocol.YChannel },
+            protocol = Protocol.ToJson(),
             images = Images.Select(i => new { name = i.Name, psnr = JsonNumber(i.Psnr), ssim = i.Ssim }),
             mean = new { psnr = JsonNumber(MeanPsnr), ssim = MeanSsim },
         };
@@ -55,10 +75,25 @@ public static class FolderEvaluation
 {
     /// <param name="gtDir">Folder of ground-truth images.</param>
     /// <param name="restoredDir">Folder of restored images, paired with <paramref name="gtDir"/> by file name.</param>
-    /// <param name="protocol">Crop border and channel.</param>
+    /// <param name="protocol">Crop border and channel of the <c>basicsr</c> protocol.</param>
     /// <param name="warning">Receives the reader's warnings (<see cref="ImageReadOptions.Warning"/>); null = standard error.</param>
     public static MetricsReport Evaluate(string gtDir, string restoredDir, MetricsProtocol protocol, Action<string>? warning = null)
     {
+        ArgumentNullException.ThrowIfNull(protocol);
+        return Evaluate(gtDir, restoredDir, new BasicSrProtocol(protocol.CropBorder, protocol.YChannel), warning);
+    }
+
+    /// <summary>
+    /// Scores with a named protocol. The files are 8-bit images, so a float protocol (<c>ffa-net</c>,
+    /// <c>dehazeformer</c>) scores <c>file / 255</c> instead of a network's unquantised output.
+    /// </summary>
+    /// <param name="gtDir">Folder of ground-truth images.</param>
+    /// <param name="restoredDir">Folder of restored images, paired with <paramref name="gtDir"/> by file name.</param>
+    /// <param name="protocol">The protocol (<see cref="EvaluationProtocols.Create"/>).</param>
+    /// <param name="warning">Receives the reader's warnings (<see cref="ImageReadOptions.Warning"/>); null = standard error.</param>
+    public static MetricsReport Evaluate(string gtDir, string restoredDir, EvaluationProtocol protocol, Action<string>? warning = null)
+    {
+        ArgumentNullException.ThrowIfNull(protocol);
         var scores = new List<ImageScore>();
         var read = new ImageReadOptions { Warning = warning };
         foreach (var (name, gtPath, restoredPath) in ImageFolder.Pair(gtDir, restoredDir))
@@ -67,10 +102,9 @@ public static class FolderEvaluation
             var restored = ImageIO.Read(restoredPath, read);
             if (gt.Height != restored.Height || gt.Width != restored.Width)
                 throw new McirException($"{restoredPath}: size {restored.Height}x{restored.Width} differs from the ground truth {gtPath} ({gt.Height}x{gt.Width})");
-            scores.Add(new ImageScore(name,
-                ImageQuality.Psnr(gt, restored, protocol.CropBorder, protocol.YChannel),
-                ImageQuality.Ssim(gt, restored, protocol.CropBorder, protocol.YChannel)));
+            try { scores.Add(protocol.ScoreImage(name, new ScoringInput(gt, restored))); }
+            catch (ArgumentException e) { throw new McirException($"{restoredPath}: {EvaluationProtocol.MessageOf(e)}", e); }
         }
-        return new MetricsReport(protocol, scores);
+        return new MetricsReport(protocol.Describe(gray: false, floatOutput: false), scores);
     }
 }

@@ -1,6 +1,7 @@
 using Mcir.Core.Data;
 using Mcir.Core.Data.Datasets;
 using Mcir.Core.Metrics;
+using Mcir.Core.Metrics.Protocols;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,15 +10,19 @@ namespace Mcir.Core.Runs;
 /// <summary>
 /// Scores a network on a data set of whole images with a metrics protocol, optionally writing LQ | output | GT
 /// side-by-side images, and scores the plain baseline (bicubic upscaling for SR, the input itself otherwise).
+/// Float protocols (<see cref="EvaluationProtocol.UsesFloatOutput"/>) score the network's output clamped to [0, 1]
+/// without 8-bit rounding; the others the 8-bit image.
 /// </summary>
 public static class RestorationEvaluator
 {
     // forward: how an LQ batch [1, C, h, w] is restored (default: the whole image through TiledRestorer, which pads to the
     // network's IInputSizeMultiple and crops back), e.g. tile by tile;
     // onRestored: receives each restored image with its sample name (e.g. to save it).
-    public static MetricsReport Evaluate(nn.Module<Tensor, Tensor> net, IPairedDataset data, MetricsProtocol protocol, string? imageDir = null,
+    public static MetricsReport Evaluate(nn.Module<Tensor, Tensor> net, IPairedDataset data, EvaluationProtocol protocol, string? imageDir = null,
         Func<Tensor, Tensor>? forward = null, Action<string, RgbImage>? onRestored = null)
     {
+        ArgumentNullException.ThrowIfNull(protocol);
+        bool gray = data.Channels == 1;
         bool wasTraining = net.training;
         net.eval();
         try
@@ -27,20 +32,23 @@ public static class RestorationEvaluator
             {
                 var pair = data.Load(i, new Random(0));
                 RgbImage restored;
+                float[]? unit = null;
                 using (var scope = NewDisposeScope())
                 using (no_grad())
                 {
                     var lq = ImageTensor.ToTensor(pair.Lq, channels: data.Channels).unsqueeze(0);
-                    restored = ImageTensor.ToImage(forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq));
+                    var output = forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq);
+                    restored = ImageTensor.ToImage(output);
+                    if (protocol.UsesFloatOutput) unit = ImageTensor.ToUnitFloat(output);
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)
                     throw new McirException($"{pair.Name}: the network returned {restored.Height}x{restored.Width} for a {pair.Lq.Height}x{pair.Lq.Width} input, the ground truth is {pair.Gt.Height}x{pair.Gt.Width}");
-                scores.Add(Score(pair.Name, pair.Gt, restored, Effective(protocol, data)));
+                scores.Add(Score(protocol, pair.Name, new ScoringInput(pair.Gt, restored, unit, gray)));
                 onRestored?.Invoke(pair.Name, restored);
                 if (imageDir is not null)
                     ImageIO.Write(Path.Combine(imageDir, pair.Name + ".png"), SideBySide(Upscale(pair.Lq, pair.Gt), restored, pair.Gt));
             }
-            return new MetricsReport(protocol, scores);
+            return new MetricsReport(protocol.Describe(gray, floatOutput: protocol.UsesFloatOutput), scores);
         }
         finally
         {
@@ -49,22 +57,27 @@ public static class RestorationEvaluator
     }
 
     /// <summary>The baseline: bicubic (MATLAB) upscaling of the input for SR, the input itself for same-size tasks.</summary>
-    public static MetricsReport EvaluateBaseline(IPairedDataset data, MetricsProtocol protocol)
+    /// <remarks>The baseline is an 8-bit image, so float protocols score it as <c>image / 255</c>.</remarks>
+    public static MetricsReport EvaluateBaseline(IPairedDataset data, EvaluationProtocol protocol)
     {
+        ArgumentNullException.ThrowIfNull(protocol);
+        bool gray = data.Channels == 1;
         var scores = new List<ImageScore>();
         for (int i = 0; i < data.Count; i++)
         {
             var pair = data.Load(i, new Random(0));
-            scores.Add(Score(pair.Name, pair.Gt, Baseline(pair.Lq, pair.Gt), Effective(protocol, data)));
+            scores.Add(Score(protocol, pair.Name, new ScoringInput(pair.Gt, Baseline(pair.Lq, pair.Gt), Gray: gray)));
         }
-        return new MetricsReport(protocol, scores);
+        return new MetricsReport(protocol.Describe(gray, floatOutput: false), scores);
     }
 
-    // BasicSR's to_y_channel converts only 3-channel images: a gray image is scored as it is, Y channel or not.
-    private static MetricsProtocol Effective(MetricsProtocol p, IPairedDataset data) => data.Channels == 1 ? p with { YChannel = false } : p;
-
-    private static ImageScore Score(string name, RgbImage gt, RgbImage restored, MetricsProtocol p) =>
-        new(name, ImageQuality.Psnr(gt, restored, p.CropBorder, p.YChannel), ImageQuality.Ssim(gt, restored, p.CropBorder, p.YChannel));
+    // Gray images (1-channel data) are scored as they are: BasicSR's to_y_channel and MATLAB's rgb2ycbcr convert only
+    // 3-channel images. An image the protocol cannot score (smaller than its SSIM window) is named.
+    private static ImageScore Score(EvaluationProtocol protocol, string name, ScoringInput input)
+    {
+        try { return protocol.ScoreImage(name, input); }
+        catch (ArgumentException e) { throw new McirException($"{name} (protocol {protocol.Name}): {EvaluationProtocol.MessageOf(e)}", e); }
+    }
 
     private static RgbImage Baseline(RgbImage lq, RgbImage gt)
     {

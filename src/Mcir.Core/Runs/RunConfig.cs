@@ -145,12 +145,19 @@ public sealed record DatasetSection
     public bool? CacheImages { get; init; }
     /// <summary>How <c>degraded-folder</c> makes its inputs (required there, not allowed elsewhere).</summary>
     public DegradationSection? Degradation { get; init; }
+    /// <summary>
+    /// Validation and test sets: the evaluation protocol that scores this set (<c>basicsr</c>, <c>sr</c>, <c>ffa-net</c>,
+    /// <c>dehazeformer</c>, <c>idt</c>, <c>nafnet</c>; docs/configuration.md); null (default) = <c>metrics.protocol</c>.
+    /// </summary>
+    public string? Protocol { get; init; }
 
     /// <summary>Throws an <see cref="ArgumentException"/> for an invalid value (the configuration binder calls it).</summary>
     public void Validate()
     {
         if (Scale < 1) throw new ArgumentException($"must be 1 or more, got {Scale}", nameof(Scale));
         if (DatasetEnlargeRatio < 1) throw new ArgumentException($"must be 1 or more, got {DatasetEnlargeRatio}", nameof(DatasetEnlargeRatio));
+        if (Protocol is not null && !Metrics.Protocols.EvaluationProtocols.IsKnown(Protocol))
+            throw new ArgumentException(Metrics.Protocols.EvaluationProtocols.UnknownMessage(Protocol), nameof(Protocol));
         if (GtSize is { } g && (g < Scale || g % Scale != 0))
             throw new ArgumentException($"must be a positive multiple of the scale {Scale} (the LQ patch is gt_size / scale), got {g}", nameof(GtSize));
     }

@@ -5,6 +5,7 @@ using Mcir.Core.Data.Datasets;
 using Mcir.Core.Compute;
 using Mcir.Core.IO;
 using Mcir.Core.Metrics;
+using Mcir.Core.Metrics.Protocols;
 using Mcir.Core.ModelContrast;
 using Mcir.Core.Training;
 using Mcir.Core.Weights;
@@ -68,8 +69,11 @@ public static class TrainingRun
         {
             BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
         }));
+        if (config.Data.Train.Protocol is { } trainProtocol)
+            throw new McirException($"data.train.protocol: '{trainProtocol}' is not used (only validation and test sets are scored); set it on data.val or data.test[i], or metrics.protocol");
         var val = config.Data.Val is { } v ? Dataset(v, "data.val", training: false) : null;
-        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false))).ToList();
+        var valProtocol = config.Data.Val is { } vs ? Protocol(vs, config.Metrics, "data.val") : null;
+        var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false), Protocol: Protocol(t, config.Metrics, $"data.test[{i}]"))).ToList();
 
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
@@ -102,7 +106,7 @@ public static class TrainingRun
                 {
                     validate = (model, iter) =>
                     {
-                        var report = RestorationEvaluator.Evaluate(ForEvaluation(model), val, config.Metrics, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
+                        var report = RestorationEvaluator.Evaluate(ForEvaluation(model), val, valProtocol!, Path.Combine(runDir, "visualization", $"iter_{iter:D6}"));
                         return new Dictionary<string, double> { ["psnr"] = report.MeanPsnr, ["ssim"] = report.MeanSsim };
                     };
                 }
@@ -123,8 +127,8 @@ public static class TrainingRun
                     return new RunOutcome(result, [], runDir);
 
                 var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
-                    RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, config.Metrics, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
-                    RestorationEvaluator.EvaluateBaseline(t.Data, config.Metrics), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
+                    RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, t.Protocol, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
+                    RestorationEvaluator.EvaluateBaseline(t.Data, t.Protocol), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
                 WriteResults(runDir, tables);
                 return new RunOutcome(result, tables, runDir);
             }
@@ -139,6 +143,19 @@ public static class TrainingRun
         {
             foreach (var t in terms) (t as IDisposable)?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The evaluation protocol of a validation or test set: its own <c>protocol</c>, else <c>metrics.protocol</c>
+    /// (<c>sr</c> crops the set's scale; <c>basicsr</c> takes <c>metrics.crop_border</c> / <c>metrics.y_channel</c>).
+    /// </summary>
+    public static EvaluationProtocol Protocol(DatasetSection set, MetricsProtocol metrics, string where)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentNullException.ThrowIfNull(metrics);
+        return set.Protocol is { } own
+            ? EvaluationProtocols.Create(own, metrics, set.Scale, $"{where}.protocol")
+            : EvaluationProtocols.Create(metrics.Protocol, metrics, set.Scale, "metrics.protocol");
     }
 
     /// <summary>
@@ -257,7 +274,7 @@ public static class TrainingRun
         var doc = new JsonArray(tables.Select(t => (JsonNode)new JsonObject
         {
             ["dataset"] = t.Dataset,
-            ["protocol"] = new JsonObject { ["crop_border"] = t.Model.Protocol.CropBorder, ["y_channel"] = t.Model.Protocol.YChannel },
+            ["protocol"] = t.Model.Protocol.ToJson(),
             ["model"] = new JsonObject { ["psnr"] = t.Model.MeanPsnr, ["ssim"] = t.Model.MeanSsim },
             ["baseline"] = new JsonObject { ["name"] = t.BaselineName, ["psnr"] = t.Baseline.MeanPsnr, ["ssim"] = t.Baseline.MeanSsim },
             ["images"] = new JsonArray(t.Model.Images.Zip(t.Baseline.Images).Select(p => (JsonNode)new JsonObject
@@ -282,7 +299,7 @@ public static class TrainingRun
         {
             string baselineName = fixedBaselineName ?? t.BaselineName;
             int w = Math.Max(8, t.Model.Images.Max(i => i.Name.Length));
-            sb.AppendLine($"test set {t.Dataset} ({(t.Model.Protocol.YChannel ? "Y channel" : "RGB")}, crop border {t.Model.Protocol.CropBorder})");
+            sb.AppendLine($"test set {t.Dataset} ({t.Model.Protocol.Header})");
             sb.AppendLine($"  {"image".PadRight(w)}  {baselineName + " PSNR",14}  {"SSIM",8}  {"model PSNR",11}  {"SSIM",8}");
             foreach (var (m, b) in t.Model.Images.Zip(t.Baseline.Images))
                 sb.AppendLine($"  {m.Name.PadRight(w)}  {b.Psnr,14:F4}  {b.Ssim,8:F6}  {m.Psnr,11:F4}  {m.Ssim,8:F6}");

@@ -8,6 +8,7 @@ using Mcir.Core.Data.Datasets;
 using Mcir.Core.Inference;
 using Mcir.Core.IO;
 using Mcir.Core.Metrics;
+using Mcir.Core.Metrics.Protocols;
 using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -30,13 +31,18 @@ internal static class TestCommand
             DefaultValueFactory = _ => "{}",
         };
         var crop = new Option<int?>("--crop-border") { Description = "Pixels cropped from each border before scoring (default: the scale for SR, 0 otherwise)" };
-        var y = new Option<bool>("--y-channel") { Description = "Score the BT.601 Y channel instead of RGB" };
+        var y = new Option<bool>("--y-channel") { Description = "Score the BT.601 Y channel instead of RGB (protocol basicsr)" };
+        var protocolOption = new Option<string>("--protocol")
+        {
+            Description = $"Evaluation protocol: {string.Join(", ", EvaluationProtocols.Names)} (docs/configuration.md); --crop-border and --y-channel belong to basicsr",
+            DefaultValueFactory = _ => EvaluationProtocols.Default,
+        };
         var save = new Option<string?>("--save-images") { Description = "Write the restored images (PNG, named like the GT) into this folder" };
         var json = new Option<string?>("--json") { Description = "Also write the numbers to this JSON file" };
         var plugins = new PluginOptions();
         var command = new Command("test", "Score trained weights on a test set: PSNR/SSIM per image and mean, beside the bicubic baseline for SR")
         {
-            gt, lq, tmpl, crop, y, save, json,
+            gt, lq, tmpl, crop, y, protocolOption, save, json,
         };
         model.AddTo(command);
         plugins.AddTo(command);
@@ -44,6 +50,10 @@ internal static class TestCommand
         {
             string gtDir = r.GetValue(gt)!, lqDir = r.GetValue(lq) ?? "";
             if (r.GetValue(crop) is < 0) throw new McirException($"--crop-border {r.GetValue(crop)}: expected 0 or more");
+            string protocolName = r.GetValue(protocolOption)!;
+            if (!EvaluationProtocols.IsKnown(protocolName)) throw new McirException($"--protocol {protocolName}: {EvaluationProtocols.UnknownMessage(protocolName)}");
+            if (protocolName != EvaluationProtocols.Default && (r.GetValue(crop) is not null || r.GetValue(y)))
+                throw new McirException($"--{(r.GetValue(crop) is not null ? "crop-border" : "y-channel")}: only protocol basicsr takes it; protocol {protocolName} fixes its own crop and channels");
             if (!Directory.Exists(gtDir)) throw new McirException($"--gt {gtDir}: folder not found");
             string? saveDir = r.GetValue(save);
             if (saveDir is not null && (RestoreCommand.SameFolder(saveDir, gtDir) || (lqDir.Length > 0 && RestoreCommand.SameFolder(saveDir, lqDir))))
@@ -63,7 +73,7 @@ internal static class TestCommand
                 throw new McirException($"model '{net.Descriptor.Name}' takes {channels} input channels ({channelSource}); images are read with 1 (gray) or 3 (RGB)");
             var options = new PairedDatasetOptions { Scale = scale, CacheImages = true, Channels = channels };
             IPairedDataset data = lqDir.Length > 0 ? new PairedFolderDataset(gtDir, lqDir, options, r.GetValue(tmpl)!) : new HrFolderDataset(gtDir, options);
-            var protocol = new MetricsProtocol(r.GetValue(crop) ?? (scale > 1 ? scale : 0), r.GetValue(y));
+            var protocol = EvaluationProtocols.Create(protocolName, new MetricsProtocol(r.GetValue(crop) ?? (scale > 1 ? scale : 0), r.GetValue(y)), scale, "--protocol");
             string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(gtDir)));
              console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, {(channels == 1 ? "gray (1 channel), " : "")}input {(lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
 
@@ -108,7 +118,7 @@ internal static class TestCommand
             ["scale"] = scale,
             ["lq"] = lqDir is null ? $"bicubic x1/{scale} of the GT" : lqDir,
             ["tile"] = tiles.TileSize is > 0 ? new JsonObject { ["size"] = tiles.TileSize, ["overlap"] = tiles.Overlap } : null,
-            ["protocol"] = new JsonObject { ["crop_border"] = t.Model.Protocol.CropBorder, ["y_channel"] = t.Model.Protocol.YChannel },
+            ["protocol"] = t.Model.Protocol.ToJson(),
             ["baseline_name"] = baselineName,
             ["mean"] = new JsonObject { ["psnr"] = Number(t.Model.MeanPsnr), ["ssim"] = t.Model.MeanSsim },
             ["baseline"] = new JsonObject { ["psnr"] = Number(t.Baseline.MeanPsnr), ["ssim"] = t.Baseline.MeanSsim },

@@ -158,7 +158,7 @@ public class InferenceCommandTests
         Assert.True(code == 0, stderr);
         Assert.Contains("model edsr-light and its options from", stderr);
         Assert.Contains("target EMA, iteration 4", stdout);
-        Assert.Contains("test set test (Y channel, crop border 2)", stdout);
+        Assert.Contains("test set test (protocol basicsr: Y channel, crop border 2)", stdout);
         Assert.Contains("bicubic PSNR", stdout);
         Assert.Contains("v0", stdout);
         Assert.Contains("v1", stdout);
@@ -182,7 +182,15 @@ public class InferenceCommandTests
         var plain = HostRunner.Run("test", "--weights", run, "--gt", test, "--ema", "off");
         Assert.True(plain.Code == 0, plain.Err);
         Assert.Contains("EMA weights not used", plain.Out);
-        Assert.Contains("(RGB, crop border 2)", plain.Out); // crop border defaults to the scale
+        Assert.Contains("(protocol basicsr: RGB, crop border 2)", plain.Out); // crop border defaults to the scale
+
+        // a float protocol scores the unquantised output and says so
+        var dehaze = HostRunner.Run("test", "--weights", run, "--gt", test, "--protocol", "dehazeformer", "--json", json);
+        Assert.True(dehaze.Code == 0, dehaze.Err);
+        Assert.Contains("test set test (protocol dehazeformer: float RGB in [0,1], no crop, SSIM pytorch_msssim", dehaze.Out);
+        var protocol = JsonNode.Parse(File.ReadAllText(json))!["protocol"]!;
+        Assert.Equal("dehazeformer", (string?)protocol["name"]);
+        Assert.True((bool)protocol["float_output"]!);
     }
 
     [Fact]
