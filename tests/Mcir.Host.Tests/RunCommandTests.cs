@@ -39,6 +39,9 @@ public class RunCommandTests
         var (code, stdout, stderr) = HostRunner.Run("run", "--config", TinyRun.Write(tmp));
 
         Assert.True(code == 0, stderr);
+        // Redirected output (logs, CI) is plain lines: no live progress line redrawn with carriage returns.
+        Assert.DoesNotContain('\r', stderr);
+        Assert.DoesNotContain('\u001b', stderr);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny");
         // Offline, SPN's embedding is the pretrained ResNet18 from NuGet, and the run log names its file.
         Assert.Contains("embedding resnet18-imagenet", stderr);
