@@ -16,11 +16,14 @@ public static class HostCommands
     /// </summary>
     public const int InternalError = 70;
 
-    public static int Run(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Run(string[] args) => Run(args, Console.Out, Console.Error, LiveProgress.TerminalWanted());
 
-    public static int Run(string[] args, TextWriter output, TextWriter error)
+    /// <summary>Runs a command line with <paramref name="output"/> for results and <paramref name="error"/> for progress
+    /// and errors; <paramref name="liveProgress"/>: <paramref name="error"/> is a terminal, where <c>run</c> draws a live
+    /// progress line with carriage returns (never on redirected output).</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error, bool liveProgress = false)
     {
-        var console = new HostConsole(output, error);
+        var console = new HostConsole(output, error, liveProgress);
         var root = new RootCommand("mcir-host: train and evaluate image-restoration networks with model-contrastive (SPN) learning.")
         {
             MetricsCommand.Create(console),
@@ -75,5 +78,6 @@ public static class HostCommands
         e is McirException or IOException or InvalidDataException or UnauthorizedAccessException;
 }
 
-/// <summary>Where commands print: standard output for results, standard error for progress and errors.</summary>
-public sealed record HostConsole(TextWriter Out, TextWriter Error);
+/// <summary>Where commands print: standard output for results, standard error for progress and errors;
+/// <paramref name="LiveProgress"/>: standard error is a terminal (live progress line).</summary>
+public sealed record HostConsole(TextWriter Out, TextWriter Error, bool LiveProgress = false);

@@ -11,11 +11,18 @@ namespace Mcir.Generators.Tests;
 /// <summary>
 /// <see cref="CSharpSourceGeneratorTest{TSourceGenerator, TVerifier}"/> with local references only, plus snapshot files:
 /// the expected generated code of a case lives in <c>Snapshots/&lt;case&gt;/&lt;hint name&gt;</c>. Set
-/// <c>MCIR_UPDATE_SNAPSHOTS=1</c> to rewrite the snapshot files from the generator's current output.
+/// <c>MCIR_UPDATE_SNAPSHOTS=1</c> to rewrite the snapshot files from the generator's current output. The snapshots hold
+/// <c>GENERATOR_VERSION</c> where the generated <c>[GeneratedCode]</c> names the generator's assembly version (the
+/// package version of Directory.Build.props), so a version change does not change them.
 /// </summary>
 internal static class GeneratorVerifier
 {
     private const string UpdateVariable = "MCIR_UPDATE_SNAPSHOTS";
+    private const string VersionToken = "GENERATOR_VERSION";
+
+    private static string GeneratedCode(string version) => $"GeneratedCode(\"Mcir.Generators\", \"{version}\")";
+
+    private static string GeneratorVersion => typeof(McirModelGenerator).Assembly.GetName().Version!.ToString();
 
     /// <summary>A test over <paramref name="sources"/> (markup such as <c>{|MCIR001:Name|}</c> declares expected diagnostics).</summary>
     public static Test Create(params string[] sources)
@@ -43,7 +50,7 @@ internal static class GeneratorVerifier
         var test = Create(sources);
         foreach (var file in Directory.GetFiles(snapshotFolder, "*.cs").OrderBy(f => f, StringComparer.Ordinal))
         {
-            var text = await File.ReadAllTextAsync(file);
+            var text = (await File.ReadAllTextAsync(file)).Replace(GeneratedCode(VersionToken), GeneratedCode(GeneratorVersion), StringComparison.Ordinal);
             test.TestState.GeneratedSources.Add((typeof(McirModelGenerator), Path.GetFileName(file), SourceText.From(text, Encoding.UTF8)));
         }
 
@@ -62,7 +69,8 @@ internal static class GeneratorVerifier
         Directory.CreateDirectory(folder);
         foreach (var generated in result.Results.Single().GeneratedSources)
         {
-            File.WriteAllText(Path.Combine(folder, generated.HintName), generated.SourceText.ToString());
+            File.WriteAllText(Path.Combine(folder, generated.HintName),
+                generated.SourceText.ToString().Replace(GeneratedCode(GeneratorVersion), GeneratedCode(VersionToken), StringComparison.Ordinal));
         }
     }
 

@@ -47,6 +47,9 @@ public class RunCommandTests
         var (code, stdout, stderr) = HostRunner.Run("run", "--config", config);
 
         Assert.True(code == 0, stderr);
+        // Redirected output (logs, CI) is plain lines: no live progress line redrawn with carriage returns.
+        Assert.DoesNotContain('\r', stderr);
+        Assert.DoesNotContain('\u001b', stderr);
         string runDir = Path.Combine(tmp.Path, "runs", "tiny");
         Assert.Contains("test set tiny-test (protocol basicsr: Y channel, crop border 2)", stdout);
         Assert.Contains("test set tiny-test-idt (protocol idt: Y from uint8 rgb2ycbcr, no crop)", stdout);

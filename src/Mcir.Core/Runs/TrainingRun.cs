@@ -36,7 +36,9 @@ public static class TrainingRun
     /// <param name="resume">Null, <c>auto</c> or a checkpoint folder.</param>
     /// <param name="log">Progress lines.</param>
     /// <param name="cancel">Stops training after the current iteration (a checkpoint is written).</param>
-    public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default)
+    /// <param name="progress">An extra event sink, e.g. the host's live progress line (every iteration's <see cref="StepProgress"/>).</param>
+    public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default,
+        ITrainingLog? progress = null)
     {
         ArgumentNullException.ThrowIfNull(registries);
         var config = RunComposition.Bind(resolvedRoot);
@@ -114,7 +116,7 @@ public static class TrainingRun
                 using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
                 using var batches = new LoaderBatchSource(loader);
                 using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
-                    log: tensorBoard, progress: log, collapseGuard: guard));
+                    log: progress is null ? tensorBoard : new CompositeTrainingLog(tensorBoard, progress), progress: log, collapseGuard: guard));
                 if (checkpoint is not null)
                 {
                     trainer.LoadCheckpoint(checkpoint);

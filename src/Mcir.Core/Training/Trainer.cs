@@ -255,6 +255,8 @@ public sealed class Trainer : IDisposable
         SetLearningRate(_schedule.At(Iteration + 1));
         long checkpointedAt = LastCheckpoint is not null && _resumedFrom == LastCheckpoint ? Iteration : -1;
         var clock = Stopwatch.StartNew();
+        var stepClock = Stopwatch.StartNew();
+        double stepSeconds = 0; // exponential moving average of the step time, for the live progress
         long windowStart = Iteration;
         TrainingResult result;
         _net.train();
@@ -281,6 +283,11 @@ public sealed class Trainer : IDisposable
             }
             Iteration = it;
             LastParts = parts;
+            double dt = stepClock.Elapsed.TotalSeconds;
+            stepClock.Restart();
+            stepSeconds = stepSeconds == 0 ? dt : 0.9 * stepSeconds + 0.1 * dt;
+            log.OnStep(new StepProgress(it, Options.TotalIter, stepSeconds > 0 ? 1 / stepSeconds : double.NaN,
+                stepSeconds * (Options.TotalIter - it), parts["total"]));
 
             if (it % Options.PrintFreq == 0 || it == 1 || it == Options.TotalIter)
             {

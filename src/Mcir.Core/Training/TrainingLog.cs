@@ -16,6 +16,14 @@ namespace Mcir.Core.Training;
 public sealed record IterationRecord(long Iteration, long TotalIter, double Lr, IReadOnlyDictionary<string, double> Parts,
     double SecondsPerIter, double EtaSeconds, double? GradNorm);
 
+/// <summary>Every iteration's progress (for a live progress display; not written to the logs).</summary>
+/// <param name="Iteration">The iteration just done (from 1).</param>
+/// <param name="TotalIter">The run's last iteration.</param>
+/// <param name="IterationsPerSecond">Smoothed rate (exponential moving average of the step time, weight 0.1 on the newest).</param>
+/// <param name="EtaSeconds">Estimated time to the end of the run at that rate.</param>
+/// <param name="Loss">This iteration's total loss (the "total" part; the sum of the terms).</param>
+public sealed record StepProgress(long Iteration, long TotalIter, double IterationsPerSecond, double EtaSeconds, double Loss);
+
 /// <summary>
 /// Receives the events of a run. Every method has a no-op default, so a sink implements only what it needs
 /// (metrics file, progress text, TensorBoard, a test recorder ...).
@@ -27,6 +35,9 @@ public interface ITrainingLog
 
     /// <summary>A print event.</summary>
     void OnIteration(IterationRecord record) { }
+
+    /// <summary>Every iteration, after the optimiser step (before its print event, if any).</summary>
+    void OnStep(StepProgress progress) { }
 
     /// <summary>Validation results at <paramref name="iteration"/>.</summary>
     void OnValidation(long iteration, IReadOnlyDictionary<string, double> metrics) { }
@@ -48,6 +59,8 @@ public sealed class CompositeTrainingLog(params IReadOnlyList<ITrainingLog> sink
     public void OnStart(long startIteration, long totalIter, string? resumedFrom) { foreach (var s in sinks) s.OnStart(startIteration, totalIter, resumedFrom); }
     /// <inheritdoc />
     public void OnIteration(IterationRecord record) { foreach (var s in sinks) s.OnIteration(record); }
+    /// <inheritdoc />
+    public void OnStep(StepProgress progress) { foreach (var s in sinks) s.OnStep(progress); }
     /// <inheritdoc />
     public void OnValidation(long iteration, IReadOnlyDictionary<string, double> metrics) { foreach (var s in sinks) s.OnValidation(iteration, metrics); }
     /// <inheritdoc />
@@ -232,7 +245,8 @@ public sealed class ProgressTextLog(TextWriter writer) : ITrainingLog
     /// <inheritdoc />
     public void OnEnd(TrainingResult result) { writer.WriteLine($"training {result.Status.ToString().ToLowerInvariant()}: {result.Message}"); writer.Flush(); }
 
-    private static string Eta(double seconds)
+    /// <summary>A duration as <c>H:MM:SS</c> (<c>Nd HH:MM:SS</c> from a day on); "?" when unknown.</summary>
+    public static string Eta(double seconds)
     {
         if (!double.IsFinite(seconds) || seconds < 0) return "?";
         var t = TimeSpan.FromSeconds(Math.Round(seconds));

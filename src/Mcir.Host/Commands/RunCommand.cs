@@ -42,7 +42,18 @@ internal static class RunCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                var outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), console.Error, cancel.Token);
+                // On a terminal, a live progress line below the log lines; otherwise plain lines only.
+                var status = console.LiveProgress ? new StatusLineWriter(console.Error, () => Console.WindowWidth) : null;
+                RunOutcome outcome;
+                try
+                {
+                    outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), status ?? console.Error, cancel.Token,
+                        status is null ? null : new LiveProgressLog(status));
+                }
+                finally
+                {
+                    status?.ClearStatus();
+                }
                 if (outcome.Tests.Count > 0)
                     console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests));
                 console.Out.WriteLine($"run folder: {outcome.RunDirectory}");

@@ -10,6 +10,37 @@ namespace Mcir.Core.Tests.Training.TrainerLoop;
 public class TrainerLoopTests
 {
     [Fact]
+    public void EveryIterationReportsItsProgress_WithThePrintedTotal()
+    {
+        string run = TrainerKit.NewRunDir("steps");
+        try
+        {
+            using var rig = TrainerKit.Rig();
+            var steps = new StepRecorder();
+            using var trainer = rig.CreateTrainer(TrainerKit.Options(7) with { PrintFreq = 3 }, run, steps);
+            Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+
+            Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), steps.Steps.Select(s => s.Iteration));
+            Assert.All(steps.Steps, s => Assert.Equal(7, s.TotalIter));
+            Assert.All(steps.Steps, s => Assert.True(s.IterationsPerSecond > 0 && double.IsFinite(s.IterationsPerSecond)));
+            Assert.All(steps.Steps, s => Assert.True(s.EtaSeconds >= 0));
+            Assert.Equal(0, steps.Steps[^1].EtaSeconds);
+            // The loss shown is the iteration's total, the value the print events (1, 3, 6, 7) log.
+            Assert.Equal(new long[] { 1, 3, 6, 7 }, steps.Prints.Select(p => p.Iteration));
+            Assert.All(steps.Prints, p => Assert.Equal(p.Parts["total"], steps.Steps[(int)p.Iteration - 1].Loss));
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    private sealed class StepRecorder : ITrainingLog
+    {
+        public List<StepProgress> Steps { get; } = [];
+        public List<IterationRecord> Prints { get; } = [];
+        public void OnStep(StepProgress progress) => Steps.Add(progress);
+        public void OnIteration(IterationRecord record) => Prints.Add(record);
+    }
+
+    [Fact]
     public void L1_OnTinyData_LossDecreases_AndMetricsAndProgressAreWritten()
     {
         string run = TrainerKit.NewRunDir("l1");

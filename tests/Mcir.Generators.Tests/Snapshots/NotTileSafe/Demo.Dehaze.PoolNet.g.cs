@@ -7,7 +7,7 @@ namespace Demo.Dehaze
     partial class PoolNet : global::Mcir.Abstractions.Models.IArchitectureCloneable
     {
         /// <summary>Describes the <c>pool-net</c> model: name, tasks, options type, default options and factory.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public static global::Mcir.Abstractions.Models.ModelDescriptor Descriptor { get; } =
             global::Mcir.Abstractions.Models.ModelDescriptor.Of<global::Demo.Dehaze.PoolNet, global::Demo.Dehaze.PoolOptions>(
                 name: "pool-net",
@@ -18,7 +18,7 @@ namespace Demo.Dehaze
                 with { TileSafe = false, TileSafetyNote = "global average pooling in its \"attention\"" };
 
         /// <summary>A new, randomly initialised <see cref="global::Demo.Dehaze.PoolNet"/> built from <see cref="Options"/>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> CloneArchitecture()
             => new global::Demo.Dehaze.PoolNet(this.Options);
     }

@@ -13,7 +13,7 @@ namespace McirGenerated
     /// To register more services (data sets, loss terms, ...), implement the partial method
     /// <c>partial void RegisterServices(IServiceCollection services)</c> in a <c>partial class PluginRegistrar</c>.
     /// </remarks>
-    [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+    [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
     internal sealed partial class PluginRegistrar : global::Mcir.Abstractions.Models.IMcirPluginRegistrar
     {
         /// <inheritdoc />

@@ -7,7 +7,7 @@ namespace Demo.Denoise
     partial class Denoiser : global::Mcir.Abstractions.Models.IArchitectureCloneable
     {
         /// <summary>Describes the <c>denoiser-lite</c> model: name, tasks, options type, default options and factory.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public static global::Mcir.Abstractions.Models.ModelDescriptor Descriptor { get; } =
             global::Mcir.Abstractions.Models.ModelDescriptor.Of<global::Demo.Denoise.Denoiser, global::Demo.Denoise.DenoiserOptions>(
                 name: "denoiser-lite",
@@ -17,7 +17,7 @@ namespace Demo.Denoise
                 factory: static options => new global::Demo.Denoise.Denoiser(options));
 
         /// <summary>A new, randomly initialised <see cref="global::Demo.Denoise.Denoiser"/> built from <see cref="Options"/>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> CloneArchitecture()
             => new global::Demo.Denoise.Denoiser(this.Options);
     }

@@ -7,7 +7,7 @@ namespace Demo.Sr
     partial class TinyNet : global::Mcir.Abstractions.Models.IArchitectureCloneable
     {
         /// <summary>Describes the <c>tiny-net</c> model: name, tasks, options type, default options and factory.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public static global::Mcir.Abstractions.Models.ModelDescriptor Descriptor { get; } =
             global::Mcir.Abstractions.Models.ModelDescriptor.Of<global::Demo.Sr.TinyNet, global::Demo.Sr.TinyOptions>(
                 name: "tiny-net",
@@ -17,7 +17,7 @@ namespace Demo.Sr
                 factory: static options => new global::Demo.Sr.TinyNet(options));
 
         /// <summary>A new, randomly initialised <see cref="global::Demo.Sr.TinyNet"/> built from <see cref="Options"/>.</summary>
-        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "1.0.0.0")]
+        [global::System.CodeDom.Compiler.GeneratedCode("Mcir.Generators", "GENERATOR_VERSION")]
         public global::TorchSharp.torch.nn.Module<global::TorchSharp.torch.Tensor, global::TorchSharp.torch.Tensor> CloneArchitecture()
             => new global::Demo.Sr.TinyNet(this.Options);
     }
