@@ -248,7 +248,7 @@ public class MissingVggWeightsTests(OfflineVggFixture fixture)
 
     private static string[] Deblur(string outputRoot, params string[] extra) =>
     [
-        "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "deblur", "nafnet-gopro-width32-spn.json"),
+        "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "deblur", "nafnet-width32-gopro-spn.json"),
         "--set", "model.name=nafnet-small",
         $"data.train.dataroot_gt={Pairs("target")}", $"data.train.dataroot_lq={Pairs("input")}",
         $"data.val.dataroot_gt={Pairs("target")}", $"data.val.dataroot_lq={Pairs("input")}",
