@@ -134,6 +134,11 @@ public class UserErrorTests(OfflineVggFixture fixture)
         ["test: scale disagrees with the model"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "4", "--json", "{out}/r.json", "--save-images", "{out}/images"],
             ["fit the model", "--scale"], "{out}"),
         ["test: corrupt lq"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--lq", "{corrupt}", "--save-images", "{out}/images", "--json", "{out}/r.json"], ["v0.png"], "{out}"),
+        ["test: unknown layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--type", "rain100", "--json", "{out}/r.json"],
+            ["--type rain100: not a data set layout (known: ", "reside", "gopro"], "{out}"),
+        ["test: files that do not pair in the layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--type", "reside", "--json", "{out}/r.json"],
+            ["--type reside: type reside: dataroot_gt {test}: dataroot_lq is not set and the folder does not hold hazy/ and clear/"], "{out}"),
+        ["test: meta info file without a layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--meta-info-file", "{missing}"], ["--meta-info-file {missing}: only used with --type"]),
         ["test: model option of the wrong type"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--set", "num_feat=abc"], ["model.options.num_feat: expected an integer, found \"abc\""]),
 
         // restore

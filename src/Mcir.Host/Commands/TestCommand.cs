@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Mcir.Abstractions.Components;
 using Mcir.Abstractions.Models;
 using Mcir.Core;
 using Mcir.Core.Config;
@@ -9,7 +10,6 @@ using Mcir.Core.Inference;
 using Mcir.Core.IO;
 using Mcir.Core.Metrics;
 using Mcir.Core.Runs;
-using Mcir.Abstractions.Components;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Mcir.Host.Commands;
@@ -92,7 +92,8 @@ internal static class TestCommand
 
             if (r.GetValue(json) is { } path)
             {
-                WriteJson(path, table, baselineName, net, scale, lqDir.Length > 0 ? Path.GetFullPath(lqDir) : null, tiles);
+                WriteJson(path, table, baselineName, net, scale,
+                    layoutName is not null ? $"paired by layout {layoutName} under {Path.GetFullPath(gtDir)}" : lqDir.Length > 0 ? Path.GetFullPath(lqDir) : null, tiles);
                 console.Error.WriteLine($"wrote {path}");
             }
             return 0;
