@@ -25,7 +25,7 @@ public class DatasetLayoutCommandTests
         });
         string[] args =
         [
-            "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "sr", "edsr-light-x2-l1.json"), "--set",
+            "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "sr", "edsr-light-x2-div2k-baseline.json"), "--set",
             $"output_root={tmp.Path}",
             $"data.train.dataroot_gt={Path.Combine(div2k, "DIV2K_train_HR")}",
             $"data.train.dataroot_lq={Path.Combine(div2k, "DIV2K_train_LR_bicubic", "X2")}",
@@ -43,7 +43,7 @@ public class DatasetLayoutCommandTests
         Assert.Contains("error: data.train: type paired-folder: 2 GT file(s) without a LQ file: 0001.png (looked for '0001.*'), 0002.png", stderr);
         Assert.Contains("filename_tmpl '{}'", stderr);
 
-        string run = Path.Combine(tmp.Path, "edsr-light-x2-l1");
+        string run = Path.Combine(tmp.Path, "edsr-light-x2-div2k-baseline");
         (code, stdout, stderr) = HostRunner.Run("test", "--weights", run, "--gt", validGt, "--lq", validLq, "--filename-tmpl", "{}x2", "--y-channel");
         Assert.True(code == 0, stderr);
         Assert.Contains("0801", stdout);

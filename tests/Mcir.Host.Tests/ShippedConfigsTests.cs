@@ -27,7 +27,7 @@ public class ShippedConfigsTests
     [Fact]
     public void GoProConfigTestsWithNafnetLocalAsNafnetsPublishedNumbers()
     {
-        var config = RunComposition.Bind(ConfigBinder.Load(Path.Combine(RepoRoot(), "configs", "deblur", "nafnet-gopro-width32-spn.json")));
+        var config = RunComposition.Bind(ConfigBinder.Load(Path.Combine(RepoRoot(), "configs", "deblur", "nafnet-width32-gopro-spn.json")));
         Assert.Equal(("nafnet", "nafnet-local"), (config.Model.Name, config.Model.EvalName));
     }
 

@@ -137,6 +137,11 @@ public class UserErrorTests(OfflineVggFixture fixture)
             ["fit the model", "--scale"], "{out}"),
         ["test: corrupt lq"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--lq", "{corrupt}", "--save-images", "{out}/images", "--json", "{out}/r.json"], ["v0.png"], "{out}"),
         ["test: scale abc"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--scale", "abc"], ["error: Cannot parse argument 'abc' for option '--scale'", "see 'mcir-host test --help'"]),
+        ["test: unknown layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--type", "rain100", "--json", "{out}/r.json"],
+            ["--type rain100: not a data set layout (known: ", "reside", "gopro"], "{out}"),
+        ["test: files that do not pair in the layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--type", "reside", "--json", "{out}/r.json"],
+            ["--type reside: type reside: dataroot_gt {test}: dataroot_lq is not set and the folder does not hold hazy/ and clear/"], "{out}"),
+        ["test: meta info file without a layout"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--meta-info-file", "{missing}"], ["--meta-info-file {missing}: only used with --type"]),
         ["test: model option of the wrong type"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--set", "num_feat=abc"], ["model.options.num_feat: expected an integer, found \"abc\""]),
 
         // restore
@@ -255,7 +260,7 @@ public class MissingVggWeightsTests(OfflineVggFixture fixture)
 
     private static string[] Deblur(string outputRoot, params string[] extra) =>
     [
-        "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "deblur", "nafnet-gopro-width32-spn.json"),
+        "run", "--config", Path.Combine(AppContext.BaseDirectory, "configs", "deblur", "nafnet-width32-gopro-spn.json"),
         "--set", "model.name=nafnet-small",
         $"data.train.dataroot_gt={Pairs("target")}", $"data.train.dataroot_lq={Pairs("input")}",
         $"data.val.dataroot_gt={Pairs("target")}", $"data.val.dataroot_lq={Pairs("input")}",

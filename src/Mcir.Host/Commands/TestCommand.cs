@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using Mcir.Abstractions.Components;
 using Mcir.Abstractions.Models;
 using Mcir.Core;
 using Mcir.Core.Config;
@@ -30,6 +31,11 @@ internal static class TestCommand
             Description = "BasicSR's filename_tmpl: the --lq stem with {} = the GT stem, e.g. {}x2 for DIV2K's 0801.png <-> 0801x2.png",
             DefaultValueFactory = _ => "{}",
         };
+        var type = new Option<string?>("--type")
+        {
+            Description = "Pair --gt (and --lq) with a data set layout, as data.*.type in a run configuration: paired-folder, reside, rain200, ddn, did, spa, gopro or a plugin's (default: --lq paired by name, else bicubic LR)",
+        };
+        var metaInfo = new Option<string?>("--meta-info-file") { Description = "The layout's meta_info_file (with --type), e.g. SPA's pair list" };
         var crop = new Option<int?>("--crop-border") { Description = "Pixels cropped from each border before scoring (default: the scale for SR, 0 otherwise)" };
         var y = new Option<bool>("--y-channel") { Description = "Score the BT.601 Y channel instead of RGB (protocol basicsr)" };
         var protocolOption = new Option<string>("--protocol")
@@ -42,7 +48,7 @@ internal static class TestCommand
         var plugins = new PluginOptions();
         var command = new Command("test", "Score trained weights on a test set: PSNR/SSIM per image and mean, beside the bicubic baseline for SR")
         {
-            gt, lq, tmpl, crop, y, protocolOption, save, json,
+            gt, lq, tmpl, type, metaInfo, crop, y, protocolOption, save, json,
         };
         model.AddTo(command);
         plugins.AddTo(command);
@@ -65,17 +71,20 @@ internal static class TestCommand
             foreach (var note in net.Notes) console.Error.WriteLine(note);
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
 
+            string? layoutName = r.GetValue(type);
+            if (layoutName is null && r.GetValue(metaInfo) is { } m) throw new McirException($"--meta-info-file {m}: only used with --type");
             int scale = r.GetValue(model.Scale) ?? net.Upscale
-                ?? (lqDir.Length > 0 ? 1 : throw new McirException($"give --lq (input images) or --scale (bicubic LR made from the GT): model '{net.Descriptor.Name}' has no 'upscale' option to take the scale from"));
-            if (lqDir.Length == 0 && r.GetValue(tmpl) != "{}") throw new McirException($"--filename-tmpl {r.GetValue(tmpl)}: only used with --lq");
+                ?? (lqDir.Length > 0 || layoutName is not null ? 1 : throw new McirException($"give --lq (input images) or --scale (bicubic LR made from the GT): model '{net.Descriptor.Name}' has no 'upscale' option to take the scale from"));
+            if (lqDir.Length == 0 && layoutName is null && r.GetValue(tmpl) != "{}") throw new McirException($"--filename-tmpl {r.GetValue(tmpl)}: only used with --lq");
             int channels = RunComposition.ModelInputChannels(net.Network, net.Options, out string channelSource);
             if (channels is not (1 or 3))
                 throw new McirException($"model '{net.Descriptor.Name}' takes {channels} input channels ({channelSource}); images are read with 1 (gray) or 3 (RGB)");
             var options = new PairedDatasetOptions { Scale = scale, CacheImages = true, Channels = channels };
-            IPairedDataset data = lqDir.Length > 0 ? new PairedFolderDataset(gtDir, lqDir, options, r.GetValue(tmpl)!) : new HrFolderDataset(gtDir, options);
+            IPairedDataset data = layoutName is not null ? LayoutData(services, layoutName, new DatasetRoots(gtDir, lqDir.Length > 0 ? lqDir : null, r.GetValue(tmpl)!, r.GetValue(metaInfo)), options)
+                : lqDir.Length > 0 ? new PairedFolderDataset(gtDir, lqDir, options, r.GetValue(tmpl)!) : new HrFolderDataset(gtDir, options);
             var protocol = EvaluationProtocols.Create(protocolName, new MetricsProtocol(r.GetValue(crop) ?? (scale > 1 ? scale : 0), r.GetValue(y)), scale, "--protocol");
             string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(gtDir)));
-             console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, {(channels == 1 ? "gray (1 channel), " : "")}input {(lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
+             console.Error.WriteLine($"test set {name}: {data.Count} images, scale {scale}, {(channels == 1 ? "gray (1 channel), " : "")}input {(layoutName is not null ? $"paired by layout {layoutName}" : lqDir.Length > 0 ? lqDir : $"bicubic x1/{scale} of the GT")}{(tiles.TileSize > 0 ? $", tiles {tiles.TileSize} overlap {tiles.Overlap}" : "")}");
 
             var report = RestorationEvaluator.Evaluate(net.Network, data, protocol,
                 forward: x => TiledRestorer.Restore(net.Network, x, tiles),
@@ -93,12 +102,24 @@ internal static class TestCommand
 
             if (r.GetValue(json) is { } path)
             {
-                WriteJson(path, table, baselineName, net, scale, lqDir.Length > 0 ? Path.GetFullPath(lqDir) : null, tiles);
+                WriteJson(path, table, baselineName, net, scale,
+                    layoutName is not null ? $"paired by layout {layoutName} under {Path.GetFullPath(gtDir)}" : lqDir.Length > 0 ? Path.GetFullPath(lqDir) : null, tiles);
                 console.Error.WriteLine($"wrote {path}");
             }
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The test set read through the registered layout <paramref name="name"/> (<c>--type</c>), as a run's data set of that type.</summary>
+    private static LayoutDataset LayoutData(IServiceProvider services, string name, DatasetRoots roots, PairedDatasetOptions options)
+    {
+        var layouts = services.GetRequiredService<IComponentRegistry<DatasetLayoutDescriptor>>();
+        if (!layouts.TryGet(name, out var descriptor))
+            throw new McirException($"--type {name}: not a data set layout (known: {string.Join(", ", layouts.All.Select(l => l.Name))})");
+        var layout = descriptor!.Create(RunComposition.ComponentOptions(descriptor, null, "--type"));
+        try { return new LayoutDataset(layout, roots, options); }
+        catch (McirException e) { throw new McirException($"--type {name}: {e.Message}", e); }
     }
 
     private static void WriteJson(string path, TestTable t, string baselineName, InferenceModel net, int scale, string? lqDir, TileOptions tiles)
