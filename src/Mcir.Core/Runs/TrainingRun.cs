@@ -92,6 +92,10 @@ public static class TrainingRun
             Directory.CreateDirectory(runDir);
             try
             {
+                // One run writes to a folder at a time (a requeued job while the old one still stops is refused).
+                using var folderLock = RunFolderLock.Acquire(runDir);
+                if (folderLock.PreviousHolder is { } stale)
+                    log.WriteLine($"took over the lock of a run that ended without releasing it ({stale})");
                 WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
                 foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
                 if (bank is not null)

@@ -16,6 +16,13 @@ internal static class RunCommand
     /// <summary>Exit code after Ctrl-C (a checkpoint was written; <c>--resume auto</c> continues).</summary>
     public const int Interrupted = 130;
 
+    /// <summary>
+    /// Exit code after SIGTERM — how Slurm (time limit, preemption) and Kubernetes stop a job: the iteration was
+    /// finished and a complete checkpoint written; <c>--resume auto</c> continues (EX_TEMPFAIL of sysexits.h: retry
+    /// later). Distinct from 143, which means the process was killed without saving.
+    /// </summary>
+    public const int Terminated = 75;
+
     public static Command Create(HostConsole console)
     {
         var config = new Option<string>("--config") { Description = "Run configuration (JSON), or a BasicSR/MCLIR option file (.yml)", Required = true };
@@ -33,6 +40,7 @@ internal static class RunCommand
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
+            int terminated = 0;
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {
                 e.Cancel = true; // finish the iteration, write a checkpoint, exit cleanly
@@ -40,6 +48,15 @@ internal static class RunCommand
                 cancel.Cancel();
             };
             Console.CancelKeyPress += onCancel;
+            // SIGTERM (a scheduler's stop, `kill`): the same as Ctrl-C, with its own exit code. Without this handler
+            // .NET exits at once (143) and everything since the last checkpoint is lost.
+            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+            {
+                c.Cancel = true;
+                if (Interlocked.Exchange(ref terminated, 1) == 0)
+                    console.Error.WriteLine("terminate (SIGTERM): finishing the current iteration and writing a checkpoint ...");
+                cancel.Cancel();
+            });
             try
             {
                 var outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), console.Error, cancel.Token);
@@ -49,7 +66,7 @@ internal static class RunCommand
                 return outcome.Training.Status switch
                 {
                     TrainingStatus.Completed => 0,
-                    TrainingStatus.Interrupted => Interrupted,
+                    TrainingStatus.Interrupted => Volatile.Read(ref terminated) != 0 ? Terminated : Interrupted,
                     _ => Collapsed,
                 };
             }
