@@ -20,6 +20,7 @@ public static class RestorationEvaluator
     {
         bool wasTraining = net.training;
         net.eval();
+        var device = Compute.TorchDevice.Of(net); // images go to the network's device; metrics are computed on the CPU
         try
         {
             var scores = new List<ImageScore>();
@@ -30,7 +31,7 @@ public static class RestorationEvaluator
                 using (var scope = NewDisposeScope())
                 using (no_grad())
                 {
-                    var lq = ImageTensor.ToTensor(pair.Lq, channels: data.Channels).unsqueeze(0);
+                    var lq = ImageTensor.ToTensor(pair.Lq, device, data.Channels).unsqueeze(0);
                     restored = ImageTensor.ToImage(forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq));
                 }
                 if (restored.Height != pair.Gt.Height || restored.Width != pair.Gt.Width)

@@ -18,6 +18,12 @@ public sealed record RunConfig
     /// <summary>Folder that holds run folders.</summary>
     public string OutputRoot { get; init; } = "runs";
 
+    /// <summary>
+    /// Where training computes: <c>auto</c> (the first CUDA device when the CUDA backend is present, else the CPU),
+    /// <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (see <see cref="Compute.TorchDevice"/>).
+    /// </summary>
+    public string Device { get; init; } = "auto";
+
     /// <summary>The architecture, by registered name, and option overrides on top of its defaults.</summary>
     public ModelSection Model { get; init; } = new();
 

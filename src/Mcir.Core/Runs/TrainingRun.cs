@@ -43,13 +43,17 @@ public static class TrainingRun
 
         // Everything the configuration names is built before the run folder is touched, so a configuration error
         // leaves no folder behind.
+        var device = TorchDevice.Resolve(config.Device, "device");
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
         log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
+        log.WriteLine($"device: {TorchDevice.Describe(device)} (device = {config.Device})");
         string? checkpoint = Trainer.ResolveResume(runDir, resume);
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
             LoadPretrained(net, config.Path, log);
+        // The target first: the negatives, the target EMA and the optimiser's state follow its device.
+        if (!TorchDevice.Same(device, CPU)) net.to(device);
 
         int modelChannels = RunComposition.ModelInputChannels(net, modelOptions, out string channelSource);
         var layouts = registries.Layouts ?? RunComposition.BuiltInLayouts;
@@ -63,10 +67,10 @@ public static class TrainingRun
                 throw new McirException($"loss.{(config.Loss.Spn is not null ? "spn" : "cr")}: its ImageNet embedding takes RGB images, but model '{config.Model.Name}' takes 1 channel ({channelSource}); set loss.{(config.Loss.Spn is not null ? "spn" : "cr")}=null for a gray model");
             log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
         }
-        ProbeModel(net, train, config.Model.Name);
+        ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
-            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
+            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true, Device = device,
         }));
         var val = config.Data.Val is { } v ? Dataset(v, "data.val", training: false) : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false))).ToList();
@@ -74,6 +78,7 @@ public static class TrainingRun
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
+            RunComposition.MoveTo(terms, device);
             // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
             using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net, modelOptions);
             if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
@@ -150,7 +155,7 @@ public static class TrainingRun
     /// data (channels, sizes) or whose output does not have the GT's shape (upscale against the data's scale) is a
     /// configuration error before anything is written, not a failure in iteration 1.
     /// </summary>
-    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName)
+    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName, Device device)
     {
         if (train.Count == 0) return; // the batch loader names the empty set
         var pair = train.Load(0, new Random(0));
@@ -158,7 +163,7 @@ public static class TrainingRun
         bool wasTraining = net.training;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using var sample = pair.ToSample(channels: train.Channels);
+        using var sample = pair.ToSample(device, train.Channels);
         using var lq = sample.Lq.unsqueeze(0);
         using var gt = sample.Gt.unsqueeze(0);
         net.eval();

@@ -47,6 +47,7 @@ public sealed class Trainer : IDisposable
     private readonly LearningRateSchedule _schedule;
     private readonly TargetEma? _ema;
     private readonly bool _needsNegatives;
+    private readonly Device _device;
     private JsonLinesMetricsLog? _metrics;
     private ITrainingLog? _log;
     private string? _resumedFrom;
@@ -101,6 +102,7 @@ public sealed class Trainer : IDisposable
         _guard = collapseGuard ?? new CollapseGuard();
         _schedule = new LearningRateSchedule(options);
 
+        _device = Compute.TorchDevice.Of(network);
         _parameters = network.parameters().Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new McirException("trainer: the network has no trainable parameters");
         var o = options.Optimizer;
@@ -114,6 +116,9 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The options of the run.</summary>
     public TrainingOptions Options { get; }
+
+    /// <summary>The device of the target (its first parameter); every tensor of an iteration lives on it.</summary>
+    public Device Device => _device;
 
     /// <summary>The run folder.</summary>
     public string RunDirectory { get; }
@@ -318,6 +323,9 @@ public sealed class Trainer : IDisposable
     {
         using var scope = NewDisposeScope();
         var (lq, gt) = _batches.Next();
+        // Batches live on the target's device (a batch source made for another device is moved, not refused).
+        if (!Compute.TorchDevice.Same(lq.device, _device)) lq = lq.to(_device);
+        if (!Compute.TorchDevice.Same(gt.device, _device)) gt = gt.to(_device);
         _optimizer.zero_grad();
         StepTrace?.Invoke("zero_grad");
         // Channels-last strides make CPU convolutions much faster; values are unchanged (see ChannelsLast).
@@ -341,7 +349,11 @@ public sealed class Trainer : IDisposable
         StepTrace?.Invoke("loss");
 
         var verdict = _guard.Observe(it, parts);
-        if (verdict.IsCollapsed) return (parts, null, verdict);
+        if (verdict.IsCollapsed)
+        {
+            StepAudit?.Invoke(scope.DisposablesView.OfType<Tensor>().Where(t => !t.IsInvalid).ToList());
+            return (parts, null, verdict);
+        }
 
         total.backward();
         StepTrace?.Invoke("backward");
@@ -363,8 +375,12 @@ public sealed class Trainer : IDisposable
         }
         SetLearningRate(_schedule.At(it + 1));
         StepTrace?.Invoke("scheduler");
+        StepAudit?.Invoke(scope.DisposablesView.OfType<Tensor>().Where(t => !t.IsInvalid).ToList());
         return (parts, gradNorm, verdict);
     }
+
+    /// <summary>Test hook: every live tensor an iteration made (its dispose scope's), just before they are freed.</summary>
+    internal Action<IReadOnlyList<Tensor>>? StepAudit { get; set; }
 
     /// <summary>Test hook: called with the name of each phase of an iteration as it completes (see the class remarks).</summary>
     internal Action<string>? StepTrace { get; set; }
