@@ -24,6 +24,12 @@ public sealed record RunConfig
     /// </summary>
     public string Device { get; init; } = "auto";
 
+    /// <summary>
+    /// Data-parallel training: <c>auto</c> (MPI when launched as one of several ranks by <c>mpirun</c>/<c>srun</c>),
+    /// <c>mpi</c> (always), <c>none</c> (one process). See <see cref="Distributed.Communicators"/>.
+    /// </summary>
+    public string Distributed { get; init; } = "auto";
+
     /// <summary>The architecture, by registered name, and option overrides on top of its defaults.</summary>
     public ModelSection Model { get; init; } = new();
 

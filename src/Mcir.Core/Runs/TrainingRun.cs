@@ -35,11 +35,22 @@ public static class TrainingRun
     /// <param name="resume">Null, <c>auto</c> or a checkpoint folder.</param>
     /// <param name="log">Progress lines.</param>
     /// <param name="cancel">Stops training after the current iteration (a checkpoint is written).</param>
-    public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default)
+    /// <param name="communicator">The ranks of a data-parallel job (default: one process); every rank calls this with
+    /// the same configuration, rank 0 alone writes the run folder and scores the test sets.</param>
+    public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default,
+        Distributed.ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(registries);
+        var comm = communicator ?? Distributed.SingleProcess.Instance;
+        if (!comm.IsRoot) log = TextWriter.Null; // rank 0 speaks for the job
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
+        if (comm.Size > 1)
+        {
+            int? threads = Distributed.Communicators.SplitThreads(comm);
+            log.WriteLine($"distributed: {comm.Describe()}, global batch {config.Data.BatchSize} = {comm.Size} x {config.Data.BatchSize / Math.Max(1, comm.Size)}" +
+                (threads is { } t ? $", {t} libtorch threads per rank" : ", threads per rank from OMP_NUM_THREADS"));
+        }
 
         // Everything the configuration names is built before the run folder is touched, so a configuration error
         // leaves no folder behind.
@@ -49,7 +60,7 @@ public static class TrainingRun
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
         log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
         log.WriteLine($"device: {TorchDevice.Describe(device)} (device = {config.Device})");
-        string? checkpoint = Trainer.ResolveResume(runDir, resume);
+        string? checkpoint = comm.IsRoot ? Trainer.ResolveResume(runDir, resume) : null; // rank 0 sends its state to the others
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
             LoadPretrained(net, config.Path, log);
         // The target first: the negatives, the target EMA and the optimiser's state follow its device.
@@ -70,7 +81,7 @@ public static class TrainingRun
         ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
-            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true, Device = device,
+            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true, Device = device, Shard = comm.Rank, Shards = comm.Size,
         }));
         var val = config.Data.Val is { } v ? Dataset(v, "data.val", training: false) : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false))).ToList();
@@ -92,22 +103,22 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            string? created = TopmostMissing(runDir);
+            string? created = comm.IsRoot ? TopmostMissing(runDir) : null;
             bool started = false;
-            Directory.CreateDirectory(runDir);
+            if (comm.IsRoot) Directory.CreateDirectory(runDir);
             try
             {
                 // One run writes to a folder at a time (a requeued job while the old one still stops is refused).
-                using var folderLock = RunFolderLock.Acquire(runDir);
-                if (folderLock.PreviousHolder is { } stale)
+                using var folderLock = comm.IsRoot ? RunFolderLock.Acquire(runDir) : null;
+                if (folderLock?.PreviousHolder is { } stale)
                     log.WriteLine($"took over the lock of a run that ended without releasing it ({stale})");
-                WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
+                if (comm.IsRoot) WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
                 foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
                 if (bank is not null)
                     log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
 
                 Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
-                if (val is not null)
+                if (val is not null && comm.IsRoot)
                 {
                     validate = (model, iter) =>
                     {
@@ -116,10 +127,10 @@ public static class TrainingRun
                     };
                 }
 
-                using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
+                using var tensorBoard = comm.IsRoot ? new TensorBoardLog(runDir) : null; // <run>/tb: tensorboard --logdir runs
                 using var batches = new LoaderBatchSource(loader);
                 using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
-                    log: tensorBoard, progress: log, collapseGuard: guard));
+                    log: tensorBoard, progress: comm.IsRoot ? log : null, collapseGuard: guard, communicator: comm));
                 if (checkpoint is not null)
                 {
                     trainer.LoadCheckpoint(checkpoint);
@@ -127,6 +138,7 @@ public static class TrainingRun
                 }
                 started = true;
                 var result = trainer.Run(cancel);
+                if (!comm.IsRoot) return new RunOutcome(result, [], runDir);
                 RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
                 if (result.Status != TrainingStatus.Completed)
                     return new RunOutcome(result, [], runDir);

@@ -37,6 +37,26 @@ internal static class RunCommand
         command.SetAction(r =>
         {
             var root = LoadConfig(r.GetValue(config)!, r.GetValue(set), console.Error);
+            // Under mpirun/srun every rank runs this command; an error on any rank ends all of them (no rank waits forever
+            // in a collective for one that died).
+            using var comm = Mcir.Core.Distributed.Communicators.Create(root["distributed"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var mode) ? mode : null, "distributed");
+            if (comm.Size == 1) return Execute(r, root, comm);
+            try
+            {
+                return Execute(r, root, comm);
+            }
+            catch (Exception e)
+            {
+                console.Error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
+                int code = HostCommands.Report(e, console.Error);
+                comm.Abort(code);
+                return code;
+            }
+        });
+        return command;
+
+        int Execute(ParseResult r, System.Text.Json.Nodes.JsonObject root, Mcir.Core.Distributed.ICommunicator comm)
+        {
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
@@ -59,10 +79,10 @@ internal static class RunCommand
             });
             try
             {
-                var outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), console.Error, cancel.Token);
+                var outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), console.Error, cancel.Token, comm);
                 if (outcome.Tests.Count > 0)
                     console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests));
-                console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
+                if (comm.IsRoot) console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
                 return outcome.Training.Status switch
                 {
                     TrainingStatus.Completed => 0,
@@ -74,8 +94,7 @@ internal static class RunCommand
             {
                 Console.CancelKeyPress -= onCancel;
             }
-        });
-        return command;
+        }
     }
 
     /// <summary>
