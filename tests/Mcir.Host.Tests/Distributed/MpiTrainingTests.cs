@@ -75,6 +75,20 @@ public class MpiTrainingTests
         Assert.Contains($"error: {missing}: folder not found", r.Output);
     }
 
+    [Fact]
+    public void SigtermToMpirunStopsEveryRankAfterTheSameIterationWithACheckpoint()
+    {
+        using var tmp = new TempDir();
+        string config = TinyRun.Write(tmp, "term");
+        var r = Mpi.Run(tmp.Path, [["run", "--config", config, "--set", $"output_root={tmp.Path}/runs", "train.total_iter=100000", "train.checkpoint_freq=0"]], ranks: 2,
+            signalAfter: ("[iter      3/", 15)); // what a scheduler does to the launcher
+        Assert.Contains("terminate (SIGTERM)", r.Output);
+        var checkpoints = Directory.GetDirectories(Path.Combine(tmp.Path, "runs", "term", "checkpoints"), "iter_*");
+        Assert.Single(checkpoints);
+        Assert.True(File.Exists(Path.Combine(checkpoints[0], "MANIFEST.json")));
+        Assert.Contains($"interrupted after iteration {int.Parse(Path.GetFileName(checkpoints[0])["iter_".Length..])};", r.Output);
+    }
+
     private static void AssertClose(string expectedFile, string actualFile, double tolerance)
     {
         using var a = SafetensorsFile.Read(expectedFile);
@@ -98,6 +112,9 @@ public sealed class MpiCollection
 /// <summary>Runs mcir-host under mpirun and collects what all ranks print.</summary>
 internal static class Mpi
 {
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
     public static string MpiRun()
     {
         var path = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, "mpirun")).FirstOrDefault(File.Exists);
@@ -108,7 +125,7 @@ internal static class Mpi
     /// <summary>
     /// One command line per rank (MPMD), or one for all <paramref name="ranks"/>. Fails the test after 5 minutes (a hang).
     /// </summary>
-    public static (int Code, string Output) Run(string workDir, string[][] perRank, int ranks = 1)
+    public static (int Code, string Output) Run(string workDir, string[][] perRank, int ranks = 1, (string Line, int Signal)? signalAfter = null)
     {
         string host = Path.Combine(AppContext.BaseDirectory, "mcir-host");
         var psi = new ProcessStartInfo(MpiRun()) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = workDir };
@@ -130,6 +147,17 @@ internal static class Mpi
         p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
+        if (signalAfter is { } signal)
+        {
+            var clock = Stopwatch.StartNew();
+            while (!p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3))
+            {
+                lock (output) if (output.ToString().Contains(signal.Line, StringComparison.Ordinal)) break;
+                Thread.Sleep(200);
+            }
+            Assert.False(p.HasExited, "mpirun ended before the signal:\n" + output);
+            Assert.Equal(0, Kill(p.Id, signal.Signal));
+        }
         if (!p.WaitForExit(300_000))
         {
             p.Kill(entireProcessTree: true);
