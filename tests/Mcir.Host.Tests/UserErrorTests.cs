@@ -126,6 +126,13 @@ public class UserErrorTests(OfflineVggFixture fixture)
             ["model 'edsr-light' turns the LQ [1, 3, 8, 8] of", "into [1, 3, 16, 16], but its GT is [1, 3, 32, 32]"], "{out}"),
         ["run: channels disagree with the model"] = Case([.. Run, "model.options.num_in_channels=1", "model.options.num_out_channels=1", "model.options.rgb_mean=[0.5]"],
             ["model 'edsr-light' cannot take the training data", "[N, 1, H, W]"], "{out}"),
+        // run, test, restore, export, bench: a device this build cannot use (CI has the CPU backend)
+        ["run: cuda on a CPU build"] = Case([.. Run, "device=cuda"], ["device: 'cuda' needs the CUDA backend", "-p:McirTorchBackend=cuda"], "{out}"),
+        ["run: unknown device"] = Case([.. Run, "device=gpu0"], ["device: 'gpu0' is not a device; expected auto, cpu, cuda or cuda:N"], "{out}"),
+        ["test: cuda on a CPU build"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--device", "cuda:0", "--json", "{out}/r.json"], ["--device: 'cuda:0' needs the CUDA backend"], "{out}"),
+        ["restore: cuda on a CPU build"] = Case(["restore", "--weights", "{run}", "--input", "{test}", "--output", "{out}", "--device", "cuda"], ["--device: 'cuda' needs the CUDA backend"], "{out}"),
+        ["export: cuda on a CPU build"] = Case(["export", "--weights", "{run}", "--output", "{out}/m.pth", "--device", "cuda"], ["--device: 'cuda' needs the CUDA backend"], "{out}"),
+        ["bench: cuda on a CPU build"] = Case(["bench", "--device", "cuda"], ["--device: 'cuda' needs the CUDA backend"]),
         ["run: resume without checkpoint"] = Case([.. Run, "--resume", "{missing}"], ["{missing}"], "{out}"),
 
         // test

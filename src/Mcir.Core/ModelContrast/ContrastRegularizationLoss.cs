@@ -42,6 +42,13 @@ public sealed class ContrastRegularizationLoss : ILossTerm, IDisposable
         _positions = FeatureDistances.LayerPositions(embedding, _layers, "cr");
     }
 
+    /// <summary>Moves the embedding to <paramref name="device"/> (the training device); returns this term.</summary>
+    public ContrastRegularizationLoss To(Device device)
+    {
+        EmbeddingDevice.Move(_embedding, device, "loss.cr");
+        return this;
+    }
+
     /// <summary>The options in use.</summary>
     public ContrastRegularizationOptions Options { get; }
 

@@ -66,6 +66,14 @@ public sealed class SpnLoss : ILossTerm, IDisposable
         _positions = FeatureDistances.LayerPositions(embedding, _layers, "spn");
     }
 
+    /// <summary>Moves the embeddings (also the negatives' low-precision copy) to <paramref name="device"/> (the training device); returns this term.</summary>
+    public SpnLoss To(Device device)
+    {
+        EmbeddingDevice.Move(_embedding, device, "loss.spn");
+        if (_negativeEmbedding is not null) EmbeddingDevice.Move(_negativeEmbedding, device, "loss.spn");
+        return this;
+    }
+
     /// <summary>The options in use.</summary>
     public SpnLossOptions Options { get; }
 

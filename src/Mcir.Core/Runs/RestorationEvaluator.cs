@@ -25,6 +25,7 @@ public static class RestorationEvaluator
         bool gray = data.Channels == 1;
         bool wasTraining = net.training;
         net.eval();
+        var device = Compute.TorchDevice.Of(net); // images go to the network's device; metrics are computed on the CPU
         try
         {
             var scores = new List<ImageScore>();
@@ -36,7 +37,7 @@ public static class RestorationEvaluator
                 using (var scope = NewDisposeScope())
                 using (no_grad())
                 {
-                    var lq = ImageTensor.ToTensor(pair.Lq, channels: data.Channels).unsqueeze(0);
+                    var lq = ImageTensor.ToTensor(pair.Lq, device, data.Channels).unsqueeze(0);
                     var output = forward is null ? Inference.TiledRestorer.Restore(net, lq) : forward(lq);
                     restored = ImageTensor.ToImage(output);
                     if (protocol.UsesFloatOutput) unit = ImageTensor.ToUnitFloat(output);

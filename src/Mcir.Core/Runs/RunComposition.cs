@@ -190,6 +190,8 @@ public static class RunComposition
         var net = Compute.ChannelsLast.ForConvolutions(descriptor.Create(options));
         try
         {
+            var device = Compute.TorchDevice.Of(trained);
+            if (device.type != DeviceType.CPU) net.to(device); // scored on the trained model's device
             CopyWeights(trained, net, section);
             return net;
         }
@@ -304,6 +306,19 @@ public static class RunComposition
             throw;
         }
         return terms;
+    }
+
+    /// <summary>
+    /// Moves the loss terms' own networks (the SPN/CR embeddings) to <paramref name="device"/>; other terms compute on
+    /// the device of the tensors they are given.
+    /// </summary>
+    public static void MoveTo(IEnumerable<ILossTerm> terms, Device device)
+    {
+        foreach (var t in terms)
+        {
+            if (t is SpnLoss spn) spn.To(device);
+            else if (t is ContrastRegularizationLoss cr) cr.To(device);
+        }
     }
 
     /// <summary>The dataset's display name: the configured one, else the GT folder's name.</summary>

@@ -18,6 +18,18 @@ public sealed record RunConfig
     /// <summary>Folder that holds run folders.</summary>
     public string OutputRoot { get; init; } = "runs";
 
+    /// <summary>
+    /// Where training computes: <c>auto</c> (the first CUDA device when the CUDA backend is present, else the CPU),
+    /// <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c> (see <see cref="Compute.TorchDevice"/>).
+    /// </summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>
+    /// Data-parallel training: <c>auto</c> (MPI when launched as one of several ranks by <c>mpirun</c>/<c>srun</c>),
+    /// <c>mpi</c> (always), <c>none</c> (one process). See <see cref="Distributed.Communicators"/>.
+    /// </summary>
+    public string Distributed { get; init; } = "auto";
+
     /// <summary>The architecture, by registered name, and option overrides on top of its defaults.</summary>
     public ModelSection Model { get; init; } = new();
 

@@ -22,18 +22,21 @@ public static class StepBenchmark
 {
     public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
         int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null,
-        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32)
+        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null)
     {
+        device ??= CPU;
         using var gen = new Generator(7);
-        using var lq = rand(new long[] { batch, 3, lrSize, lrSize }, generator: gen);
-        using var gt = rand(new long[] { batch, 3, lrSize * scale, lrSize * scale }, generator: gen);
+        using var lq = rand(new long[] { batch, 3, lrSize, lrSize }, generator: gen).to(device);
+        using var gt = rand(new long[] { batch, 3, lrSize * scale, lrSize * scale }, generator: gen).to(device);
 
         manual_seed(0);
         using var plainNet = createModel();
         using var spnNet = createModel();
         spnNet.load_state_dict(plainNet.state_dict());
+        if (device.type != DeviceType.CPU) { plainNet.to(device); spnNet.to(device); }
         var l1 = new L1Loss();
         using var spn = SpnLoss.FromOptions(spnOptions with { NegativePrecision = negativePrecision });
+        spn.To(device);
         var steps = Enumerable.Range(0, negatives).Select(j => 100L * (j + 1)).ToArray();
         using var bank = NegativeBank.Create(spnNet, new NegativeBankOptions { Steps = steps, Precision = negativePrecision });
 
@@ -77,6 +80,7 @@ public static class StepBenchmark
                 total.backward();
                 _adam.step();
             }
+            if (lq.device_type == DeviceType.CUDA) cuda.synchronize(); // CUDA kernels run asynchronously
             return sw.Elapsed.TotalSeconds;
         }
     }

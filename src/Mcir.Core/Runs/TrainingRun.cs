@@ -37,22 +37,36 @@ public static class TrainingRun
     /// <param name="log">Progress lines.</param>
     /// <param name="cancel">Stops training after the current iteration (a checkpoint is written).</param>
     /// <param name="progress">An extra event sink, e.g. the host's live progress line (every iteration's <see cref="StepProgress"/>).</param>
+    /// <param name="communicator">The ranks of a data-parallel job (default: one process); every rank calls this with
+    /// the same configuration, rank 0 alone writes the run folder and scores the test sets.</param>
     public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default,
-        ITrainingLog? progress = null)
+        ITrainingLog? progress = null, Distributed.ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(registries);
+        var comm = communicator ?? Distributed.SingleProcess.Instance;
+        if (!comm.IsRoot) log = TextWriter.Null; // rank 0 speaks for the job
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
+        if (comm.Size > 1)
+        {
+            int? threads = Distributed.Communicators.SplitThreads(comm);
+            log.WriteLine($"distributed: {comm.Describe()}, global batch {config.Data.BatchSize} = {comm.Size} x {config.Data.BatchSize / Math.Max(1, comm.Size)}" +
+                (threads is { } t ? $", {t} libtorch threads per rank" : ", threads per rank from OMP_NUM_THREADS"));
+        }
 
         // Everything the configuration names is built before the run folder is touched, so a configuration error
         // leaves no folder behind.
+        var device = TorchDevice.Resolve(config.Device, "device");
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
         log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
-        string? checkpoint = Trainer.ResolveResume(runDir, resume);
+        log.WriteLine($"device: {TorchDevice.Describe(device)} (device = {config.Device})");
+        string? checkpoint = comm.IsRoot ? Trainer.ResolveResume(runDir, resume) : null; // rank 0 sends its state to the others
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
             LoadPretrained(net, config.Path, log);
+        // The target first: the negatives, the target EMA and the optimiser's state follow its device.
+        if (!TorchDevice.Same(device, CPU)) net.to(device);
 
         int modelChannels = RunComposition.ModelInputChannels(net, modelOptions, out string channelSource);
         var layouts = registries.Layouts ?? RunComposition.BuiltInLayouts;
@@ -66,10 +80,10 @@ public static class TrainingRun
                 throw new McirException($"loss.{(config.Loss.Spn is not null ? "spn" : "cr")}: its ImageNet embedding takes RGB images, but model '{config.Model.Name}' takes 1 channel ({channelSource}); set loss.{(config.Loss.Spn is not null ? "spn" : "cr")}=null for a gray model");
             log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
         }
-        ProbeModel(net, train, config.Model.Name);
+        ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
-            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true,
+            BatchSize = config.Data.BatchSize, Shuffle = true, DropLast = true, Seed = (int)config.Train.Seed, Prefetch = true, Device = device, Shard = comm.Rank, Shards = comm.Size,
         }));
         if (config.Data.Train.Protocol is { } trainProtocol)
             throw new McirException($"data.train.protocol: '{trainProtocol}' is not used (only validation and test sets are scored); set it on data.val or data.test[i], or metrics.protocol");
@@ -80,6 +94,7 @@ public static class TrainingRun
         var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
         try
         {
+            RunComposition.MoveTo(terms, device);
             // model.eval_name: validation and tests score another registered model (e.g. nafnet-local) with the trained weights.
             using var evalNet = RunComposition.CreateEvalModel(registries.Models, config.Model, net, modelOptions);
             if (evalNet is not null) log.WriteLine($"validation and test sets are scored with model {config.Model.EvalName} (model.eval_name), given the trained weights");
@@ -93,18 +108,22 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            string? created = TopmostMissing(runDir);
+            string? created = comm.IsRoot ? TopmostMissing(runDir) : null;
             bool started = false;
-            Directory.CreateDirectory(runDir);
+            if (comm.IsRoot) Directory.CreateDirectory(runDir);
             try
             {
-                WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
+                // One run writes to a folder at a time (a requeued job while the old one still stops is refused).
+                using var folderLock = comm.IsRoot ? RunFolderLock.Acquire(runDir) : null;
+                if (folderLock?.PreviousHolder is { } stale)
+                    log.WriteLine($"took over the lock of a run that ended without releasing it ({stale})");
+                if (comm.IsRoot) WriteResolvedConfig(runDir, config, modelOptions, registries, terms.OfType<SpnLoss>().FirstOrDefault());
                 foreach (var t in terms) log.WriteLine($"loss term {t.Name}{(t is SpnLoss spn ? ": " + spn.Describe() : "")}");
                 if (bank is not null)
                     log.WriteLine($"negatives: {NegativeBankOptions.FormatKind(config.Negatives.Kind)}, K = {bank.Count}, steps {string.Join("/", config.Negatives.Steps)}, init {NegativeBankOptions.FormatInit(config.Negatives.Init)}; {config.Negatives.Precision.Describe()}");
 
                 Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null;
-                if (val is not null)
+                if (val is not null && comm.IsRoot)
                 {
                     validate = (model, iter) =>
                     {
@@ -113,10 +132,11 @@ public static class TrainingRun
                     };
                 }
 
-                using var tensorBoard = new TensorBoardLog(runDir); // <run>/tb: tensorboard --logdir runs
+                using var tensorBoard = comm.IsRoot ? new TensorBoardLog(runDir) : null; // <run>/tb: tensorboard --logdir runs
                 using var batches = new LoaderBatchSource(loader);
                 using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
-                    log: progress is null ? tensorBoard : new CompositeTrainingLog(tensorBoard, progress), progress: log, collapseGuard: guard));
+                    log: progress is null ? tensorBoard : tensorBoard is null ? progress : new CompositeTrainingLog(tensorBoard, progress),
+                    progress: comm.IsRoot ? log : null, collapseGuard: guard, communicator: comm));
                 if (checkpoint is not null)
                 {
                     trainer.LoadCheckpoint(checkpoint);
@@ -124,6 +144,7 @@ public static class TrainingRun
                 }
                 started = true;
                 var result = trainer.Run(cancel);
+                if (!comm.IsRoot) return new RunOutcome(result, [], runDir);
                 RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
                 if (result.Status != TrainingStatus.Completed)
                     return new RunOutcome(result, [], runDir);
@@ -165,7 +186,7 @@ public static class TrainingRun
     /// data (channels, sizes) or whose output does not have the GT's shape (upscale against the data's scale) is a
     /// configuration error before anything is written, not a failure in iteration 1.
     /// </summary>
-    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName)
+    private static void ProbeModel(nn.Module<Tensor, Tensor> net, IPairedDataset train, string modelName, Device device)
     {
         if (train.Count == 0) return; // the batch loader names the empty set
         var pair = train.Load(0, new Random(0));
@@ -173,7 +194,7 @@ public static class TrainingRun
         bool wasTraining = net.training;
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        using var sample = pair.ToSample(channels: train.Channels);
+        using var sample = pair.ToSample(device, train.Channels);
         using var lq = sample.Lq.unsqueeze(0);
         using var gt = sample.Gt.unsqueeze(0);
         net.eval();

@@ -47,6 +47,8 @@ public sealed class Trainer : IDisposable
     private readonly LearningRateSchedule _schedule;
     private readonly TargetEma? _ema;
     private readonly bool _needsNegatives;
+    private readonly Device _device;
+    private readonly Distributed.ICommunicator _comm;
     private JsonLinesMetricsLog? _metrics;
     private ITrainingLog? _log;
     private string? _resumedFrom;
@@ -64,6 +66,9 @@ public sealed class Trainer : IDisposable
     /// <param name="log">An extra event sink (besides the metrics file and the progress text).</param>
     /// <param name="progress">Where progress lines go (null: nowhere).</param>
     /// <param name="collapseGuard">The guard fed with every iteration's loss parts (default: <see cref="CollapseGuardOptions"/> defaults).</param>
+    /// <param name="communicator">The ranks of a data-parallel job (default: one process). Every rank composes the same
+    /// trainer on its slice of each global batch; rank 0 alone writes the run folder (pass validation, logs and the
+    /// progress writer on rank 0 only).</param>
     public Trainer(
         nn.Module<Tensor, Tensor> network,
         IReadOnlyList<ILossTerm> lossTerms,
@@ -74,7 +79,8 @@ public sealed class Trainer : IDisposable
         Func<nn.Module<Tensor, Tensor>, long, IReadOnlyDictionary<string, double>>? validate = null,
         ITrainingLog? log = null,
         TextWriter? progress = null,
-        CollapseGuard? collapseGuard = null)
+        CollapseGuard? collapseGuard = null,
+        Distributed.ICommunicator? communicator = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(lossTerms);
@@ -101,6 +107,8 @@ public sealed class Trainer : IDisposable
         _guard = collapseGuard ?? new CollapseGuard();
         _schedule = new LearningRateSchedule(options);
 
+        _device = Compute.TorchDevice.Of(network);
+        _comm = communicator ?? Distributed.SingleProcess.Instance;
         _parameters = network.parameters().Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new McirException("trainer: the network has no trainable parameters");
         var o = options.Optimizer;
@@ -114,6 +122,9 @@ public sealed class Trainer : IDisposable
 
     /// <summary>The options of the run.</summary>
     public TrainingOptions Options { get; }
+
+    /// <summary>The device of the target (its first parameter); every tensor of an iteration lives on it.</summary>
+    public Device Device => _device;
 
     /// <summary>The run folder.</summary>
     public string RunDirectory { get; }
@@ -186,6 +197,26 @@ public sealed class Trainer : IDisposable
         if (hasBank != (_bank is not null))
             throw new McirException($"checkpoint '{dir}': it {(hasBank ? "has" : "has no")} negative bank but this run {(_bank is null ? "has none" : "has one")}");
 
+        RestoreFiles(dir);
+
+        Iteration = iteration;
+        SetLearningRate(_schedule.At(iteration + 1));
+        LastCheckpoint = dir;
+        _resumedFrom = dir;
+        _metrics?.Dispose();
+        _metrics = null;
+        _log = null;
+        if (_comm.IsRoot) JsonLinesMetricsLog.TruncateAfter(MetricsPath, iteration);
+
+        string saved = File.ReadAllText(F("options.json"));
+        if (Normalise(TrainingOptions.FromJson(saved)) != Normalise(Options))
+            _pendingMessages.Add("the training options differ from the checkpoint's (beyond total_iter/print/val/checkpoint frequencies): the resumed run is not the same run");
+    }
+
+    /// <summary>Reads the state files of a verified checkpoint folder into the network, EMA, bank, optimiser, batches, generator and guard.</summary>
+    private void RestoreFiles(string dir)
+    {
+        string F(string name) => Path.Combine(dir, name);
         try
         {
             ModuleStateFile.Read(F("model.safetensors"), _net);
@@ -206,19 +237,84 @@ public sealed class Trainer : IDisposable
         {
             throw new McirException($"checkpoint '{dir}' cannot be resumed: {e.Message}", e);
         }
+    }
 
-        Iteration = iteration;
-        SetLearningRate(_schedule.At(iteration + 1));
-        LastCheckpoint = dir;
-        _resumedFrom = dir;
-        _metrics?.Dispose();
-        _metrics = null;
-        _log = null;
-        JsonLinesMetricsLog.TruncateAfter(MetricsPath, iteration);
+    /// <summary>
+    /// Data-parallel start: rank 0's whole training state (the checkpoint files, from memory) goes to every rank, which
+    /// restores it as from a checkpoint, so all ranks start identical, fresh or resumed. Returns rank 0's
+    /// "checkpointed at" iteration so that all ranks decide alike whether a final checkpoint is due.
+    /// </summary>
+    private long SyncFromRoot(long checkpointedAt)
+    {
+        if (_comm.Size == 1) return checkpointedAt;
+        byte[]? bundle = null;
+        if (_comm.IsRoot)
+        {
+            var buffer = new MemoryStream();
+            using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+            {
+                var files = StateFiles();
+                w.Write(files.Count);
+                foreach (var (name, write) in files)
+                {
+                    var data = new MemoryStream();
+                    write(data);
+                    w.Write(name);
+                    w.Write(data.Length);
+                    w.Write(data.GetBuffer(), 0, (int)data.Length);
+                }
+            }
+            bundle = buffer.ToArray();
+        }
+        bundle = _comm.Broadcast(bundle);
+        var flag = new[] { _comm.IsRoot ? checkpointedAt : double.NegativeInfinity };
+        _comm.AllReduceMax(flag);
+        if (_comm.IsRoot) return checkpointedAt;
 
-        string saved = File.ReadAllText(F("options.json"));
-        if (Normalise(TrainingOptions.FromJson(saved)) != Normalise(Options))
-            _pendingMessages.Add("the training options differ from the checkpoint's (beyond total_iter/print/val/checkpoint frequencies): the resumed run is not the same run");
+        string tmp = Directory.CreateTempSubdirectory($"mcir-rank{_comm.Rank}-").FullName;
+        try
+        {
+            var files = new List<(string, Action<Stream>)>();
+            using (var r = new BinaryReader(new MemoryStream(bundle)))
+            {
+                int n = r.ReadInt32();
+                for (int i = 0; i < n; i++)
+                {
+                    string name = r.ReadString();
+                    byte[] data = r.ReadBytes(checked((int)r.ReadInt64()));
+                    files.Add((name, s => s.Write(data)));
+                }
+            }
+            string dir = CheckpointStore.Write(tmp, 0, files);
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "trainer.json")));
+            RestoreFiles(dir);
+            Iteration = doc.RootElement.GetProperty("iteration").GetInt64();
+            SetLearningRate(_schedule.At(Iteration + 1));
+        }
+        finally
+        {
+            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
+        }
+        return (long)flag[0];
+    }
+
+    /// <summary>
+    /// Checks at each checkpoint that every rank holds bit-identical target weights, negatives and target EMA (they
+    /// follow identical gradients and need no traffic): CRC-32C of their serialised state, compared by all-reduce.
+    /// </summary>
+    private void VerifyRanksAgree()
+    {
+        if (_comm.Size == 1) return;
+        var state = new MemoryStream();
+        ModuleStateFile.Write(state, _net, "target");
+        if (_ema is not null) ModuleStateFile.Write(state, _ema.Network, "ema");
+        _bank?.SaveState(state);
+        double crc = IO.Crc32C.Compute(state.GetBuffer().AsSpan(0, (int)state.Length));
+        var range = new[] { crc, -crc };
+        _comm.AllReduceMax(range);
+        if (range[0] != -range[1])
+            throw new McirException($"distributed: the ranks' weights differ at iteration {Iteration} (checksums {-range[1]} … {range[0]}); a rank computed differently (mixed CPUs or libraries?)");
+        if (_comm.IsRoot) OpenLog().OnMessage(Iteration, $"all {_comm.Size} ranks hold identical weights, negatives and EMA (CRC-32C {crc:F0})");
     }
 
     private readonly List<string> _pendingMessages = [];
@@ -242,11 +338,11 @@ public sealed class Trainer : IDisposable
     public TrainingResult Run(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Directory.CreateDirectory(RunDirectory);
+        if (_comm.IsRoot) Directory.CreateDirectory(RunDirectory);
         var log = OpenLog();
         if (!_started && Iteration == 0 && _resumedFrom is null) random.manual_seed(Options.Seed);
         _started = true;
-        AtomicFile.WriteAllText(Path.Combine(RunDirectory, "training_options.json"), Options.ToJson());
+        if (_comm.IsRoot) AtomicFile.WriteAllText(Path.Combine(RunDirectory, "training_options.json"), Options.ToJson());
         log.OnStart(Iteration, Options.TotalIter, _resumedFrom);
         foreach (var m in _pendingMessages) log.OnMessage(Iteration, m);
         _pendingMessages.Clear();
@@ -254,6 +350,8 @@ public sealed class Trainer : IDisposable
 
         SetLearningRate(_schedule.At(Iteration + 1));
         long checkpointedAt = LastCheckpoint is not null && _resumedFrom == LastCheckpoint ? Iteration : -1;
+        checkpointedAt = SyncFromRoot(checkpointedAt);
+        if (_comm.Size > 1) log.OnMessage(Iteration, $"data-parallel: {_comm.Describe()}; each rank trains on {Options.Name}'s global batch / {_comm.Size}");
         var clock = Stopwatch.StartNew();
         var stepClock = Stopwatch.StartNew();
         double stepSeconds = 0; // exponential moving average of the step time, for the live progress
@@ -271,7 +369,7 @@ public sealed class Trainer : IDisposable
             }
             long it = Iteration + 1;
             double lr = CurrentLearningRate;
-            var (parts, gradNorm, verdict) = Step(it);
+            var (parts, gradNorm, verdict, stop) = Step(it, cancellationToken.IsCancellationRequested);
             if (verdict.IsCollapsed)
             {
                 string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";
@@ -296,8 +394,7 @@ public sealed class Trainer : IDisposable
                 clock.Restart();
                 windowStart = it;
             }
-            if (_validate is not null && Options.ValFreq > 0 && it % Options.ValFreq == 0
-                && _guard.ObserveValidation(it, Validate(it, log)) is { IsCollapsed: true } cliff)
+            if (Options.ValFreq > 0 && it % Options.ValFreq == 0 && ValidationCliff(it, log) is { } cliff)
             {
                 string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";
                 log.OnMessage(it, cliff.Message);
@@ -310,7 +407,9 @@ public sealed class Trainer : IDisposable
                 WriteCheckpoint(log);
                 checkpointedAt = it;
             }
-            if (cancellationToken.IsCancellationRequested)
+            // Ranks agree on stopping in the iteration's all-reduce (a request that arrives later in the iteration is
+            // agreed, and acted on, one iteration later); one process acts on it at the end of this iteration.
+            if (stop || (_comm.Size == 1 && cancellationToken.IsCancellationRequested))
             {
                 if (checkpointedAt != it) WriteCheckpoint(log);
                 result = new(TrainingStatus.Interrupted, it, $"interrupted after iteration {it}; checkpoint {LastCheckpoint}; resume with --resume auto", LastCheckpoint, null, LastValidation);
@@ -321,10 +420,14 @@ public sealed class Trainer : IDisposable
         return result;
     }
 
-    private (Dictionary<string, double> Parts, double? GradNorm, CollapseVerdict Verdict) Step(long it)
+    // stopRequested: this rank's stop request (Ctrl-C, SIGTERM); the iteration's Stop is the agreement of all ranks.
+    private (Dictionary<string, double> Parts, double? GradNorm, CollapseVerdict Verdict, bool Stop) Step(long it, bool stopRequested)
     {
         using var scope = NewDisposeScope();
         var (lq, gt) = _batches.Next();
+        // Batches live on the target's device (a batch source made for another device is moved, not refused).
+        if (!Compute.TorchDevice.Same(lq.device, _device)) lq = lq.to(_device);
+        if (!Compute.TorchDevice.Same(gt.device, _device)) gt = gt.to(_device);
         _optimizer.zero_grad();
         StepTrace?.Invoke("zero_grad");
         // Channels-last strides make CPU convolutions much faster; values are unchanged (see ChannelsLast).
@@ -346,12 +449,18 @@ public sealed class Trainer : IDisposable
         if (parts.ContainsKey("total")) throw new McirException("trainer: a loss term reports a part named 'total', which the trainer reserves for the sum");
         parts["total"] = total!.detach().to(ScalarType.Float64).item<double>();
         StepTrace?.Invoke("loss");
+        bool stop = AgreeOnParts(parts, stopRequested);
 
         var verdict = _guard.Observe(it, parts);
-        if (verdict.IsCollapsed) return (parts, null, verdict);
+        if (verdict.IsCollapsed)
+        {
+            StepAudit?.Invoke(scope.DisposablesView.OfType<Tensor>().Where(t => !t.IsInvalid).ToList());
+            return (parts, null, verdict, stop);
+        }
 
         total.backward();
         StepTrace?.Invoke("backward");
+        AverageGradients();
         double? gradNorm = null;
         if (Options.GradClipNorm is { } maxNorm) gradNorm = nn.utils.clip_grad_norm_(_parameters, maxNorm);
         _optimizer.step();
@@ -370,8 +479,71 @@ public sealed class Trainer : IDisposable
         }
         SetLearningRate(_schedule.At(it + 1));
         StepTrace?.Invoke("scheduler");
-        return (parts, gradNorm, verdict);
+        StepAudit?.Invoke(scope.DisposablesView.OfType<Tensor>().Where(t => !t.IsInvalid).ToList());
+        return (parts, gradNorm, verdict, stop);
     }
+
+    /// <summary>
+    /// The one all-reduce of an iteration's scalars: every loss part becomes its mean over the ranks (each rank's part
+    /// is the mean over its equal slice, so this is the global batch's mean; a non-finite part anywhere stays
+    /// non-finite), and the ranks' stop requests are summed, so the collapse guard and a stop decide alike everywhere.
+    /// </summary>
+    private bool AgreeOnParts(Dictionary<string, double> parts, bool stopRequested)
+    {
+        if (_comm.Size == 1) return stopRequested;
+        var keys = parts.Keys.Order(StringComparer.Ordinal).ToArray();
+        var values = new double[keys.Length + 2];
+        for (int i = 0; i < keys.Length; i++) values[i] = parts[keys[i]];
+        values[^2] = stopRequested ? 1 : 0;
+        values[^1] = keys.Length; // the same parts on every rank (else the sums mix different quantities)
+        _comm.AllReduceSum(values);
+        if (values[^1] != (double)keys.Length * _comm.Size)
+            throw new McirException("distributed: the ranks report different loss parts; every rank must run the same configuration");
+        for (int i = 0; i < keys.Length; i++) parts[keys[i]] = values[i] / _comm.Size;
+        return values[^2] > 0;
+    }
+
+    /// <summary>
+    /// The one all-reduce of gradients: every parameter's gradient, flattened into one float32 buffer, summed over the
+    /// ranks and divided by their number (the gradient of the global batch's mean loss), before clipping and the step.
+    /// </summary>
+    private void AverageGradients()
+    {
+        if (_comm.Size == 1) return;
+        using var scope = NewDisposeScope();
+        var grads = _parameters.Where(p => p.grad is not null).Select(p => p.grad!).ToList();
+        var flat = cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to(ScalarType.Float32);
+        // MPI reduces host memory (the CUDA path copies through the CPU; NCCL is not wired in, see README).
+        var host = flat.device_type == DeviceType.CPU ? flat.contiguous() : flat.cpu();
+        unsafe
+        {
+            fixed (byte* p = host.bytes)
+                _comm.AllReduceSum((nint)p, host.numel());
+        }
+        host.div_(_comm.Size);
+        long offset = 0;
+        foreach (var g in grads)
+        {
+            long n = g.numel();
+            g.copy_(host.narrow(0, offset, n).view_as(g));
+            offset += n;
+        }
+    }
+
+    /// <summary>Validation at a validation iteration: rank 0 validates; all ranks learn whether the guard saw a cliff.</summary>
+    private CollapseVerdict? ValidationCliff(long it, ITrainingLog log)
+    {
+        CollapseVerdict? cliff = null;
+        if (_validate is not null && _comm.IsRoot && _guard.ObserveValidation(it, Validate(it, log)) is { IsCollapsed: true } v) cliff = v;
+        if (_comm.Size == 1) return cliff;
+        var flag = new[] { cliff is null ? 0.0 : 1.0 };
+        _comm.AllReduceMax(flag);
+        if (flag[0] == 0) return null;
+        return cliff ?? new CollapseVerdict(CollapseCause.ValidationCliff, it, $"validation at iteration {it} fell off a cliff on rank 0 (its log has the numbers)");
+    }
+
+    /// <summary>Test hook: every live tensor an iteration made (its dispose scope's), just before they are freed.</summary>
+    internal Action<IReadOnlyList<Tensor>>? StepAudit { get; set; }
 
     /// <summary>Test hook: called with the name of each phase of an iteration as it completes (see the class remarks).</summary>
     internal Action<string>? StepTrace { get; set; }
@@ -405,8 +577,12 @@ public sealed class Trainer : IDisposable
     private ITrainingLog OpenLog()
     {
         if (_log is not null) return _log;
-        _metrics = new JsonLinesMetricsLog(MetricsPath);
-        var sinks = new List<ITrainingLog> { _metrics };
+        var sinks = new List<ITrainingLog>();
+        if (_comm.IsRoot)
+        {
+            _metrics = new JsonLinesMetricsLog(MetricsPath);
+            sinks.Add(_metrics);
+        }
         if (_progress is not null) sinks.Add(new ProgressTextLog(_progress));
         if (_userLog is not null) sinks.Add(_userLog);
         _log = new CompositeTrainingLog(sinks);
@@ -414,11 +590,24 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Writes a complete checkpoint of the current state (see the class remarks) and prunes old ones.</summary>
-    public string WriteCheckpoint() => WriteCheckpoint(OpenLog());
+    public string WriteCheckpoint() => WriteCheckpoint(OpenLog()) ?? throw new InvalidOperationException("only rank 0 writes checkpoints");
 
-    private string WriteCheckpoint(ITrainingLog log)
+    // Every rank calls this at the same iterations: the ranks' agreement is checked, then rank 0 writes.
+    private string? WriteCheckpoint(ITrainingLog log)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        VerifyRanksAgree();
+        if (!_comm.IsRoot) return null;
+        string path = CheckpointStore.Write(RunDirectory, Iteration, StateFiles(), CheckpointFileWritten);
+        LastCheckpoint = path;
+        if (Options.KeepCheckpoints > 0) CheckpointStore.Prune(RunDirectory, Options.KeepCheckpoints);
+        log.OnCheckpoint(Iteration, path);
+        return path;
+    }
+
+    /// <summary>The files of a checkpoint of the current state (name → writer), as <see cref="CheckpointStore.Write"/> takes them.</summary>
+    private List<(string Name, Action<Stream> Write)> StateFiles()
+    {
         byte[] rng;
         using (var state = random.get_rng_state()) rng = state.bytes.ToArray();
         byte[] batches = _batches.GetState();
@@ -442,7 +631,7 @@ public sealed class Trainer : IDisposable
             }
             trainerJson = Encoding.UTF8.GetString(buffer.ToArray());
         }
-        var files = new List<(string, Action<Stream>)>
+        var files = new List<(string Name, Action<Stream> Write)>
         {
             ("model.safetensors", s => ModuleStateFile.Write(s, _net, "target")),
         };
@@ -460,11 +649,7 @@ public sealed class Trainer : IDisposable
         files.Add(("collapse_guard.json", s => JsonSerializer.Serialize(s, _guard.CaptureState())));
         files.Add(("options.json", s => s.Write(Encoding.UTF8.GetBytes(Options.ToJson()))));
 
-        string path = CheckpointStore.Write(RunDirectory, Iteration, files, CheckpointFileWritten);
-        LastCheckpoint = path;
-        if (Options.KeepCheckpoints > 0) CheckpointStore.Prune(RunDirectory, Options.KeepCheckpoints);
-        log.OnCheckpoint(Iteration, path);
-        return path;
+        return files;
     }
 
     /// <summary>Disposes the optimiser, the target EMA and the metrics log (not the composed parts).</summary>

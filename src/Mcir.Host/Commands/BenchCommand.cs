@@ -21,14 +21,16 @@ internal static class BenchCommand
         var negatives = new Option<int>("--negatives") { Description = "Number of negative models K", DefaultValueFactory = _ => 4 };
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
         var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers), BFloat16, or Auto (bfloat16 where the CPU has it natively, else float32)", DefaultValueFactory = _ => NegativePrecision.Float32 };
+        var device = new Option<string>("--device") { Description = "auto (the first CUDA device when the CUDA backend is present, else the CPU), cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
         var plugins = new PluginOptions();
         var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
         {
-            model, scale, batch, patch, negatives, rounds, precision,
+            model, scale, batch, patch, negatives, rounds, precision, device,
         };
         plugins.AddTo(command);
         command.SetAction(r =>
         {
+            var on = TorchDevice.Resolve(r.GetValue(device), "--device");
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { ["upscale"] = r.GetValue(scale) } };
@@ -37,7 +39,8 @@ internal static class BenchCommand
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");
             var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
                 r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine,
-                negativePrecision: r.GetValue(precision));
+                negativePrecision: r.GetValue(precision), device: on);
+            console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
             console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}");
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");

@@ -23,7 +23,7 @@ internal static class ExportCommand
         var paramKey = new Option<string?>("--param-key") { Description = "Wrapper key of the written .pth: params (default) or params_ema" };
         var plugins = new PluginOptions();
         var command = new Command("export", "Write trained weights as a PyTorch state dict: BasicSR .pth ({\"params\": …}) or .safetensors") { output, paramKey };
-        foreach (var o in new Option[] { model.Weights, model.Model, model.Scale, model.Set, model.Ema, model.Strict })
+        foreach (var o in new Option[] { model.Weights, model.Model, model.Scale, model.Set, model.Ema, model.Strict, model.Device })
             command.Options.Add(o);
         plugins.AddTo(command);
         command.SetAction(r =>
@@ -32,10 +32,13 @@ internal static class ExportCommand
             string? key = r.GetValue(paramKey);
             StateDictExport.Validate(target, key); // before the (slow) load
             var request = model.Request(r) with { ParamKey = null };
+            var device = model.ResolveDevice(r);
 
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), request);
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            // Weights are written through the CPU whatever the device; --device only decides where they are loaded.
+            InferenceOptions.MoveTo(net.Network, device);
 
             var written = StateDictExport.Write(net, target, key);
             string layout = written.ParamKey is { } k ? $"under '{k}'" : "bare state dict";

@@ -6,6 +6,7 @@ using Mcir.Core.Data;
 using Mcir.Core.Inference;
 using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Mcir.Host.Commands;
@@ -32,10 +33,12 @@ internal static class RestoreCommand
             if (stems is not null)
                 throw new McirException($"{inputDir}: {string.Join(" and ", stems.Select(Path.GetFileName))} would both be written as {stems.Key}.png");
             var tiles = model.Tiles(r);
+            var device = model.ResolveDevice(r);
 
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            InferenceOptions.MoveTo(net.Network, device);
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
             int channels = RunComposition.ModelInputChannels(net.Network, net.Options, out string channelSource);
             if (channels is not (1 or 3))
@@ -50,7 +53,7 @@ internal static class RestoreCommand
                 RgbImage restored;
                 using (NewDisposeScope())
                 {
-                    using var x = ImageTensor.ToTensor(image, channels: channels).unsqueeze(0);
+                    using var x = ImageTensor.ToTensor(image, device, channels).unsqueeze(0);
                     restored = ImageTensor.ToImage(TiledRestorer.Restore(net.Network, x, tiles));
                 }
                 Directory.CreateDirectory(outDir); // only once there is something to write
@@ -137,9 +140,24 @@ internal sealed class InferenceOptions
 
     public Option<int> PadMultiple { get; } = new("--pad-multiple") { Description = "Also reflect-pad each network input to a multiple of this, then crop (models that need a multiple, e.g. SwinIR's window size, are padded without it)", DefaultValueFactory = _ => 1 };
 
+    public Option<string> Device { get; } = new("--device")
+    {
+        Description = "Where the model computes: auto (the first CUDA device when the CUDA backend is present, else the CPU), cpu, cuda or cuda:N",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    /// <summary>Resolves <c>--device</c> (before anything is loaded) .</summary>
+    public TorchSharp.torch.Device ResolveDevice(ParseResult r) => Mcir.Core.Compute.TorchDevice.Resolve(r.GetValue(Device), "--device");
+
+    /// <summary>Moves a loaded network to <paramref name="device"/> (no-op on the CPU, where it was loaded).</summary>
+    public static void MoveTo(TorchSharp.torch.nn.Module network, TorchSharp.torch.Device device)
+    {
+        if (device.type != TorchSharp.DeviceType.CPU) network.to(device);
+    }
+
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Strict, Tile, TileOverlap, PadMultiple })
+        foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Strict, Tile, TileOverlap, PadMultiple, Device })
             command.Options.Add(o);
     }
 

@@ -16,6 +16,13 @@ internal static class RunCommand
     /// <summary>Exit code after Ctrl-C (a checkpoint was written; <c>--resume auto</c> continues).</summary>
     public const int Interrupted = 130;
 
+    /// <summary>
+    /// Exit code after SIGTERM — how Slurm (time limit, preemption) and Kubernetes stop a job: the iteration was
+    /// finished and a complete checkpoint written; <c>--resume auto</c> continues (EX_TEMPFAIL of sysexits.h: retry
+    /// later). Distinct from 143, which means the process was killed without saving.
+    /// </summary>
+    public const int Terminated = 75;
+
     public static Command Create(HostConsole console)
     {
         var config = new Option<string>("--config") { Description = "Run configuration (JSON), or a BasicSR/MCLIR option file (.yml)", Required = true };
@@ -30,9 +37,30 @@ internal static class RunCommand
         command.SetAction(r =>
         {
             var root = LoadConfig(r.GetValue(config)!, r.GetValue(set), console.Error);
+            // Under mpirun/srun every rank runs this command; an error on any rank ends all of them (no rank waits forever
+            // in a collective for one that died).
+            using var comm = Mcir.Core.Distributed.Communicators.Create(root["distributed"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var mode) ? mode : null, "distributed");
+            if (comm.Size == 1) return Execute(r, root, comm);
+            try
+            {
+                return Execute(r, root, comm);
+            }
+            catch (Exception e)
+            {
+                console.Error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
+                int code = HostCommands.Report(e, console.Error);
+                comm.Abort(code);
+                return code;
+            }
+        });
+        return command;
+
+        int Execute(ParseResult r, System.Text.Json.Nodes.JsonObject root, Mcir.Core.Distributed.ICommunicator comm)
+        {
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
+            int terminated = 0;
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {
                 e.Cancel = true; // finish the iteration, write a checkpoint, exit cleanly
@@ -40,15 +68,24 @@ internal static class RunCommand
                 cancel.Cancel();
             };
             Console.CancelKeyPress += onCancel;
+            // SIGTERM (a scheduler's stop, `kill`): the same as Ctrl-C, with its own exit code. Without this handler
+            // .NET exits at once (143) and everything since the last checkpoint is lost.
+            using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+            {
+                c.Cancel = true;
+                if (Interlocked.Exchange(ref terminated, 1) == 0)
+                    console.Error.WriteLine("terminate (SIGTERM): finishing the current iteration and writing a checkpoint ...");
+                cancel.Cancel();
+            });
             try
             {
                 // On a terminal, a live progress line below the log lines; otherwise plain lines only.
-                var status = console.LiveProgress ? new StatusLineWriter(console.Error, () => Console.WindowWidth) : null;
+                var status = console.LiveProgress && comm.IsRoot ? new StatusLineWriter(console.Error, () => Console.WindowWidth) : null;
                 RunOutcome outcome;
                 try
                 {
                     outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), status ?? console.Error, cancel.Token,
-                        status is null ? null : new LiveProgressLog(status));
+                        status is null ? null : new LiveProgressLog(status), comm);
                 }
                 finally
                 {
@@ -56,11 +93,11 @@ internal static class RunCommand
                 }
                 if (outcome.Tests.Count > 0)
                     console.Out.WriteLine(TrainingRun.FormatTables(outcome.Tests));
-                console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
+                if (comm.IsRoot) console.Out.WriteLine($"run folder: {outcome.RunDirectory}");
                 return outcome.Training.Status switch
                 {
                     TrainingStatus.Completed => 0,
-                    TrainingStatus.Interrupted => Interrupted,
+                    TrainingStatus.Interrupted => Volatile.Read(ref terminated) != 0 ? Terminated : Interrupted,
                     _ => Collapsed,
                 };
             }
@@ -68,8 +105,7 @@ internal static class RunCommand
             {
                 Console.CancelKeyPress -= onCancel;
             }
-        });
-        return command;
+        }
     }
 
     /// <summary>

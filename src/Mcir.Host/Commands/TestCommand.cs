@@ -65,10 +65,12 @@ internal static class TestCommand
             if (saveDir is not null && (RestoreCommand.SameFolder(saveDir, gtDir) || (lqDir.Length > 0 && RestoreCommand.SameFolder(saveDir, lqDir))))
                 throw new McirException($"--save-images {saveDir}: that is an input folder; choose another folder");
             var tiles = model.Tiles(r);
+            var device = model.ResolveDevice(r);
 
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            InferenceOptions.MoveTo(net.Network, device); // the evaluator feeds images to the network's device
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
 
             string? layoutName = r.GetValue(type);

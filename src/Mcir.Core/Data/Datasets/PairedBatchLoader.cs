@@ -25,6 +25,17 @@ public sealed record PairedLoaderOptions
 
     /// <summary>Where the batch tensors are created; null = CPU.</summary>
     public Device? Device { get; init; }
+
+    /// <summary>
+    /// Data-parallel training: this process loads only its part <see cref="Shard"/> of <see cref="Shards"/> of every
+    /// batch (samples [B·r/n, B·(r+1)/n) of the global batch of <see cref="BatchSize"/>), so the samples, their
+    /// augmentations and their order do not depend on the number of processes. <see cref="BatchSize"/> must be a
+    /// multiple of <see cref="Shards"/>.
+    /// </summary>
+    public int Shard { get; init; }
+
+    /// <summary>The number of processes sharing each batch (1: the whole batch here).</summary>
+    public int Shards { get; init; } = 1;
 }
 
 /// <summary>
@@ -98,6 +109,10 @@ public sealed class PairedBatchLoader
         ArgumentNullException.ThrowIfNull(options);
         if (options.BatchSize < 1)
             throw new ArgumentException($"{nameof(options.BatchSize)} must be >= 1, got {options.BatchSize}", nameof(options));
+        if (options.Shards < 1 || options.Shard < 0 || options.Shard >= options.Shards)
+            throw new ArgumentException($"shard {options.Shard} of {options.Shards} is not a shard", nameof(options));
+        if (options.BatchSize % options.Shards != 0)
+            throw new McirException($"data.batch_size {options.BatchSize} is the global batch and must be a multiple of the {options.Shards} processes (ranks) that share it");
         if (options.Workers < 1)
             throw new ArgumentException($"{nameof(options.Workers)} must be >= 1, got {options.Workers}", nameof(options));
         if (dataset.Count < 1)
@@ -206,6 +221,13 @@ public sealed class PairedBatchLoader
     {
         int start = batchIndex * Options.BatchSize;
         int count = Math.Min(Options.BatchSize, order.Length - start);
+        if (Options.Shards > 1)
+        {
+            // this process's slice of the global batch (the last, short batch of DropLast = false is split the same way)
+            int from = count * Options.Shard / Options.Shards, to = count * (Options.Shard + 1) / Options.Shards;
+            start += from;
+            count = to - from;
+        }
         var indices = new int[count];
         Array.Copy(order, start, indices, 0, count);
         var samples = new PairedImages[count];

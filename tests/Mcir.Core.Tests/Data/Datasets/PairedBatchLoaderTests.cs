@@ -226,4 +226,40 @@ public class PairedBatchLoaderTests
             return new PairedImages(lq, gt, NameOf(index));
         }
     }
+
+    [Fact]
+    public void ShardsOfEachBatchTogetherAreTheWholeBatch()
+    {
+        // Data-parallel ranks: rank r loads samples [B·r/n, B·(r+1)/n) of every global batch, with the same
+        // augmentation seeds, so the data seen does not depend on the number of ranks.
+        var ds = new InMemoryPairedDataset(12);
+        var whole = new PairedBatchLoader(ds, new PairedLoaderOptions { BatchSize = 4, Seed = 5, Prefetch = false });
+        var shards = Enumerable.Range(0, 2).Select(r => new PairedBatchLoader(ds, new PairedLoaderOptions { BatchSize = 4, Seed = 5, Prefetch = false, Shard = r, Shards = 2 })).ToList();
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var parts = shards.Select(l => l.Epoch(epoch).ToList()).ToList();
+            int b = 0;
+            foreach (var batch in whole.Epoch(epoch))
+            {
+                using (batch)
+                {
+                    Assert.All(parts, p => Assert.Equal(2, p[b].Count));
+                    Assert.Equal(batch.Indices, parts[0][b].Indices.Concat(parts[1][b].Indices));
+                    using var lq = cat([parts[0][b].Lq, parts[1][b].Lq], 0);
+                    using var gt = cat([parts[0][b].Gt, parts[1][b].Gt], 0);
+                    Assert.True(lq.allclose(batch.Lq, 0, 0) && gt.allclose(batch.Gt, 0, 0), $"epoch {epoch} batch {b}: the shards' pixels differ from the whole batch's");
+                }
+                b++;
+            }
+            Assert.Equal(3, b);
+            foreach (var p in parts.SelectMany(x => x)) p.Dispose();
+        }
+    }
+
+    [Fact]
+    public void AGlobalBatchThatTheRanksCannotShareEvenlyIsRefused()
+    {
+        var e = Assert.Throws<McirException>(() => new PairedBatchLoader(new InMemoryPairedDataset(12), new PairedLoaderOptions { BatchSize = 6, Shard = 1, Shards = 4 }));
+        Assert.Equal("data.batch_size 6 is the global batch and must be a multiple of the 4 processes (ranks) that share it", e.Message);
+    }
 }
