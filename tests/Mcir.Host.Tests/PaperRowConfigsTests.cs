@@ -133,11 +133,6 @@ public class PaperRowConfigsTests : IClassFixture<RandomVgg16File>
         // windowed tests on 2 CPU cores; its rows run the same pipeline with the idt-small preset (same architecture,
         // embed_dim 4, same 128×128 input). That `idt` itself binds is checked by ShippedConfigsTests.
         if (model == "idt") args.Add("model.name=idt-small");
-        // NAFNet width 32 (with any block counts, at any patch size) stops the process with SIGFPE inside libtorch 2.10's
-        // oneDNN convolutions on AMD Zen 5 with the engine's AVX2 cap (and with AVX-512; ONEDNN_MAX_CPU_ISA=SSE41 runs);
-        // width 16 does not. Until that is fixed in the engine, its rows run here with width 16 (same layout, loss,
-        // SPN and NAFNetLocal evaluation); `nafnet` with width 32 binds (ShippedConfigsTests).
-        if (model == "nafnet") args.Add("model.options={\"width\": 16}");
         // EDSR x3/x4 start from the x2 run's final checkpoint (BasicSR's recipe); that run does not exist here.
         if (config["path"]?["pretrain_network_g"] is not null) args.Add("path.pretrain_network_g=null");
 
@@ -161,7 +156,6 @@ public class PaperRowConfigsTests : IClassFixture<RandomVgg16File>
         var first = tests[0]!.AsObject();
         var testArgs = new List<string> { "test", "--weights", run, "--gt", first["dataroot_gt"]!.GetValue<string>(), "--protocol", protocolName };
         if (config["model"]!["eval_name"] is { } evalName) testArgs.AddRange(["--model", evalName.GetValue<string>()]);
-        if (model == "nafnet") testArgs.AddRange(["--set", "width=16"]); // as trained above (--model takes the preset's options)
         string type = first["type"]!.GetValue<string>();
         if (first["dataroot_lq"] is { } lq) testArgs.AddRange(["--lq", lq.GetValue<string>()]);
         if (type == "paired-folder") testArgs.AddRange(["--filename-tmpl", first["filename_tmpl"]?.GetValue<string>() ?? "{}"]);

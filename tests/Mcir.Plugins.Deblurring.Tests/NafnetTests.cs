@@ -101,6 +101,25 @@ public sealed class NafnetTests
     }
 
     [Fact]
+    public void Width32TrainsUnderTheEnginesOneDnnCap()
+    {
+        // The paper's NAFNet-width32 (shallow blocks to keep it cheap). On a guest whose CPUID reports no caches,
+        // oneDNN's brgemm 1x1 convolution blocking divided by zero here and the process died with SIGFPE; the engine's
+        // cap (Mcir.Core.Compute.OneDnnIsa, applied by this assembly's module initializer) keeps those kernels off.
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        using var model = Mcir.Core.Compute.ChannelsLast.ForConvolutions(new Nafnet(new NafnetOptions { EncBlkNums = [1, 1, 1, 1], DecBlkNums = [1, 1, 1, 1] }));
+        using (no_grad()) // beta/gamma start at 0 in NAFNet, which would leave the branches' gradients at 0
+            foreach (var (name, p) in model.named_parameters())
+                if (name.EndsWith("beta", StringComparison.Ordinal) || name.EndsWith("gamma", StringComparison.Ordinal)) p.fill_(0.1);
+        model.train();
+        var y = model.call(rand(2, 3, 32, 32));
+        y.square().mean().backward();
+        AssertEveryParameterHasGradient(model);
+        Assert.True(isfinite(y).all().item<bool>());
+    }
+
+    [Fact]
     public void GeneratedDescriptorDescribesTheModel()
     {
         var d = Nafnet.Descriptor;

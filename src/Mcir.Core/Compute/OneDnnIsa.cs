@@ -14,6 +14,12 @@ namespace Mcir.Core.Compute;
 /// machine. There the engine sets <c>ONEDNN_MAX_CPU_ISA=AVX2</c> in the native environment. A value the user set
 /// (<c>ONEDNN_MAX_CPU_ISA</c> or the older <c>DNNL_MAX_CPU_ISA</c>) is never overridden. Known-answer tests of
 /// these convolutions run on every machine in the test suite, so another CPU with the same fault shows up there.
+/// <para>
+/// On a virtual machine that reports no cache hierarchy (an AMD EPYC guest whose CPUID cache-topology leaf is empty and
+/// whose kernel lists no caches), oneDNN's brgemm 1×1 convolution blocking (<c>brg_blocking_t::est_eff_1x1</c>, AVX2 and
+/// up) divides by zero for NAFNet width 32's convolutions and the process dies with SIGFPE. Where the kernel lists no
+/// caches the cap is <c>AVX</c> (no brgemm kernels; convolutions about 1.5× slower): a slower run rather than a crash.
+/// </para>
 /// </remarks>
 public static class OneDnnIsa
 {
@@ -34,6 +40,32 @@ public static class OneDnnIsa
     public static bool NeedsAvx2Cap(CpuFeatures cpu) =>
         cpu.Avx512F && cpu.Vendor == "AuthenticAMD" && cpu.Family >= 0x1A;
 
+    /// <summary>
+    /// The cap this process needs and why, or null for none: <c>AVX</c> when the machine reports no cache hierarchy
+    /// (<paramref name="cachesReported"/> false; oneDNN's AVX2+ brgemm kernels would divide by zero), else <c>AVX2</c> on
+    /// CPUs whose AVX-512 kernels are wrong (<see cref="NeedsAvx2Cap"/>).
+    /// </summary>
+    public static (string Isa, string Reason)? Choose(CpuFeatures cpu, bool cachesReported)
+    {
+        ArgumentNullException.ThrowIfNull(cpu);
+        if (!cachesReported && cpu.Avx2)
+            return ("AVX", "this machine reports no CPU caches, where oneDNN's AVX2+ brgemm convolutions can divide by zero; see OneDnnIsa");
+        if (NeedsAvx2Cap(cpu))
+            return ("AVX2", "its AVX-512 kernels are wrong on this CPU; see OneDnnIsa");
+        return null;
+    }
+
+    /// <summary>
+    /// True when the kernel lists CPU caches (<c>{sysCpuRoot}/cpu0/cache/index*</c>, which Linux fills from CPUID's
+    /// cache leaves); false on guests that report none. True off Linux.
+    /// </summary>
+    public static bool CachesReported(string sysCpuRoot = "/sys/devices/system/cpu")
+    {
+        if (!OperatingSystem.IsLinux()) return true;
+        string cache = Path.Combine(sysCpuRoot, "cpu0", "cache");
+        return Directory.Exists(cache) && Directory.EnumerateDirectories(cache, "index*").Any();
+    }
+
     // A library module initializer on purpose (CA2255): the cap must be in the native environment before the first
     // kernel runs, and any process that builds models through the engine (host, tests, third-party programs) loads
     // this assembly first.
@@ -49,13 +81,13 @@ public static class OneDnnIsa
             CapsBelowBFloat16 = IsBelowBFloat16(user);
             return;
         }
-        if (!OperatingSystem.IsLinux() || !NeedsAvx2Cap(CpuFeatures.Machine)) return;
+        if (!OperatingSystem.IsLinux() || Choose(CpuFeatures.Machine, CachesReported()) is not { } cap) return;
         // .NET's Environment.SetEnvironmentVariable does not reach native getenv: set it in libc's environment.
-        if (setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 0) == 0)
+        if (setenv("ONEDNN_MAX_CPU_ISA", cap.Isa, 0) == 0)
         {
-            Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", "AVX2");
+            Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", cap.Isa);
             CapsBelowBFloat16 = true;
-            Note = "oneDNN: ISA capped at AVX2 (its AVX-512 kernels are wrong on this CPU; see OneDnnIsa)";
+            Note = $"oneDNN: ISA capped at {cap.Isa} ({cap.Reason})";
         }
     }
 
