@@ -329,6 +329,35 @@ public sealed class Trainer : IDisposable
             PrintFreq = 1, ValFreq = 0, CheckpointFreq = 0, KeepCheckpoints = 0, Name = "",
         }).ToJson();
 
+    /// <summary>Managed bytes one iteration may allocate without a garbage collection (see <see cref="NoCollectionDuring{T}"/>).</summary>
+    internal const long StepAllocationBudget = 128L << 20;
+
+    /// <summary>
+    /// Runs one iteration inside a no-GC region, so no finalizer can run for an object of this iteration while libtorch
+    /// still uses its native memory. TorchSharp turns numbers into <c>Scalar</c>s implicitly (<c>x + y</c> passes
+    /// alpha 1, optimizers pass their rates) and leaves them to the finalizer; a collection during the native call can
+    /// free one in use (libtorch then fails with <c>Scalar::toFloat</c> "Expected false to be true", or reads garbage;
+    /// dotnet/TorchSharp#1434). Collections happen between iterations instead. When the iteration (or another thread,
+    /// e.g. the batch prefetcher) allocates more than <see cref="StepAllocationBudget"/>, the runtime collects anyway,
+    /// as without the region.
+    /// </summary>
+    internal static T NoCollectionDuring<T>(Func<T> step)
+    {
+        bool region = false;
+        try { region = GC.TryStartNoGCRegion(StepAllocationBudget, disallowFullBlockingGC: true); }
+        catch (InvalidOperationException) { /* already in a region (nested use) */ }
+        catch (ArgumentOutOfRangeException) { /* budget above this runtime's limit: run without */ }
+        try { return step(); }
+        finally
+        {
+            if (region && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
+            {
+                try { GC.EndNoGCRegion(); }
+                catch (InvalidOperationException) { /* the budget was exceeded and a collection ended the region */ }
+            }
+        }
+    }
+
     /// <summary>
     /// Runs from <see cref="Iteration"/> + 1 to <c>total_iter</c>. Returns <see cref="TrainingStatus.Completed"/> (final
     /// checkpoint written), <see cref="TrainingStatus.Interrupted"/> (cancellation: the current iteration is finished
@@ -369,7 +398,7 @@ public sealed class Trainer : IDisposable
             }
             long it = Iteration + 1;
             double lr = CurrentLearningRate;
-            var (parts, gradNorm, verdict, stop) = Step(it, cancellationToken.IsCancellationRequested);
+            var (parts, gradNorm, verdict, stop) = NoCollectionDuring(() => Step(it, cancellationToken.IsCancellationRequested));
             if (verdict.IsCollapsed)
             {
                 string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";

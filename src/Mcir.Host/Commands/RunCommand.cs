@@ -80,7 +80,8 @@ internal static class RunCommand
             try
             {
                 // On a terminal, a live progress line below the log lines; otherwise plain lines only.
-                var status = console.LiveProgress && comm.IsRoot ? new StatusLineWriter(console.Error, () => Console.WindowWidth) : null;
+                // Not under MPI: the launcher multiplexes the ranks' output (through a pty), so it is no terminal of the user's.
+                var status = console.LiveProgress && comm.Size == 1 ? new StatusLineWriter(console.Error, () => Console.WindowWidth) : null;
                 RunOutcome outcome;
                 try
                 {

@@ -89,7 +89,10 @@ public class CrLossTests
 
         var d32 = (g32 - reference).abs();
         Assert.True(d32.max().item<double>() <= 1.05 * TieMaxDiff, $"float32 vs fixture: max |diff| {d32.max().item<double>():E3} exceeds the tie effect {TieMaxDiff:E3}");
-        Assert.True(d32.gt(1e-7).sum().item<long>() <= TieFootprint * 11 / 10, $"float32 vs fixture: {d32.gt(1e-7).sum().item<long>()} elements off by > 1e-7");
+        // The footprint is counted above 1e-6, not the fixture's 1e-7: float32 rounding of the convolutions differs between
+        // kernels (e.g. oneDNN's AVX kernels without FMA, under the engine's cap on some machines), which moves more
+        // elements past 1e-7 without any tie; the tie flips (up to 7.2e-6) are what this bound is about.
+        Assert.True(d32.gt(1e-6).sum().item<long>() <= TieFootprint, $"float32 vs fixture: {d32.gt(1e-6).sum().item<long>()} elements off by > 1e-6");
 
         var d64 = (g64 - reference).abs();
         SpnFixture.AssertRel(TieMaxDiff, d64.max().item<double>(), 0.02, "float64 vs fixture max |diff| (the documented tie effect)");
