@@ -154,7 +154,8 @@ public class PaperRowConfigsTests : IClassFixture<RandomVgg16File>
 
         // mcir-host test on the trained run, the first test set read through its layout, with the row's metrics.
         var first = tests[0]!.AsObject();
-        var testArgs = new List<string> { "test", "--weights", run, "--gt", first["dataroot_gt"]!.GetValue<string>(), "--protocol", protocolName };
+        // No --protocol: a run is scored with its own metrics.protocol.
+        var testArgs = new List<string> { "test", "--weights", run, "--gt", first["dataroot_gt"]!.GetValue<string>() };
         if (config["model"]!["eval_name"] is { } evalName) testArgs.AddRange(["--model", evalName.GetValue<string>()]);
         string type = first["type"]!.GetValue<string>();
         if (first["dataroot_lq"] is { } lq) testArgs.AddRange(["--lq", lq.GetValue<string>()]);

@@ -38,10 +38,9 @@ internal static class TestCommand
         var metaInfo = new Option<string?>("--meta-info-file") { Description = "The layout's meta_info_file (with --type), e.g. SPA's pair list" };
         var crop = new Option<int?>("--crop-border") { Description = "Pixels cropped from each border before scoring (default: the scale for SR, 0 otherwise)" };
         var y = new Option<bool>("--y-channel") { Description = "Score the BT.601 Y channel instead of RGB (protocol basicsr)" };
-        var protocolOption = new Option<string>("--protocol")
+        var protocolOption = new Option<string?>("--protocol")
         {
-            Description = $"Evaluation protocol: {string.Join(", ", EvaluationProtocols.Names)} (docs/configuration.md); --crop-border and --y-channel belong to basicsr",
-            DefaultValueFactory = _ => EvaluationProtocols.Default,
+            Description = $"Evaluation protocol: {string.Join(", ", EvaluationProtocols.Names)} (docs/configuration.md); --crop-border and --y-channel belong to basicsr. Default: the run's metrics.protocol for a run or its checkpoint, else basicsr",
         };
         var save = new Option<string?>("--save-images") { Description = "Write the restored images (PNG, named like the GT) into this folder" };
         var json = new Option<string?>("--json") { Description = "Also write the numbers to this JSON file" };
@@ -56,7 +55,8 @@ internal static class TestCommand
         {
             string gtDir = r.GetValue(gt)!, lqDir = r.GetValue(lq) ?? "";
             if (r.GetValue(crop) is < 0) throw new McirException($"--crop-border {r.GetValue(crop)}: expected 0 or more");
-            string protocolName = r.GetValue(protocolOption)!;
+            string? givenProtocol = r.GetValue(protocolOption);
+            string protocolName = givenProtocol ?? EvaluationProtocols.Default;
             if (!EvaluationProtocols.IsKnown(protocolName)) throw new McirException($"--protocol {protocolName}: {EvaluationProtocols.UnknownMessage(protocolName)}");
             if (protocolName != EvaluationProtocols.Default && (r.GetValue(crop) is not null || r.GetValue(y)))
                 throw new McirException($"--{(r.GetValue(crop) is not null ? "crop-border" : "y-channel")}: only protocol basicsr takes it; protocol {protocolName} fixes its own crop and channels");
@@ -70,6 +70,12 @@ internal static class TestCommand
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
             foreach (var note in net.Notes) console.Error.WriteLine(note);
+            // A trained run is scored as it was configured to be, unless the command line says otherwise.
+            if (givenProtocol is null && r.GetValue(crop) is null && !r.GetValue(y) && RunProtocol(net.Weights.RunDirectory) is { } runProtocol)
+            {
+                protocolName = runProtocol;
+                console.Error.WriteLine($"protocol {protocolName}: the run's metrics.protocol (--protocol to choose another)");
+            }
             InferenceOptions.MoveTo(net.Network, device); // the evaluator feeds images to the network's device
             if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
 
@@ -122,6 +128,19 @@ internal static class TestCommand
         var layout = descriptor!.Create(RunComposition.ComponentOptions(descriptor, null, "--type"));
         try { return new LayoutDataset(layout, roots, options); }
         catch (McirException e) { throw new McirException($"--type {name}: {e.Message}", e); }
+    }
+
+    // metrics.protocol of a run's config.resolved.json, or null (no run folder, no such key, an unknown name).
+    private static string? RunProtocol(string? runDirectory)
+    {
+        if (runDirectory is null) return null;
+        string path = Path.Combine(runDirectory, ModelWeights.ResolvedConfigName);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path))?["metrics"]?["protocol"] is JsonValue v && v.TryGetValue(out string? name) && EvaluationProtocols.IsKnown(name) ? name : null;
+        }
+        catch (System.Text.Json.JsonException) { return null; }
     }
 
     private static void WriteJson(string path, TestTable t, string baselineName, InferenceModel net, int scale, string? lqDir, TileOptions tiles)
