@@ -22,7 +22,9 @@ public sealed record RunOutcome(TrainingResult Training, IReadOnlyList<TestTable
 /// <param name="Model">The trained model's scores.</param>
 /// <param name="Baseline">The baseline's scores.</param>
 /// <param name="BaselineName">What the baseline is, for the table header ("bicubic", "input").</param>
-public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic");
+/// <param name="Start">The scores of the weights training started from (<c>path.pretrain_network_g</c>), or null
+/// when the run trained from scratch.</param>
+public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic", MetricsReport? Start = null);
 
 /// <summary>
 /// One training run from a configuration: composes the model, data, loss terms and negative bank, trains with the
@@ -149,9 +151,17 @@ public static class TrainingRun
                 if (result.Status != TrainingStatus.Completed)
                     return new RunOutcome(result, [], runDir);
 
+                // A fine-tuning run also scores the weights it started from, so the table shows what training added.
+                using var startNet = tests.Count > 0 && config.Path.PretrainNetworkG is { Length: > 0 } ? RunComposition.CreateModel(registries.Models, config.Model, out _) : null;
+                if (startNet is not null)
+                {
+                    LoadPretrained(startNet, config.Path, TextWriter.Null);
+                    if (!TorchDevice.Same(device, CPU)) startNet.to(device);
+                }
                 var tables = tests.Select(t => new TestTable(RunComposition.DisplayName(t.Section),
                     RestorationEvaluator.Evaluate(ForEvaluation(trainer.Ema?.Network ?? net), t.Data, t.Protocol, Path.Combine(runDir, "test", RunComposition.DisplayName(t.Section))),
-                    RestorationEvaluator.EvaluateBaseline(t.Data, t.Protocol), t.Section.Scale > 1 ? "bicubic" : "input")).ToList();
+                    RestorationEvaluator.EvaluateBaseline(t.Data, t.Protocol), t.Section.Scale > 1 ? "bicubic" : "input",
+                    startNet is null ? null : RestorationEvaluator.Evaluate(ForEvaluation(startNet), t.Data, t.Protocol))).ToList();
                 WriteResults(runDir, tables);
                 return new RunOutcome(result, tables, runDir);
             }
@@ -300,10 +310,16 @@ public static class TrainingRun
             ["protocol"] = t.Model.Protocol.ToJson(),
             ["model"] = new JsonObject { ["psnr"] = t.Model.MeanPsnr, ["ssim"] = t.Model.MeanSsim },
             ["baseline"] = new JsonObject { ["name"] = t.BaselineName, ["psnr"] = t.Baseline.MeanPsnr, ["ssim"] = t.Baseline.MeanSsim },
-            ["images"] = new JsonArray(t.Model.Images.Zip(t.Baseline.Images).Select(p => (JsonNode)new JsonObject
+            ["start"] = t.Start is { } s ? new JsonObject { ["psnr"] = s.MeanPsnr, ["ssim"] = s.MeanSsim } : null,
+            ["images"] = new JsonArray(t.Model.Images.Select((m, i) =>
             {
-                ["name"] = p.First.Name, ["psnr"] = p.First.Psnr, ["ssim"] = p.First.Ssim,
-                ["baseline_psnr"] = p.Second.Psnr, ["baseline_ssim"] = p.Second.Ssim,
+                var row = new JsonObject
+                {
+                    ["name"] = m.Name, ["psnr"] = m.Psnr, ["ssim"] = m.Ssim,
+                    ["baseline_psnr"] = t.Baseline.Images[i].Psnr, ["baseline_ssim"] = t.Baseline.Images[i].Ssim,
+                };
+                if (t.Start is { } start) { row["start_psnr"] = start.Images[i].Psnr; row["start_ssim"] = start.Images[i].Ssim; }
+                return (JsonNode)row;
             }).ToArray()),
         }).ToArray());
         AtomicFile.WriteAllText(Path.Combine(runDir, "results.json"), doc.ToJsonString(Config.ConfigBinder.JsonOptions));
@@ -322,11 +338,16 @@ public static class TrainingRun
         {
             string baselineName = fixedBaselineName ?? t.BaselineName;
             int w = Math.Max(8, t.Model.Images.Max(i => i.Name.Length));
+            // The pretrained start (fine-tuning runs) sits between the baseline and the trained model.
+            static string Cells(double psnr, double ssim, int width) => $"  {psnr.ToString("F4", System.Globalization.CultureInfo.InvariantCulture).PadLeft(width)}  {ssim.ToString("F6", System.Globalization.CultureInfo.InvariantCulture),8}";
             sb.AppendLine($"test set {t.Dataset} ({t.Model.Protocol.Header})");
-            sb.AppendLine($"  {"image".PadRight(w)}  {baselineName + " PSNR",14}  {"SSIM",8}  {"model PSNR",11}  {"SSIM",8}");
-            foreach (var (m, b) in t.Model.Images.Zip(t.Baseline.Images))
-                sb.AppendLine($"  {m.Name.PadRight(w)}  {b.Psnr,14:F4}  {b.Ssim,8:F6}  {m.Psnr,11:F4}  {m.Ssim,8:F6}");
-            sb.AppendLine($"  {"mean".PadRight(w)}  {t.Baseline.MeanPsnr,14:F4}  {t.Baseline.MeanSsim,8:F6}  {t.Model.MeanPsnr,11:F4}  {t.Model.MeanSsim,8:F6}");
+            sb.AppendLine($"  {"image".PadRight(w)}  {baselineName + " PSNR",14}  {"SSIM",8}" + (t.Start is null ? "" : $"  {"start PSNR",11}  {"SSIM",8}") + $"  {"model PSNR",11}  {"SSIM",8}");
+            for (int i = 0; i < t.Model.Images.Count; i++)
+            {
+                var (m, b) = (t.Model.Images[i], t.Baseline.Images[i]);
+                sb.AppendLine($"  {m.Name.PadRight(w)}" + Cells(b.Psnr, b.Ssim, 14) + (t.Start is { } s ? Cells(s.Images[i].Psnr, s.Images[i].Ssim, 11) : "") + Cells(m.Psnr, m.Ssim, 11));
+            }
+            sb.AppendLine($"  {"mean".PadRight(w)}" + Cells(t.Baseline.MeanPsnr, t.Baseline.MeanSsim, 14) + (t.Start is { } sm ? Cells(sm.MeanPsnr, sm.MeanSsim, 11) : "") + Cells(t.Model.MeanPsnr, t.Model.MeanSsim, 11));
         }
         return sb.ToString().TrimEnd();
     }
