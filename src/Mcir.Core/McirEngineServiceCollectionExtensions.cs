@@ -20,7 +20,8 @@ public static class McirEngineServiceCollectionExtensions
         DidLayout.Descriptor, SpaLayout.Descriptor, GoProLayout.Descriptor,
     ];
 
-    /// <summary>Registers the degradations <c>bicubic</c> and <c>gaussian-noise</c>, the loss term <c>l1</c> and the <see cref="Layouts"/>.</summary>
+    /// <summary>Registers the engine's named components: the degradations <c>bicubic</c> and <c>gaussian-noise</c>, the loss
+    /// term <c>l1</c>, the <see cref="Layouts"/> and the SPN embeddings <c>vgg</c>, <c>resnet18-imagenet</c>, <c>onnx</c>.</summary>
     /// <param name="services">The service collection.</param>
     /// <returns><paramref name="services"/>, for chaining.</returns>
     public static IServiceCollection AddMcirEngineComponents(this IServiceCollection services)
@@ -31,6 +32,7 @@ public static class McirEngineServiceCollectionExtensions
             .AddMcirDegradation(GaussianNoiseDegradation.Descriptor)
             .AddMcirLossTerm(L1);
         foreach (var layout in Layouts) services.AddMcirDatasetLayout(layout);
+        foreach (var embedding in Mcir.Core.ModelContrast.SpnEmbeddingSelection.BuiltIn) services.AddMcirEmbedding(embedding);
         return services;
     }
 }

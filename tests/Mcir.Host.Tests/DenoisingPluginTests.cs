@@ -109,10 +109,31 @@ public class DenoisingPluginTests
 
         var twoPlugins = Assert.Throws<McirException>(() =>
             new ServiceCollection().AddMcirPlugins([Plugin("/p/a.dll", "huber"), Plugin("/p/b.dll", "huber")]));
-        Assert.Contains("loss term 'huber' is registered by two plugins: /p/a.dll and /p/b.dll", twoPlugins.Message);
+        Assert.Contains("loss term 'huber' is registered twice: by the plugin /p/a.dll and by the plugin /p/b.dll", twoPlugins.Message);
 
         var engine = Assert.Throws<McirException>(() => new ServiceCollection().AddMcirPlugins([Plugin("/p/c.dll", "l1")]));
-        Assert.Contains("loss term 'l1' is built into the engine (Mcir.Core) and registered again by the plugin /p/c.dll", engine.Message);
+        Assert.Contains("loss term 'l1' is registered twice: by the engine (Mcir.Core) and by the plugin /p/c.dll", engine.Message);
+    }
+
+    [Fact]
+    public void APluginEmbeddingIsRegisteredAndCheckedLikeALossTerm()
+    {
+        static LoadedPlugin Plugin(string path, string name) =>
+            new(path, typeof(DenoisingPluginTests).Assembly, new OneEmbeddingRegistrar(name));
+
+        using var services = new ServiceCollection().AddMcirPlugins([Plugin("/p/e.dll", "my-embedding")]).BuildServiceProvider();
+        var embeddings = services.GetRunRegistries().Embeddings!;
+        Assert.Equal(["my-embedding", "onnx", "resnet18-imagenet", "vgg"], embeddings.All.Select(d => d.Name));
+
+        var clash = Assert.Throws<McirException>(() => new ServiceCollection().AddMcirPlugins([Plugin("/p/f.dll", "vgg")]));
+        Assert.Contains("embedding 'vgg' is registered twice: by the engine (Mcir.Core) and by the plugin /p/f.dll", clash.Message);
+    }
+
+    private sealed class OneEmbeddingRegistrar(string name) : IMcirPluginRegistrar
+    {
+        public void Register(IServiceCollection services) =>
+            services.AddMcirEmbedding(new EmbeddingDescriptor(name, "", typeof(Mcir.Abstractions.ModelContrast.IFeatureEmbedding), typeof(object), new object(),
+                new Dictionary<string, double> { ["x"] = 1 }, (_, _) => throw new NotSupportedException()));
     }
 
     private sealed class OneLossRegistrar(string name) : IMcirPluginRegistrar

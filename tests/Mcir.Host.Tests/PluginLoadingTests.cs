@@ -92,7 +92,7 @@ public class PluginLoadingTests
         }
         var (code, _, stderr) = HostRunner.Run("list", "--plugins", copies[0], copies[1]);
         Assert.Equal(HostCommands.UserError, code);
-        Assert.Contains("model 'edsr' is registered by two plugins", stderr);
+        Assert.Contains("model 'edsr' is registered twice: by the plugin ", stderr);
         Assert.Contains(copies[0], stderr);
         Assert.Contains(copies[1], stderr);
     }

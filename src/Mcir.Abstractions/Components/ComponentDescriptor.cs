@@ -37,6 +37,9 @@ public abstract class ComponentDescriptor<TComponent> : IComponentDescriptor
     }
 
     /// <inheritdoc />
+    public abstract string Kind { get; }
+
+    /// <inheritdoc />
     public string Name { get; }
 
     /// <inheritdoc />

@@ -20,6 +20,12 @@ public sealed class DatasetLayoutDescriptor : ComponentDescriptor<IDatasetLayout
     {
     }
 
+    /// <summary>The kind constant, <c>"data set layout"</c>.</summary>
+    public const string KindName = "data set layout";
+
+    /// <inheritdoc />
+    public override string Kind => KindName;
+
     /// <summary>Describes <typeparamref name="TLayout"/>, built from <typeparamref name="TOptions"/>.</summary>
     /// <typeparam name="TLayout">The layout class.</typeparam>
     /// <typeparam name="TOptions">Its options type (a record with defaults; an empty record when it has none).</typeparam>

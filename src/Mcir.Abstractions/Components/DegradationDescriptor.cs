@@ -21,6 +21,12 @@ public sealed class DegradationDescriptor : ComponentDescriptor<IDegradation>
     {
     }
 
+    /// <summary>The kind constant, <c>"degradation"</c>.</summary>
+    public const string KindName = "degradation";
+
+    /// <inheritdoc />
+    public override string Kind => KindName;
+
     /// <summary>Describes <typeparamref name="TDegradation"/>, built from <typeparamref name="TOptions"/>.</summary>
     /// <typeparam name="TDegradation">The degradation class.</typeparam>
     /// <typeparam name="TOptions">Its options type (a record with defaults, bound from snake_case configuration keys).</typeparam>

@@ -27,6 +27,12 @@ public sealed class LossTermDescriptor : ComponentDescriptor<ILossTerm>
     {
     }
 
+    /// <summary>The kind constant, <c>"loss term"</c>.</summary>
+    public const string KindName = "loss term";
+
+    /// <inheritdoc />
+    public override string Kind => KindName;
+
     /// <summary>Describes <typeparamref name="TLoss"/>, built from <typeparamref name="TOptions"/>.</summary>
     /// <typeparam name="TLoss">The loss term class.</typeparam>
     /// <typeparam name="TOptions">Its options type (a record with defaults, bound from snake_case configuration keys).</typeparam>

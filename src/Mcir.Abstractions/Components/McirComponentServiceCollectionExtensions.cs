@@ -38,6 +38,13 @@ public static class McirComponentServiceCollectionExtensions
     public static IServiceCollection AddMcirDatasetLayout(this IServiceCollection services, DatasetLayoutDescriptor descriptor) =>
         AddComponent<DatasetLayoutDescriptor, DatasetLayoutRegistry>(services, descriptor);
 
+    /// <summary>Registers a feature embedding for SPN (<c>loss.spn.embedding_type</c>); see <see cref="EmbeddingDescriptor"/>.</summary>
+    /// <param name="services">The service collection.</param>
+    /// <param name="descriptor">The embedding's descriptor.</param>
+    /// <returns>The same collection.</returns>
+    public static IServiceCollection AddMcirEmbedding(this IServiceCollection services, EmbeddingDescriptor descriptor) =>
+        AddComponent<EmbeddingDescriptor, EmbeddingRegistry>(services, descriptor);
+
     // One singleton per component, and once the registry over all components of the kind.
     private static IServiceCollection AddComponent<TDescriptor, TRegistry>(IServiceCollection services, TDescriptor descriptor)
         where TDescriptor : class, IComponentDescriptor

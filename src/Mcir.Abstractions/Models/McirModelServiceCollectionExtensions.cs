@@ -21,7 +21,7 @@ public static class McirModelServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(descriptor);
         services.AddSingleton(descriptor);
-        services.TryAddSingleton<IModelRegistry, ModelRegistry>();
+        services.TryAddModelRegistry();
         return services;
     }
 
@@ -54,4 +54,18 @@ public static class McirModelServiceCollectionExtensions
         return services;
     }
 
+    /// <summary>
+    /// Registers the <see cref="ModelRegistry"/> once, reachable both as <see cref="IModelRegistry"/> and as the
+    /// <c>IComponentRegistry&lt;ModelDescriptor&gt;</c> every other kind is looked up with.
+    /// </summary>
+    /// <param name="services">The service collection.</param>
+    /// <returns>The same collection.</returns>
+    public static IServiceCollection TryAddModelRegistry(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.TryAddSingleton<ModelRegistry>();
+        services.TryAddSingleton<IModelRegistry>(sp => sp.GetRequiredService<ModelRegistry>());
+        services.TryAddSingleton<Mcir.Abstractions.Components.IComponentRegistry<ModelDescriptor>>(sp => sp.GetRequiredService<ModelRegistry>());
+        return services;
+    }
 }

@@ -14,7 +14,7 @@ namespace Mcir.Abstractions.Models;
 /// <see cref="TileSafetyNote"/>; the factory and the cached
 /// parameter count are not compared. All properties are get-only, so a <c>with</c> expression yields an equal copy.
 /// </remarks>
-public sealed record ModelDescriptor
+public sealed record ModelDescriptor : Components.IComponentDescriptor
 {
     private readonly Lazy<long> _parameterCount;
 
@@ -71,6 +71,16 @@ public sealed record ModelDescriptor
 
     /// <summary>The network class.</summary>
     public Type ModelType { get; }
+
+    /// <summary>The kind constant, <c>"model"</c>: models are named components like the others (one registry model,
+    /// one duplicate-name rule: <see cref="Components.ComponentNames"/>).</summary>
+    public const string KindName = "model";
+
+    /// <inheritdoc />
+    public string Kind => KindName;
+
+    /// <inheritdoc />
+    Type Components.IComponentDescriptor.ComponentType => ModelType;
 
     /// <summary>The type of the options the constructor takes.</summary>
     public Type OptionsType { get; }

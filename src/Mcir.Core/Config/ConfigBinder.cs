@@ -117,6 +117,33 @@ public static class ConfigBinder
         current[parts[^1]] = value;
     }
 
+    /// <summary>
+    /// A named component's options (model, degradation, loss term, layout, embedding): its defaults with
+    /// <paramref name="overrides"/> applied key by key, then bound and validated. An unknown key names the closest valid
+    /// one ("did you mean").
+    /// </summary>
+    /// <param name="component">The component (its <c>DefaultOptions</c> and <c>OptionsType</c>).</param>
+    /// <param name="overrides">The configuration's keys at <paramref name="where"/>, or null for the defaults.</param>
+    /// <param name="where">The configuration path, e.g. <c>model.options</c>.</param>
+    /// <exception cref="McirException">An unknown key or an invalid value, named with its path.</exception>
+    public static object ComponentOptions(Mcir.Abstractions.Components.IComponentDescriptor component, JsonObject? overrides, string where)
+    {
+        ArgumentNullException.ThrowIfNull(component);
+        var merged = (JsonObject)ToJson(component.DefaultOptions);
+        foreach (var (key, value) in overrides ?? [])
+        {
+            if (!merged.ContainsKey(key))
+            {
+                var keys = merged.Select(p => p.Key).ToList();
+                var closest = Closest(key, keys);
+                string owner = component.Kind == "model" ? $"model '{component.Name}'" : $"'{component.Name}'";
+                throw new McirException($"unknown configuration key '{where}.{key}' for {owner} ({(closest is null ? "valid keys: " + string.Join(", ", keys) : $"did you mean '{where}.{closest}'?")})");
+            }
+            merged[key] = value?.DeepClone();
+        }
+        return Bind(merged, component.OptionsType, where);
+    }
+
     /// <summary>Binds <paramref name="node"/> (null = all defaults) to <typeparamref name="T"/>.</summary>
     /// <param name="node">The JSON to bind; null means every default.</param>
     /// <param name="where">The node's path in the configuration, for messages (e.g. "train").</param>

@@ -1,3 +1,4 @@
+using Mcir.Abstractions.Components;
 using Mcir.Abstractions.ModelContrast;
 using Mcir.Core.Compute;
 using Mcir.Core.Embeddings;
@@ -8,50 +9,89 @@ using TorchSharp;
 namespace Mcir.Core.ModelContrast;
 
 /// <summary>
-/// Picks the SPN embedding from <see cref="SpnLossOptions.EmbeddingType"/>: VGG when its ImageNet weights can be
+/// Picks the SPN embedding from <see cref="SpnLossOptions.EmbeddingType"/>: a registered <see cref="EmbeddingDescriptor"/>
+/// (the engine's <see cref="BuiltIn"/> ones or a plugin's), or <c>auto</c> = VGG when its ImageNet weights can be
 /// found, else the offline ImageNet ResNet18 shipped in a NuGet package — so an offline run is still the method
 /// (a pretrained φ), never silently random.
 /// </summary>
 public static class SpnEmbeddingSelection
 {
-    public static readonly IReadOnlyList<string> Types = ["auto", "vgg", ResNet18ImageNet.Name, OnnxEmbeddings.GenericName];
+    /// <summary>The engine's VGG embedding (torchvision's VGG16/19 ImageNet weights; options <c>loss.spn.embedding</c>).</summary>
+    public static readonly EmbeddingDescriptor Vgg = EmbeddingDescriptor.Of<VggEmbedding, VggEmbeddingOptions>("vgg",
+        "torchvision VGG16/VGG19 features, ImageNet weights (the paper's φ: relu1_2/relu2_2/relu3_3); options in loss.spn.embedding",
+        SpnLossOptions.DefaultEmbedding, SpnLossOptions.VggDefaultLayerWeights,
+        (o, layers) => new VggEmbedding(o with { Layers = [.. layers.OrderBy(l => VggLayout.IndexOf(o.Variant, l))] }));
+
+    /// <summary>The offline ImageNet ResNet18 (ONNX, from NuGet; options <c>loss.spn.onnx</c>).</summary>
+    public static readonly EmbeddingDescriptor ResNet18 = EmbeddingDescriptor.Of<IFeatureEmbedding, OnnxEmbeddingOptions>(ResNet18ImageNet.Name,
+        "ImageNet ResNet18 from Microsoft.ML.DnnImageFeaturizer.ResNet18 (offline; stem/layer1…layer4); options in loss.spn.onnx",
+        new OnnxEmbeddingOptions(), ResNet18ImageNet.DefaultLayerWeights,
+        (o, layers) => OnnxEmbeddings.Create(ResNet18ImageNet.Name, o with { Layers = [.. layers] }));
+
+    /// <summary>Any ONNX file (layers are node output names; options <c>loss.spn.onnx</c>).</summary>
+    public static readonly EmbeddingDescriptor Onnx = EmbeddingDescriptor.Of<IFeatureEmbedding, OnnxEmbeddingOptions>(OnnxEmbeddings.GenericName,
+        "an ONNX network from loss.spn.onnx.model_path; layer_weights name node outputs",
+        new OnnxEmbeddingOptions(), new Dictionary<string, double>(),
+        (o, layers) => OnnxEmbeddings.Create(OnnxEmbeddings.GenericName, o with { Layers = [.. layers] }));
+
+    /// <summary>The engine's embeddings, registered by <c>AddMcirEngineComponents</c>.</summary>
+    public static IReadOnlyList<EmbeddingDescriptor> BuiltIn { get; } = [Vgg, ResNet18, Onnx];
+
+    /// <summary>The engine's embeddings as a registry (when a caller has no service provider).</summary>
+    public static IComponentRegistry<EmbeddingDescriptor> BuiltInRegistry { get; } = new EmbeddingRegistry(BuiltIn);
 
     /// <summary>The embedding and the options with the layer weights that go with it.</summary>
+    /// <param name="options">The SPN options.</param>
+    /// <param name="embeddings">The registered embeddings (default: <see cref="BuiltInRegistry"/>).</param>
     /// <exception cref="McirException">
-    /// An unknown embedding type; layers the chosen embedding does not have; or VGG weights that cannot be found while the
-    /// configuration asks for VGG (<c>embedding_type: vgg</c>, or <c>auto</c> with VGG layer names in <c>layer_weights</c>
-    /// or an <c>embedding</c> section): the message names the file, where it was looked for and the ways out.
+    /// An unknown embedding type; layers the chosen embedding does not have; options for the wrong embedding; or VGG
+    /// weights that cannot be found while the configuration asks for VGG (<c>embedding_type: vgg</c>, or <c>auto</c>
+    /// with VGG layer names in <c>layer_weights</c> or an <c>embedding</c> section): the message names the file, where
+    /// it was looked for and the ways out.
     /// </exception>
-    public static (IFeatureEmbedding Embedding, SpnLossOptions Options) Create(SpnLossOptions options)
+    public static (IFeatureEmbedding Embedding, SpnLossOptions Options) Create(SpnLossOptions options, IComponentRegistry<EmbeddingDescriptor>? embeddings = null)
     {
-        string type = options.EmbeddingType.Trim().ToLowerInvariant();
+        ArgumentNullException.ThrowIfNull(options);
+        embeddings ??= BuiltInRegistry;
+        string type = options.EmbeddingType.Trim();
         bool defaultLayers = ReferenceEquals(options.LayerWeights, SpnLossOptions.VggDefaultLayerWeights);
-        if (type == "auto")
+        if (type.Equals("auto", StringComparison.OrdinalIgnoreCase))
         {
-            if (VggWeightsAvailable(options.Embedding)) type = "vgg";
+            if (VggWeightsAvailable(options.Embedding)) type = Vgg.Name;
             else if (AsksForVgg(options, defaultLayers) is { } why) throw MissingVggWeights(options, why);
-            else type = ResNet18ImageNet.Name;
+            else type = ResNet18.Name;
         }
-        switch (type)
+        // The engine's names are case-insensitive (as before registries); a plugin's are exact.
+        if (BuiltIn.FirstOrDefault(d => d.Name.Equals(type, StringComparison.OrdinalIgnoreCase)) is { } builtIn) type = builtIn.Name;
+        if (!embeddings.TryGet(type, out var descriptor))
+            throw new McirException($"loss.spn.embedding_type: '{options.EmbeddingType}' is not a known embedding type (known: auto, {string.Join(", ", embeddings.All.Select(d => d.Name))}); load the plugin that registers it with --plugins or --plugin-dir");
+        if (descriptor == Vgg)
         {
-            case "vgg":
-                CheckVggLayers(options);
-                if (!options.Embedding.AllowRandomWeights && !VggWeightsAvailable(options.Embedding))
-                    throw MissingVggWeights(options, "loss.spn.embedding_type is vgg");
-                return (new VggEmbedding(options.EmbeddingOptions()), options with { EmbeddingType = type });
-            case ResNet18ImageNet.Name:
-            {
-                var resolved = (defaultLayers ? options with { LayerWeights = ResNet18ImageNet.DefaultLayerWeights } : options) with { EmbeddingType = type };
-                var onnx = options.Onnx with { Layers = [.. resolved.LayerWeights.Keys] };
-                return (OnnxEmbeddings.Create(ResNet18ImageNet.Name, onnx), resolved);
-            }
-            case OnnxEmbeddings.GenericName:
-                if (defaultLayers)
-                    throw new McirException("loss.spn.layer_weights: required with embedding_type onnx (node output names of loss.spn.onnx.model_path and their weights)");
-                return (OnnxEmbeddings.Create(OnnxEmbeddings.GenericName, options.Onnx with { Layers = [.. options.LayerWeights.Keys] }), options);
-            default:
-                throw new McirException($"loss.spn.embedding_type '{options.EmbeddingType}' is not known (known: {string.Join(", ", Types)})");
+            CheckVggLayers(options);
+            if (!options.Embedding.AllowRandomWeights && !VggWeightsAvailable(options.Embedding))
+                throw MissingVggWeights(options, "loss.spn.embedding_type is vgg");
         }
+        bool builtInOptions = descriptor == Vgg || descriptor == ResNet18 || descriptor == Onnx;
+        if (builtInOptions && options.EmbeddingOptions is not null)
+            throw new McirException($"loss.spn.embedding_options: not used by the engine's embedding '{descriptor.Name}' (it takes loss.spn.{(descriptor == Vgg ? "embedding" : "onnx")}); embedding_options configure a plugin's embedding");
+        var layerWeights = options.LayerWeights;
+        if (defaultLayers && descriptor != Vgg)
+        {
+            if (descriptor.DefaultLayerWeights.Count == 0)
+                throw new McirException($"loss.spn.layer_weights: required with embedding_type {descriptor.Name} ({(descriptor == Onnx ? "node output names of loss.spn.onnx.model_path" : "the embedding's layer names")} and their weights)");
+            layerWeights = descriptor.DefaultLayerWeights;
+        }
+        object embeddingOptions = descriptor == Vgg ? options.Embedding
+            : builtInOptions ? options.Onnx
+            : Config.ConfigBinder.ComponentOptions(descriptor, options.EmbeddingOptions, "loss.spn.embedding_options");
+        var resolved = options with { EmbeddingType = descriptor.Name, LayerWeights = layerWeights };
+        IFeatureEmbedding embedding;
+        try { embedding = descriptor.CreateWithLayers(embeddingOptions, [.. layerWeights.Keys]); }
+        catch (ArgumentException e) when (!builtInOptions)
+        {
+            throw new McirException($"loss.spn (embedding '{descriptor.Name}'): {e.Message}", e);
+        }
+        return (embedding, resolved);
     }
 
     /// <summary>

@@ -24,18 +24,19 @@ public sealed class SpnLoss : ILossTerm, IDisposable
     private readonly int[] _positions;
 
     /// <summary>Builds its own VGG embedding from <see cref="SpnLossOptions.EmbeddingOptions"/> (and disposes it).</summary>
-    public SpnLoss(SpnLossOptions options) : this(options, new VggEmbedding(options.EmbeddingOptions()), ownsEmbedding: true) { }
+    public SpnLoss(SpnLossOptions options) : this(options, new VggEmbedding(options.VggOptions()), ownsEmbedding: true) { }
 
     /// <summary>Uses a given embedding, which must produce every layer of <see cref="SpnLossOptions.LayerWeights"/>.</summary>
     public SpnLoss(SpnLossOptions options, IFeatureEmbedding embedding) : this(options, embedding, ownsEmbedding: false) { }
 
     /// <summary>
     /// The SPN term with the embedding chosen by <see cref="SpnLossOptions.EmbeddingType"/> (see
-    /// <see cref="SpnEmbeddingSelection"/>); the term owns and disposes it.
+    /// <see cref="SpnEmbeddingSelection"/>) among <paramref name="embeddings"/> (default: the engine's); the term owns
+    /// and disposes it.
     /// </summary>
-    public static SpnLoss FromOptions(SpnLossOptions options)
+    public static SpnLoss FromOptions(SpnLossOptions options, Abstractions.Components.IComponentRegistry<Abstractions.Components.EmbeddingDescriptor>? embeddings = null)
     {
-        var (embedding, resolved) = SpnEmbeddingSelection.Create(options);
+        var (embedding, resolved) = SpnEmbeddingSelection.Create(options, embeddings);
         IFeatureEmbedding? negativeEmbedding = null;
         try
         {

@@ -40,8 +40,9 @@ public sealed record SpnLossOptions
     /// Which embedding φ: <c>auto</c> (default) = VGG (<see cref="Embedding"/>) when its ImageNet weights are available
     /// (weights_path, <c>$MCIR_VGG16_WEIGHTS</c>, or the <c>mcir-host weights fetch</c> cache), otherwise the offline
     /// pretrained <c>resnet18-imagenet</c>; <c>vgg</c> = always VGG (random weights only with allow_random_weights);
-    /// <c>resnet18-imagenet</c> or <c>onnx</c> = the ONNX embedding configured by <see cref="Onnx"/>. When layer_weights
-    /// is not configured, the chosen embedding's default layers are used.
+    /// <c>resnet18-imagenet</c> or <c>onnx</c> = the ONNX embedding configured by <see cref="Onnx"/>; any other name = an
+    /// embedding a plugin registers, configured by <see cref="EmbeddingOptions"/>. When layer_weights is not configured,
+    /// the chosen embedding's default layers are used.
     /// </summary>
     public string EmbeddingType { get; init; } = "auto";
 
@@ -50,6 +51,12 @@ public sealed record SpnLossOptions
     /// a VGG embedding for them — about twice as fast on CPUs with AVX512-BF16. φ(f(x)) and its gradient stay float32.
     /// </summary>
     public Compute.NegativePrecision NegativePrecision { get; init; } = Compute.NegativePrecision.Float32;
+
+    /// <summary>
+    /// Options of an embedding a plugin registers (<c>services.AddMcirEmbedding</c>), in its own snake_case keys over its
+    /// defaults; null for the engine's embeddings, which take <see cref="Embedding"/> (VGG) and <see cref="Onnx"/>.
+    /// </summary>
+    public System.Text.Json.Nodes.JsonObject? EmbeddingOptions { get; init; }
 
     /// <summary>Options of the ONNX embeddings (resnet18-imagenet, onnx): model path, layers, normalisation.</summary>
     public Embeddings.Onnx.OnnxEmbeddingOptions Onnx { get; init; } = new();
@@ -76,14 +83,14 @@ public sealed record SpnLossOptions
             throw new ArgumentException($"{nameof(Lambda)} must be a finite number ≥ 0, got {Lambda.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(Lambda));
         if (!(Epsilon >= 0) || !double.IsFinite(Epsilon))
             throw new ArgumentException($"{nameof(Epsilon)} must be a finite number ≥ 0, got {Epsilon.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(Epsilon));
-        if (!SpnEmbeddingSelection.Types.Contains(EmbeddingType.Trim().ToLowerInvariant()))
-            throw new ArgumentException($"'{EmbeddingType}' is not a known embedding type (known: {string.Join(", ", SpnEmbeddingSelection.Types)})", nameof(EmbeddingType));
+        if (string.IsNullOrWhiteSpace(EmbeddingType))
+            throw new ArgumentException($"the embedding type is empty (known: auto and the registered embeddings: {string.Join(", ", SpnEmbeddingSelection.BuiltIn.Select(d => d.Name))} and plugins')", nameof(EmbeddingType));
         if (LayerWeights.FirstOrDefault(p => !double.IsFinite(p.Value) || p.Value < 0) is { Key: not null } bad)
             throw new ArgumentException($"the weight of '{bad.Key}' must be a finite number ≥ 0, got {bad.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}", nameof(LayerWeights));
     }
 
-    /// <summary>The embedding options with the layers of <see cref="LayerWeights"/>, ordered by depth.</summary>
-    public VggEmbeddingOptions EmbeddingOptions() => Embedding with
+    /// <summary>The VGG embedding options (<see cref="Embedding"/>) with the layers of <see cref="LayerWeights"/>, ordered by depth.</summary>
+    public VggEmbeddingOptions VggOptions() => Embedding with
     {
         Layers = LayerWeights.Keys.OrderBy(l => VggLayout.IndexOf(Embedding.Variant, l)).ToArray(),
     };

@@ -11,15 +11,17 @@ using static TorchSharp.torch;
 namespace Mcir.Core.Runs;
 
 /// <summary>
-/// The registries a run resolves configured names in: models, degradations, loss terms and data set layouts (engine and
-/// plugins). The host builds them from its service provider and passes them in; the engine never looks services up
-/// itself. <paramref name="Layouts"/> null: the engine's built-in layouts only.
+/// The registries a run resolves configured names in, one per named kind: models, degradations, loss terms, data set
+/// layouts and SPN embeddings (engine and plugins). The host builds them from its service provider and passes them in;
+/// the engine never looks services up itself. <paramref name="Layouts"/> / <paramref name="Embeddings"/> null: the
+/// engine's built-in ones only.
 /// </summary>
 public sealed record RunRegistries(
     IModelRegistry Models,
     IComponentRegistry<DegradationDescriptor> Degradations,
     IComponentRegistry<LossTermDescriptor> LossTerms,
-    IComponentRegistry<DatasetLayoutDescriptor>? Layouts = null);
+    IComponentRegistry<DatasetLayoutDescriptor>? Layouts = null,
+    IComponentRegistry<EmbeddingDescriptor>? Embeddings = null);
 
 /// <summary>
 /// Turns configuration sections into engine components: the model, the degradation of a <c>degraded-folder</c> data set
@@ -84,7 +86,6 @@ public static class RunComposition
     }
     public static readonly IReadOnlyList<string> ContrastiveLosses = ["spn", "cr"];
     public static readonly IReadOnlyList<string> NegativeKinds = ["ema", "fixed-random", "fixed-pretrained"];
-    public static readonly IReadOnlyList<string> Embeddings = ["vgg16", "vgg19", "resnet18-imagenet", "onnx"];
 
     /// <summary>Image files up to this total size are cached in memory when <c>cache_images</c> is not set.</summary>
     public const long AutoCacheBytes = 64L << 20;
@@ -101,28 +102,11 @@ public static class RunComposition
     public static RunConfig Bind(JsonObject root) => ConfigBinder.Bind<RunConfig>(root, "");
 
     /// <summary>The model's options: its defaults with the configuration's overrides applied key by key.</summary>
-    public static object ModelOptions(ModelDescriptor model, JsonObject? overrides) =>
-        BindOptions(model.DefaultOptions, model.OptionsType, overrides, "model.options", $"model '{model.Name}'");
+    public static object ModelOptions(ModelDescriptor model, JsonObject? overrides) => ConfigBinder.ComponentOptions(model, overrides, "model.options");
 
     /// <summary>A component's options: its defaults with the overrides at <paramref name="where"/> applied key by key.</summary>
     public static object ComponentOptions(IComponentDescriptor component, JsonObject? overrides, string where) =>
-        BindOptions(component.DefaultOptions, component.OptionsType, overrides, where, $"'{component.Name}'");
-
-    private static object BindOptions(object defaults, Type optionsType, JsonObject? overrides, string where, string owner)
-    {
-        var merged = (JsonObject)ConfigBinder.ToJson(defaults);
-        foreach (var (key, value) in overrides ?? [])
-        {
-            if (!merged.ContainsKey(key))
-            {
-                var keys = merged.Select(p => p.Key).ToList();
-                var closest = ConfigBinder.Closest(key, keys);
-                throw new McirException($"unknown configuration key '{where}.{key}' for {owner} ({(closest is null ? "valid keys: " + string.Join(", ", keys) : $"did you mean '{where}.{closest}'?")})");
-            }
-            merged[key] = value?.DeepClone();
-        }
-        return ConfigBinder.Bind(merged, optionsType, where);
-    }
+        ConfigBinder.ComponentOptions(component, overrides, where);
 
     /// <summary>The component registered as <paramref name="name"/>, else an error naming the key and the known names.</summary>
     public static T Resolve<T>(IComponentRegistry<T> registry, string name, string key) where T : IComponentDescriptor
@@ -211,7 +195,7 @@ public static class RunComposition
         foreach (var (key, value) in variant)
             if (!JsonNode.DeepEquals(value, typeDefaults[key]))
                 result[key] = value?.DeepClone();
-        return BindOptions(eval.DefaultOptions, eval.OptionsType, result, "model.eval_name", $"model '{eval.Name}'");
+        return ConfigBinder.ComponentOptions(eval, result, "model.eval_name");
     }
 
     /// <summary>Copies <paramref name="from"/>'s state dict into the evaluation model <paramref name="to"/> (same keys and shapes).</summary>
@@ -290,14 +274,17 @@ public static class RunComposition
     /// The loss terms in order: the reconstruction term (a registered loss term), then SPN and CR when configured. Terms
     /// that own native resources are disposable.
     /// </summary>
-    public static IReadOnlyList<ILossTerm> CreateLosses(LossSection s, IComponentRegistry<LossTermDescriptor> lossTerms)
+    /// <param name="s">The loss section.</param>
+    /// <param name="lossTerms">Where <c>loss.reconstruction</c> is resolved.</param>
+    /// <param name="embeddings">Where <c>loss.spn.embedding_type</c> is resolved (default: the engine's embeddings).</param>
+    public static IReadOnlyList<ILossTerm> CreateLosses(LossSection s, IComponentRegistry<LossTermDescriptor> lossTerms, IComponentRegistry<EmbeddingDescriptor>? embeddings = null)
     {
         var reconstruction = Resolve(lossTerms, s.Reconstruction, "loss.reconstruction");
         var reconstructionOptions = ComponentOptions(reconstruction, s.ReconstructionOptions, "loss.reconstruction_options");
         var terms = new List<ILossTerm> { Configured("loss.reconstruction_options", () => reconstruction.Create(reconstructionOptions)) };
         try
         {
-            if (s.Spn is { } spn) terms.Add(Configured("loss.spn", () => SpnLoss.FromOptions(spn)));
+            if (s.Spn is { } spn) terms.Add(Configured("loss.spn", () => SpnLoss.FromOptions(spn, embeddings)));
             if (s.Cr is { } cr) terms.Add(Configured("loss.cr", () => new ContrastRegularizationLoss(cr)));
         }
         catch

@@ -93,7 +93,7 @@ public static class TrainingRun
         var valProtocol = config.Data.Val is { } vs ? Protocol(vs, config.Metrics, "data.val") : null;
         var tests = config.Data.Test.Select((t, i) => (Section: t, Data: Dataset(t, $"data.test[{i}]", training: false), Protocol: Protocol(t, config.Metrics, $"data.test[{i}]"))).ToList();
 
-        var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms);
+        var terms = RunComposition.CreateLosses(config.Loss, registries.LossTerms, registries.Embeddings);
         try
         {
             RunComposition.MoveTo(terms, device);

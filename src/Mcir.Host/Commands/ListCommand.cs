@@ -37,13 +37,13 @@ internal static class ListCommand
             ListComponents(console, "data set layouts (data.*.type; also hr-folder and degraded-folder)", services.GetRequiredService<IComponentRegistry<DatasetLayoutDescriptor>>());
             var lossTerms = services.GetRequiredService<IComponentRegistry<LossTermDescriptor>>();
             ListComponents(console, "loss terms (loss.reconstruction)", lossTerms);
+            ListComponents(console, "embeddings (loss.spn.embedding_type; also auto)", services.GetRequiredService<IComponentRegistry<EmbeddingDescriptor>>());
             console.Out.WriteLine();
             console.Out.WriteLine("built into the engine:");
             console.Out.WriteLine($"  data sets:        {string.Join(", ", RunComposition.GeneratedDatasetTypes)} (and the layouts above marked engine)");
             var engineTerms = lossTerms.All.Where(d => d.ComponentType.Assembly == typeof(RunComposition).Assembly).Select(d => d.Name);
             console.Out.WriteLine($"  loss terms:       {string.Join(", ", engineTerms.Concat(RunComposition.ContrastiveLosses))}");
             console.Out.WriteLine($"  negative sources: {string.Join(", ", RunComposition.NegativeKinds)} (model negatives); the degraded input (cr)");
-            console.Out.WriteLine($"  embeddings:       {string.Join(", ", RunComposition.Embeddings)}");
             return 0;
         });
         return command;
