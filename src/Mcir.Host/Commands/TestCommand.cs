@@ -2,7 +2,6 @@ using System.CommandLine;
 using Mcir.Core.Metrics;
 using Mcir.Core.Metrics.Protocols;
 using Mcir.Core.Runs;
-using Mcir.Host.Plugins;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Mcir.Host.Commands;
