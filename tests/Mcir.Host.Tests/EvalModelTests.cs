@@ -62,7 +62,7 @@ public sealed class EvalModelTests
             var (c, _, e) = HostRunner.Run(["test", "--weights", runDir, .. model, "--gt", Path.Combine(tmp.Path, "test-gt"),
                 "--lq", Path.Combine(tmp.Path, "test-lq"), "--json", json]);
             Assert.True(c == 0, e);
-            return ((double)JsonNode.Parse(File.ReadAllText(json))!["mean"]!["psnr"]!).ToString("R");
+            return ((double)JsonNode.Parse(File.ReadAllText(json))!["model"]!["psnr"]!).ToString("R");
         }
         Assert.Equal(runPsnr.ToString("R"), Psnr("--model", "nafnet-small-local"));
         Assert.NotEqual(runPsnr.ToString("R"), Psnr());

@@ -42,7 +42,7 @@ public class MetricsCommandTests
             Assert.Contains(ePsnr.ToString("F4"), stdout);
             psnrSum += ePsnr; ssimSum += eSsim;
         }
-        var mean = actual.RootElement.GetProperty("mean");
+        var mean = actual.RootElement.GetProperty("model");
         Assert.Equal(psnrSum / Crops.Length, mean.GetProperty("psnr").GetDouble(), 1e-6);
         Assert.Equal(ssimSum / Crops.Length, mean.GetProperty("ssim").GetDouble(), 1e-8);
         Assert.Contains((psnrSum / Crops.Length).ToString("F4"), stdout);
@@ -82,8 +82,8 @@ public class MetricsCommandTests
         var e = expected.RootElement.GetProperty("images").GetProperty(crop).GetProperty("scales").GetProperty("3");
         using (var actual = JsonDocument.Parse(File.ReadAllText(json)))
         {
-            Assert.Equal(e.GetProperty("psnr_y").GetDouble(), actual.RootElement.GetProperty("mean").GetProperty("psnr").GetDouble(), 1e-6);
-            Assert.Equal(e.GetProperty("ssim_y").GetDouble(), actual.RootElement.GetProperty("mean").GetProperty("ssim").GetDouble(), 1e-8);
+            Assert.Equal(e.GetProperty("psnr_y").GetDouble(), actual.RootElement.GetProperty("model").GetProperty("psnr").GetDouble(), 1e-6);
+            Assert.Equal(e.GetProperty("ssim_y").GetDouble(), actual.RootElement.GetProperty("model").GetProperty("ssim").GetDouble(), 1e-8);
             var protocol = actual.RootElement.GetProperty("protocol");
             Assert.Equal("sr", protocol.GetProperty("name").GetString());
             Assert.Equal(3, protocol.GetProperty("crop_border").GetInt32());

@@ -284,7 +284,7 @@ public static class BasicSrOptions
             foreach (var key in net.Keys())
                 options[entry.Renames.GetValueOrDefault(key, key)] = net.Json(key);
             // Model option names are checked when the run binds them (unknown keys are errors naming the closest one).
-            if (entry.Model is "edsr" or "swinir" && !options.ContainsKey("upscale") && scale > 1) options["upscale"] = scale;
+            if (entry.Model is "edsr" or "swinir" && !Runs.RunComposition.HasUpscale(options) && scale > 1) options[Runs.RunComposition.UpscaleKey] = scale;
             net.Finish();
             return new JsonObject { ["name"] = entry.Model, ["options"] = options };
         }

@@ -65,6 +65,10 @@ public sealed record WeightsSource
     /// <summary>The model the weights are for (name and full options): from the run folder's <c>config.resolved.json</c>, or
     /// from the metadata of a <c>.safetensors</c> file written by <c>export</c>; null when neither says.</summary>
     public ModelSection? Model { get; init; }
+
+    /// <summary>The run folder's <c>config.resolved.json</c> as read once when the weights were resolved (the source of
+    /// <see cref="Model"/>); null for weights outside a run folder or a run folder without that file.</summary>
+    public JsonObject? ResolvedConfig { get; init; }
 }
 
 /// <summary>What to build for inference: the model (by name or from the weights' run), option overrides and the weights.</summary>
@@ -121,8 +125,15 @@ public sealed class InferenceModel : IDisposable
     /// <summary>What was decided on the way (model from the run folder, EMA used, keys left out, …), for the log.</summary>
     public IReadOnlyList<string> Notes { get; }
 
-    /// <summary>The model option <c>upscale</c>, when the model has one.</summary>
-    public int? Upscale => ConfigBinder.ToJson(Options) is JsonObject o && o["upscale"] is JsonValue v && v.TryGetValue(out int s) ? s : null;
+    /// <summary>The model option <c>upscale</c>, when the model has one (<see cref="RunComposition.ModelUpscale"/>).</summary>
+    public int? Upscale => RunComposition.ModelUpscale(Options);
+
+    /// <summary>Moves the network to <paramref name="device"/> (no-op on the CPU, where it was loaded).</summary>
+    public void MoveTo(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.type != DeviceType.CPU) Network.to(device);
+    }
 
     public void Dispose() => Network.Dispose();
 }
@@ -194,6 +205,7 @@ public static class ModelWeights
         string what = useEma
             ? "target EMA"
             : hasEma ? "trained network (EMA weights not used: --ema off)" : "trained network (the checkpoint has no EMA)";
+        var resolved = runDir is null ? null : ReadResolvedConfig(runDir);
         return new WeightsSource
         {
             Argument = argument,
@@ -202,19 +214,32 @@ public static class ModelWeights
             Ema = useEma,
             Description = $"{file} ({what}, iteration {iteration})",
             RunDirectory = runDir,
-            Model = runDir is null ? null : ReadRunModel(runDir),
+            Model = resolved is null ? null : RunModel(resolved, Path.Combine(runDir!, ResolvedConfigName)),
+            ResolvedConfig = resolved,
         };
     }
 
     /// <summary>The model section (name and full options) of a run's <c>config.resolved.json</c>, or null if it has none.</summary>
-    public static ModelSection? ReadRunModel(string runDirectory)
+    /// <exception cref="McirException">The file is not valid JSON or has no <c>model.name</c>.</exception>
+    public static ModelSection? ReadRunModel(string runDirectory) =>
+        ReadResolvedConfig(runDirectory) is { } root ? RunModel(root, Path.Combine(runDirectory, ResolvedConfigName)) : null;
+
+    /// <summary>A run folder's <c>config.resolved.json</c>, parsed; null when the folder has none.</summary>
+    /// <exception cref="McirException">The file is not a JSON object.</exception>
+    public static JsonObject? ReadResolvedConfig(string runDirectory)
     {
         string path = Path.Combine(runDirectory, ResolvedConfigName);
         if (!File.Exists(path)) return null;
         JsonNode? root;
         try { root = JsonNode.Parse(File.ReadAllText(path)); }
         catch (JsonException e) { throw new McirException($"{path}: not valid JSON: {e.Message}"); }
-        if (root?["model"] is not JsonObject model || model["name"] is not JsonValue name || !name.TryGetValue(out string? n) || string.IsNullOrWhiteSpace(n))
+        return root as JsonObject ?? throw new McirException($"{path}: no model.name (not a run's resolved configuration?)");
+    }
+
+    // The model section of a parsed config.resolved.json (path: the file, for the message).
+    private static ModelSection RunModel(JsonObject root, string path)
+    {
+        if (root["model"] is not JsonObject model || model["name"] is not JsonValue name || !name.TryGetValue(out string? n) || string.IsNullOrWhiteSpace(n))
             throw new McirException($"{path}: no model.name (not a run's resolved configuration?)");
         return new ModelSection { Name = n, Options = model["options"] is JsonObject o ? (JsonObject)o.DeepClone() : [] };
     }
@@ -402,12 +427,13 @@ public static class ModelWeights
         }
         if (scale is { } s)
         {
+            const string key = RunComposition.UpscaleKey;
             var defaults = (JsonObject)ConfigBinder.ToJson(descriptor.DefaultOptions);
-            if (!defaults.ContainsKey("upscale"))
-                throw new McirException($"--scale {s}: model '{descriptor.Name}' has no 'upscale' option (its options: {string.Join(", ", defaults.Select(p => p.Key))})");
-            if (explicitKeys.Contains("upscale") && overrides["upscale"] is JsonValue v && !(v.TryGetValue(out int u) && u == s))
-                throw new McirException($"--scale {s} contradicts --set upscale={v.ToJsonString()}");
-            overrides["upscale"] = s;
+            if (!RunComposition.HasUpscale(defaults))
+                throw new McirException($"--scale {s}: model '{descriptor.Name}' has no '{key}' option (its options: {string.Join(", ", defaults.Select(p => p.Key))})");
+            if (explicitKeys.Contains(key) && overrides[key] is JsonValue v && RunComposition.ModelUpscale(overrides) != s)
+                throw new McirException($"--scale {s} contradicts --set {key}={v.ToJsonString()}");
+            overrides[key] = s;
         }
         return RunComposition.ModelOptions(descriptor, overrides);
     }

@@ -1,7 +1,4 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Mcir.Core.Data;
-using Mcir.Core.IO;
 using Mcir.Core.Metrics.Protocols;
 
 namespace Mcir.Core.Metrics;
@@ -52,22 +49,12 @@ public sealed record MetricsReport(ProtocolInfo Protocol, IReadOnlyList<ImageSco
         return sb.ToString();
     }
 
-    /// <summary>Writes the same numbers as JSON (full double precision), atomically.</summary>
-    public void WriteJson(string path)
-    {
-        var doc = new
-        {
-            protocol = Protocol.ToJson(),
-            images = Images.Select(i => new { name = i.Name, psnr = JsonNumber(i.Psnr), ssim = i.Ssim }),
-            mean = new { psnr = JsonNumber(MeanPsnr), ssim = MeanSsim },
-        };
-        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, JsonOptions));
-    }
-
-    // JSON has no infinity: identical images (PSNR = inf) are written as the string "inf".
-    private static object JsonNumber(double v) => double.IsPositiveInfinity(v) ? "inf" : v;
-
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+    /// <summary>
+    /// The same numbers (full double precision) in the shared test-set schema (<see cref="ResultsJson"/>), without a
+    /// baseline; write it with <see cref="ResultsJson.Write"/>.
+    /// </summary>
+    /// <param name="dataset">The test set's name (e.g. the ground-truth folder's).</param>
+    public System.Text.Json.Nodes.JsonObject ToJson(string dataset) => ResultsJson.TestSet(dataset, this);
 }
 
 /// <summary>Scores a folder of restored images against a folder of ground-truth images.</summary>

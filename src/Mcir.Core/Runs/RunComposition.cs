@@ -69,6 +69,27 @@ public static class RunComposition
         return 3;
     }
 
+    /// <summary>The model option that holds the SR scale (BasicSR's <c>network_g.upscale</c>: EDSR, SwinIR).</summary>
+    public const string UpscaleKey = "upscale";
+
+    /// <summary>
+    /// The model's scale read from its options: the integer option <see cref="UpscaleKey"/>, or null when the model has
+    /// no such option (same-size models) or it is not an integer. The one place the scale of a model is read.
+    /// </summary>
+    /// <param name="options">An options instance of a model (any type <see cref="ConfigBinder.ToJson"/> writes) or its JSON object.</param>
+    public static int? ModelUpscale(object? options) =>
+        OptionsJson(options) is { } json && json[UpscaleKey] is JsonValue v && v.TryGetValue(out int s) ? s : null;
+
+    /// <summary>True when the options have the key <see cref="UpscaleKey"/> (whatever its value).</summary>
+    public static bool HasUpscale(object? options) => OptionsJson(options)?.ContainsKey(UpscaleKey) == true;
+
+    private static JsonObject? OptionsJson(object? options) => options switch
+    {
+        null => null,
+        JsonObject o => o,
+        _ => ConfigBinder.ToJson(options) as JsonObject,
+    };
+
     /// <summary>
     /// The channels images are read with for a model taking <paramref name="modelChannels"/>: 1 or 3, the data set's
     /// <c>channels</c> when set; a mismatch is an error naming both.

@@ -24,7 +24,11 @@ public sealed record RunOutcome(TrainingResult Training, IReadOnlyList<TestTable
 /// <param name="BaselineName">What the baseline is, for the table header ("bicubic", "input").</param>
 /// <param name="Start">The scores of the weights training started from (<c>path.pretrain_network_g</c>), or null
 /// when the run trained from scratch.</param>
-public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic", MetricsReport? Start = null);
+public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic", MetricsReport? Start = null)
+{
+    /// <summary>The table in the shared test-set schema of <c>results.json</c>, <c>test --json</c> and <c>metrics --json</c> (<see cref="ResultsJson"/>).</summary>
+    public JsonObject ToJson() => ResultsJson.TestSet(Dataset, Model, Baseline, BaselineName, Start);
+}
 
 /// <summary>
 /// One training run from a configuration: composes the model, data, loss terms and negative bank, trains with the
@@ -302,28 +306,9 @@ public static class TrainingRun
         AtomicFile.WriteAllText(Path.Combine(runDir, "config.resolved.json"), resolved.ToJsonString(Config.ConfigBinder.JsonOptions));
     }
 
-    private static void WriteResults(string runDir, IReadOnlyList<TestTable> tables)
-    {
-        var doc = new JsonArray(tables.Select(t => (JsonNode)new JsonObject
-        {
-            ["dataset"] = t.Dataset,
-            ["protocol"] = t.Model.Protocol.ToJson(),
-            ["model"] = new JsonObject { ["psnr"] = t.Model.MeanPsnr, ["ssim"] = t.Model.MeanSsim },
-            ["baseline"] = new JsonObject { ["name"] = t.BaselineName, ["psnr"] = t.Baseline.MeanPsnr, ["ssim"] = t.Baseline.MeanSsim },
-            ["start"] = t.Start is { } s ? new JsonObject { ["psnr"] = s.MeanPsnr, ["ssim"] = s.MeanSsim } : null,
-            ["images"] = new JsonArray(t.Model.Images.Select((m, i) =>
-            {
-                var row = new JsonObject
-                {
-                    ["name"] = m.Name, ["psnr"] = m.Psnr, ["ssim"] = m.Ssim,
-                    ["baseline_psnr"] = t.Baseline.Images[i].Psnr, ["baseline_ssim"] = t.Baseline.Images[i].Ssim,
-                };
-                if (t.Start is { } start) { row["start_psnr"] = start.Images[i].Psnr; row["start_ssim"] = start.Images[i].Ssim; }
-                return (JsonNode)row;
-            }).ToArray()),
-        }).ToArray());
-        AtomicFile.WriteAllText(Path.Combine(runDir, "results.json"), doc.ToJsonString(Config.ConfigBinder.JsonOptions));
-    }
+    // results.json: one object per test set in the shared schema (ResultsJson).
+    private static void WriteResults(string runDir, IReadOnlyList<TestTable> tables) =>
+        ResultsJson.Write(Path.Combine(runDir, "results.json"), new JsonArray(tables.Select(t => (JsonNode)t.ToJson()).ToArray()));
 
     /// <summary>The test tables as text: per image and mean, model beside each table's own baseline.</summary>
     public static string FormatTables(IReadOnlyList<TestTable> tables) => Format(tables, null);

@@ -47,15 +47,17 @@ public sealed record TrainingOptions
     /// <summary>Validation settings.</summary>
     public ValidationSettings Validation { get; init; } = new();
 
-    /// <summary>JSON settings for (de)serialising options: snake_case names, indented, case-insensitive reading.</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = new()
+    /// <summary>
+    /// JSON settings for (de)serialising options: the shared settings (<see cref="Config.ConfigBinder.JsonOptions"/>:
+    /// snake_case names, indented, computed members never written or read), read leniently.
+    /// </summary>
+    // Why not ConfigBinder.JsonOptions as it is: these options are stored in every checkpoint (options.json) and read
+    // back on resume, also from checkpoints of older versions whose keys may since have been dropped; such a key is
+    // skipped here instead of refused as in a configuration file, and key case is not significant.
+    public static JsonSerializerOptions JsonOptions { get; } = new(Config.ConfigBinder.JsonOptions)
     {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
         PropertyNameCaseInsensitive = true,
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        TypeInfoResolver = Config.ConfigBinder.KeysOnlyResolver, // computed members are never written or read
     };
 
     /// <summary>The options as snake_case JSON.</summary>

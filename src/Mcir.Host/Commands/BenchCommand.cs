@@ -33,7 +33,7 @@ internal static class BenchCommand
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
-            var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { ["upscale"] = r.GetValue(scale) } };
+            var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { [RunComposition.UpscaleKey] = r.GetValue(scale) } };
             // Timing does not depend on the embedding's weight values; random weights keep the benchmark offline.
             var spn = new SpnLossOptions { EmbeddingType = "vgg", Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");

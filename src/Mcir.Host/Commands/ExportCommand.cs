@@ -38,7 +38,7 @@ internal static class ExportCommand
             using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), request);
             foreach (var note in net.Notes) console.Error.WriteLine(note);
             // Weights are written through the CPU whatever the device; --device only decides where they are loaded.
-            InferenceOptions.MoveTo(net.Network, device);
+            net.MoveTo(device);
 
             var written = StateDictExport.Write(net, target, key);
             string layout = written.ParamKey is { } k ? $"under '{k}'" : "bare state dict";

@@ -31,7 +31,7 @@ internal static class ListCommand
                 console.Out.WriteLine($"  {m.Name}  [{string.Join(", ", m.Tasks)}]  {m.Description}");
                 console.Out.WriteLine($"    class {m.ModelType.FullName} ({m.ModelType.Assembly.GetName().Name}), options {m.OptionsType.Name}, {m.ParameterCount:N0} parameters by default");
                 console.Out.WriteLine($"    defaults {ConfigBinder.ToJson(m.DefaultOptions).ToJsonString()}");
-                if (!m.TileSafe) console.Out.WriteLine($"    not tile-safe: {InferenceOptions.TileSafetyReason(m)}");
+                if (!m.TileSafe) console.Out.WriteLine($"    not tile-safe: {RestoreRun.TileSafetyReason(m)}");
             }
             ListComponents(console, "degradations (data.*.degradation.name, type degraded-folder)", services.GetRequiredService<IComponentRegistry<DegradationDescriptor>>());
             ListComponents(console, "data set layouts (data.*.type; also hr-folder and degraded-folder)", services.GetRequiredService<IComponentRegistry<DatasetLayoutDescriptor>>());

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using Mcir.Core;
 using Mcir.Core.Metrics;
 using Mcir.Core.Metrics.Protocols;
+using Mcir.Core.Runs;
 
 namespace Mcir.Host.Commands;
 
@@ -28,24 +28,13 @@ internal static class MetricsCommand
         command.SetAction(r =>
         {
             // Checked here, not in a validator: a validator's GetValue throws for a value that does not parse.
-            if (r.GetValue(crop) < 0) throw new McirException($"--crop-border {r.GetValue(crop)}: expected 0 or more");
-            string name = r.GetValue(protocolOption)!;
-            if (!EvaluationProtocols.IsKnown(name)) throw new McirException($"--protocol {name}: {EvaluationProtocols.UnknownMessage(name)}");
-            if (name != EvaluationProtocols.Default && (r.GetValue(crop) is not null || r.GetValue(y)))
-                throw new McirException($"--{(r.GetValue(crop) is not null ? "crop-border" : "y-channel")}: only protocol basicsr takes it; protocol {name} fixes its own crop and channels");
-            int? s = r.GetValue(scale);
-            if (s is < 1) throw new McirException($"--scale {s}: expected 1 or more");
-            if (name == BasicSrProtocol.SrName && s is null) throw new McirException("--protocol sr: give --scale (the crop border is the scale)");
-            if (name != BasicSrProtocol.SrName && s is not null) throw new McirException($"--scale: only protocol sr takes it (crop border = scale); protocol {name} does not");
-            var protocol = EvaluationProtocols.Create(name, new MetricsProtocol(r.GetValue(crop) ?? 0, r.GetValue(y)), s ?? 1, "--protocol");
-            if (protocol.UsesFloatOutput)
-                console.Error.WriteLine($"note: protocol {name} scores a network's float output; here it scores the 8-bit files (value / 255), which can differ from the published numbers by the quantisation");
-            var report = FolderEvaluation.Evaluate(r.GetValue(gt)!, r.GetValue(restored)!, protocol,
-                warning: w => console.Error.WriteLine($"warning: {w}"));
+            var protocol = MetricsRun.Protocol(r.GetValue(protocolOption)!, r.GetValue(crop), r.GetValue(y), r.GetValue(scale));
+            string gtDir = r.GetValue(gt)!;
+            var report = MetricsRun.Execute(gtDir, r.GetValue(restored)!, protocol, console.Error);
             console.Out.WriteLine(report.ToTable());
             if (r.GetValue(json) is { } path)
             {
-                report.WriteJson(path);
+                ResultsJson.Write(path, report.ToJson(MetricsRun.DatasetName(gtDir)));
                 console.Error.WriteLine($"wrote {path}");
             }
             return 0;

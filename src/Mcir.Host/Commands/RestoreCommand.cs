@@ -1,13 +1,9 @@
 using System.CommandLine;
-using System.Diagnostics;
 using Mcir.Abstractions.Models;
 using Mcir.Core;
-using Mcir.Core.Data;
 using Mcir.Core.Inference;
 using Mcir.Core.Runs;
 using Microsoft.Extensions.DependencyInjection;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Mcir.Host.Commands;
 
@@ -25,79 +21,16 @@ internal static class RestoreCommand
         plugins.AddTo(command);
         command.SetAction(r =>
         {
-            var files = ListInputs(r.GetValue(input)!, out string inputDir);
-            string outDir = Path.GetFullPath(r.GetValue(output)!);
-            if (SameFolder(outDir, inputDir))
-                throw new McirException($"--output {r.GetValue(output)}: that is the input folder; choose another folder (inputs are never overwritten)");
-            var stems = files.GroupBy(f => Path.GetFileNameWithoutExtension(f), StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-            if (stems is not null)
-                throw new McirException($"{inputDir}: {string.Join(" and ", stems.Select(Path.GetFileName))} would both be written as {stems.Key}.png");
+            var plan = RestoreRun.Plan(r.GetValue(input)!, r.GetValue(output)!); // before anything is loaded
             var tiles = model.Tiles(r);
             var device = model.ResolveDevice(r);
 
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
-            using var net = ModelWeights.Open(services.GetRequiredService<IModelRegistry>(), model.Request(r));
-            foreach (var note in net.Notes) console.Error.WriteLine(note);
-            InferenceOptions.MoveTo(net.Network, device);
-            if (InferenceOptions.TileWarning(net.Descriptor, tiles) is { } warning) console.Error.WriteLine(warning);
-            int channels = RunComposition.ModelInputChannels(net.Network, net.Options, out string channelSource);
-            if (channels is not (1 or 3))
-                throw new McirException($"model '{net.Descriptor.Name}' takes {channels} input channels ({channelSource}); images are read with 1 (gray) or 3 (RGB)");
-            if (channels == 1) console.Error.WriteLine($"model '{net.Descriptor.Name}' takes 1 channel ({channelSource}): images are read as gray (colour files by BT.601 luma) and written as gray PNGs");
-
-            var read = new ImageReadOptions { Warning = w => console.Error.WriteLine($"warning: {w}") };
-            foreach (var file in files)
-            {
-                var clock = Stopwatch.StartNew();
-                var image = Grayscale.Read(file, channels, read);
-                RgbImage restored;
-                using (NewDisposeScope())
-                {
-                    using var x = ImageTensor.ToTensor(image, device, channels).unsqueeze(0);
-                    restored = ImageTensor.ToImage(TiledRestorer.Restore(net.Network, x, tiles));
-                }
-                Directory.CreateDirectory(outDir); // only once there is something to write
-                string target = Path.Combine(outDir, Path.GetFileNameWithoutExtension(file) + ".png");
-                ImageIO.Write(target, restored, new ImageWriteOptions { Grayscale = channels == 1 });
-                console.Error.WriteLine($"{Path.GetFileName(file)}: {image.Height}x{image.Width} -> {restored.Height}x{restored.Width} ({clock.Elapsed.TotalSeconds:F2} s)");
-            }
-            console.Out.WriteLine($"restored {files.Count} image{(files.Count == 1 ? "" : "s")} into {outDir}");
+            int count = RestoreRun.Execute(plan, model.Request(r), services.GetRequiredService<IModelRegistry>(), tiles, device, console.Error);
+            console.Out.WriteLine($"restored {count} image{(count == 1 ? "" : "s")} into {plan.OutputDirectory}");
             return 0;
         });
         return command;
-    }
-
-    private static IReadOnlyList<string> ListInputs(string input, out string inputDir)
-    {
-        string full = Path.GetFullPath(input);
-        if (File.Exists(full))
-        {
-            if (!ImageFolder.Extensions.Contains(Path.GetExtension(full)))
-                throw new McirException($"--input {input}: not an image file (expected {string.Join(", ", ImageFolder.Extensions.Order())})");
-            inputDir = Path.GetDirectoryName(full)!;
-            return [full];
-        }
-        if (!Directory.Exists(full)) throw new McirException($"--input {input}: no such file or folder");
-        inputDir = full;
-        return ImageFolder.List(full);
-    }
-
-    /// <summary>True when two paths name the same folder (after resolving relative parts and symbolic links).</summary>
-    internal static bool SameFolder(string a, string b)
-    {
-        static string Canon(string p)
-        {
-            string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(p));
-            try
-            {
-                if (Directory.Exists(full) && new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target)
-                    full = Path.TrimEndingDirectorySeparator(target.FullName);
-            }
-            catch (IOException) { }
-            return full;
-        }
-        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        return string.Equals(Canon(a), Canon(b), comparison);
     }
 }
 
@@ -149,12 +82,6 @@ internal sealed class InferenceOptions
     /// <summary>Resolves <c>--device</c> (before anything is loaded) .</summary>
     public TorchSharp.torch.Device ResolveDevice(ParseResult r) => Mcir.Core.Compute.TorchDevice.Resolve(r.GetValue(Device), "--device");
 
-    /// <summary>Moves a loaded network to <paramref name="device"/> (no-op on the CPU, where it was loaded).</summary>
-    public static void MoveTo(TorchSharp.torch.nn.Module network, TorchSharp.torch.Device device)
-    {
-        if (device.type != TorchSharp.DeviceType.CPU) network.to(device);
-    }
-
     public void AddTo(Command command)
     {
         foreach (var o in new Option[] { Weights, Model, Scale, Set, Ema, ParamKey, Strict, Tile, TileOverlap, PadMultiple, Device })
@@ -176,21 +103,6 @@ internal sealed class InferenceOptions
             Strict = r.GetValue(Strict),
         };
     }
-
-    /// <summary>
-    /// The one <c>warning:</c> line for tiled inference (<paramref name="tiles"/> with a tile size) of a model that is not
-    /// tile-safe (<see cref="ModelDescriptor.TileSafe"/>), naming the model and why; null otherwise. The model is used as
-    /// named: a local variant (e.g. nafnet-local) is not substituted, since it is not tile-exact either and would change
-    /// the network.
-    /// </summary>
-    public static string? TileWarning(ModelDescriptor model, TileOptions tiles) =>
-        tiles.TileSize is > 0 && !model.TileSafe
-            ? $"warning: {model.Name} is not tile-safe: {TileSafetyReason(model)}, so each --tile {tiles.TileSize} tile sees other statistics than the whole image and the result differs everywhere, not only where tiles are blended; restore without --tile for the model's own output"
-            : null;
-
-    /// <summary>The descriptor's <see cref="ModelDescriptor.TileSafetyNote"/>, or a generic reason when it has none.</summary>
-    public static string TileSafetyReason(ModelDescriptor model) =>
-        model.TileSafetyNote is { Length: > 0 } note ? note : "its output depends on statistics of the whole input";
 
     public TileOptions Tiles(ParseResult r)
     {

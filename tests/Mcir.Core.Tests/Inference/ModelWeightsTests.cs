@@ -2,6 +2,7 @@ using System.Collections;
 using System.Text.Json.Nodes;
 using Mcir.Abstractions.Models;
 using Mcir.Core.Inference;
+using Mcir.Core.Runs;
 using Mcir.Core.Training;
 using Mcir.Core.Weights;
 using TorchSharp;
@@ -73,6 +74,17 @@ public class ModelWeightsTests
     }
 
     [Fact]
+    public void TheModelScaleIsItsIntegerUpscaleOption()
+    {
+        Assert.Equal(3, RunComposition.ModelUpscale(new TinyUpOptions { Upscale = 3 }));
+        Assert.Null(RunComposition.ModelUpscale(new TinyOptions()));
+        Assert.Equal(4, RunComposition.ModelUpscale(new JsonObject { ["upscale"] = 4 }));
+        Assert.Null(RunComposition.ModelUpscale(new JsonObject { ["upscale"] = "x4" }));
+        Assert.True(RunComposition.HasUpscale(new JsonObject { ["upscale"] = null }));
+        Assert.False(RunComposition.HasUpscale(new TinyOptions()));
+    }
+
+    [Fact]
     public void RunFolderGivesTheNewestCompleteCheckpointItsEmaAndTheModel()
     {
         using var scope = NewDisposeScope();
@@ -95,6 +107,7 @@ public class ModelWeightsTests
             Assert.EndsWith(Path.Combine("iter_000004", "ema.safetensors"), source.File);
             Assert.Contains("target EMA, iteration 4", source.Description);
             Assert.Equal("tiny-up", source.Model!.Name);
+            Assert.Equal("r", (string?)source.ResolvedConfig!["name"]); // the run's configuration, read once, travels with the weights
 
             using var model = ModelWeights.Open(Registry(), new InferenceModelRequest { Weights = dir });
             Assert.Equal("tiny-up", model.Descriptor.Name);
