@@ -82,7 +82,7 @@ public sealed class TensorBoardLogTests : IDisposable
         var ev = Assert.Single(records.Select(EventView.Decode));
         Assert.Equal(TensorBoardLog.FileVersion, ev.FileVersion);
         Assert.Equal("brain.Event:2", ev.FileVersion);
-        Assert.Equal(0, ev.Step); // not written (proto3's default)
+        Assert.Equal(0, ev.Step); // and not written at all: Decode checks that re-serializing gives the same bytes
         Assert.InRange(ev.WallTime, before - 1, after + 1);
     }
 
