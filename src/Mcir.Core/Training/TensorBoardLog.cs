@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using Google.Protobuf;
 using Mcir.Core.IO;
+using Tensorboard;
 
 namespace Mcir.Core.Training;
 
@@ -12,7 +14,14 @@ namespace Mcir.Core.Training;
 /// <remarks>
 /// <para>The file is a TFRecord stream: each record is the data length (uint64 little-endian), the masked CRC-32C of
 /// those 8 bytes, the data, and the masked CRC-32C of the data (<see cref="Crc32C.Mask"/>). Each record's data is a
-/// serialized <c>tensorflow.Event</c>, encoded by hand (only the few fields used here).</para>
+/// serialized <c>tensorflow.Event</c>, built with the protobuf classes TorchSharp generated from TensorFlow's
+/// event.proto/summary.proto (<see cref="Event"/>, <see cref="Summary"/>, <see cref="SessionLog"/> in namespace
+/// <c>Tensorboard</c>) and serialized by Google.Protobuf; only the TFRecord framing is written here.</para>
+/// <para>Why not TorchSharp's <c>torch.utils.tensorboard.SummaryWriter</c> (0.107): it has no way to write a
+/// <c>session_log</c> event, so a resumed run could not make TensorBoard drop the stale points of the interrupted
+/// session; its steps are <c>int</c> (ours are <c>long</c> iterations); it reopens the file for every single event
+/// (no batch of records per training event) and takes no lock. This class keeps those guarantees and only delegates
+/// the message encoding.</para>
 /// <para>Records: first <c>Event{wall_time, file_version="brain.Event:2"}</c>; on <see cref="OnStart"/>
 /// <c>Event{wall_time, step=start+1, session_log{status=START}}</c> — TensorBoard's loader then discards points with a
 /// step after the resumed iteration that an earlier (crashed or interrupted) session of the run logged, so a resumed
@@ -32,7 +41,6 @@ public sealed class TensorBoardLog : ITrainingLog, IDisposable
     private readonly object _gate = new();
     private readonly FileStream _stream;
     private readonly MemoryStream _batch = new();
-    private readonly MemoryStream _scratch = new();
     private bool _disposed;
 
     /// <summary>Creates <c>&lt;runDirectory&gt;/tb/</c> if needed and starts a new event file in it.</summary>
@@ -46,9 +54,7 @@ public sealed class TensorBoardLog : ITrainingLog, IDisposable
         (Path, _stream) = CreateNew(LogDirectory, baseName);
         lock (_gate)
         {
-            BeginEvent(WallTime(now), step: null);
-            Bytes(_scratch, 3, Encoding.UTF8.GetBytes(FileVersion));
-            EndEvent();
+            Append(new Event { WallTime = WallTime(now), FileVersion = FileVersion });
             FlushBatch();
         }
     }
@@ -65,10 +71,12 @@ public sealed class TensorBoardLog : ITrainingLog, IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            BeginEvent(WallTime(DateTimeOffset.UtcNow), startIteration + 1);
-            Span<byte> sessionLog = [(1 << 3) | 0, 1]; // SessionLog { status (1, varint) = START (1) }
-            Bytes(_scratch, 7, sessionLog);
-            EndEvent();
+            Append(new Event
+            {
+                WallTime = WallTime(DateTimeOffset.UtcNow),
+                Step = startIteration + 1,
+                SessionLog = new SessionLog { Status = SessionLog.Types.SessionStatus.Start },
+            });
             FlushBatch();
         }
     }
@@ -113,37 +121,20 @@ public sealed class TensorBoardLog : ITrainingLog, IDisposable
         }
     }
 
-    // ---- event encoding (protobuf wire format: varint = 0, 64-bit = 1, length-delimited = 2, 32-bit = 5) ----
+    // ---- events ----
 
-    private void Scalar(double wallTime, long step, string tag, double value)
-    {
-        // Summary.Value { tag = 1 (string), simple_value = 2 (float) }
-        var v = new MemoryStream();
-        Bytes(v, 1, Encoding.UTF8.GetBytes(tag));
-        Float(v, 2, (float)value);
-        // Summary { value = 1 (repeated Value) }
-        var summary = new MemoryStream();
-        Bytes(summary, 1, v.GetBuffer().AsSpan(0, (int)v.Length));
-        BeginEvent(wallTime, step);
-        Bytes(_scratch, 5, summary.GetBuffer().AsSpan(0, (int)summary.Length));
-        EndEvent();
-    }
+    private void Scalar(double wallTime, long step, string tag, double value) =>
+        Append(new Event
+        {
+            WallTime = wallTime,
+            Step = step,
+            Summary = new Summary { Value = { new Summary.Types.Value { Tag = tag, SimpleValue = (float)value } } },
+        });
 
-    /// <summary>Starts an Event in <see cref="_scratch"/>: wall_time = 1 (double), step = 2 (int64).</summary>
-    private void BeginEvent(double wallTime, long? step)
+    /// <summary>Serializes <paramref name="ev"/>, frames it as a TFRecord and appends it to the batch.</summary>
+    private void Append(Event ev)
     {
-        _scratch.SetLength(0);
-        Tag(_scratch, 1, 1);
-        Span<byte> d = stackalloc byte[8];
-        BinaryPrimitives.WriteDoubleLittleEndian(d, wallTime);
-        _scratch.Write(d);
-        if (step is { } s) { Tag(_scratch, 2, 0); Varint(_scratch, unchecked((ulong)s)); }
-    }
-
-    /// <summary>Frames the Event in <see cref="_scratch"/> as a TFRecord and appends it to the batch.</summary>
-    private void EndEvent()
-    {
-        var data = _scratch.GetBuffer().AsSpan(0, (int)_scratch.Length);
+        byte[] data = ev.ToByteArray();
         Span<byte> header = stackalloc byte[12];
         BinaryPrimitives.WriteUInt64LittleEndian(header, (ulong)data.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[8..], Crc32C.Mask(Crc32C.Compute(header[..8])));
@@ -159,29 +150,6 @@ public sealed class TensorBoardLog : ITrainingLog, IDisposable
         _stream.Write(_batch.GetBuffer(), 0, (int)_batch.Length);
         _stream.Flush();
         _batch.SetLength(0);
-    }
-
-    private static void Tag(MemoryStream s, int field, int wireType) => Varint(s, (ulong)((field << 3) | wireType));
-
-    private static void Varint(MemoryStream s, ulong v)
-    {
-        while (v >= 0x80) { s.WriteByte((byte)(v | 0x80)); v >>= 7; }
-        s.WriteByte((byte)v);
-    }
-
-    private static void Float(MemoryStream s, int field, float v)
-    {
-        Tag(s, field, 5);
-        Span<byte> b = stackalloc byte[4];
-        BinaryPrimitives.WriteSingleLittleEndian(b, v);
-        s.Write(b);
-    }
-
-    private static void Bytes(MemoryStream s, int field, ReadOnlySpan<byte> bytes)
-    {
-        Tag(s, field, 2);
-        Varint(s, (ulong)bytes.Length);
-        s.Write(bytes);
     }
 
     // ---- file ----

@@ -1,19 +1,25 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Text;
+using Google.Protobuf;
+using Onnx;
 
 namespace Mcir.Core.Embeddings.Onnx;
 
 /// <summary>
-/// Reads ONNX model files (<c>ModelProto</c>) with a small protocol-buffers wire-format reader written against the field
-/// numbers of ONNX's public schema (onnx/onnx.proto): model header, opset imports, the main graph's nodes (inputs,
-/// outputs, attributes), inputs/outputs with their tensor types and shapes, and initializers (dims, float32 from
-/// <c>raw_data</c> or <c>float_data</c>, int64/int32, doubles narrowed to float32). Sub-graphs, sparse initializers,
-/// value_info, functions and training info are skipped; external data is refused. Any structural problem (truncated
-/// file, wrong wire type, data length not matching dims, no graph) throws <see cref="OnnxFormatException"/>.
+/// Reads ONNX model files (<c>ModelProto</c>): the bytes are parsed by Google.Protobuf into the messages generated from
+/// ONNX's schema (onnx/onnx.proto3, IR version 10) that the OnnxSharp package ships (<see cref="ModelProto"/> …), then
+/// mapped to <see cref="OnnxModel"/>: model header, opset imports, the main graph's nodes (inputs, outputs, attributes),
+/// inputs/outputs with their tensor types and shapes, and initializers (dims, float32 from <c>raw_data</c> or
+/// <c>float_data</c>, int64/int32, doubles narrowed to float32). Sub-graphs, sparse initializers, value_info, functions
+/// and training info are ignored; external data is refused. Any structural problem (truncated or corrupt protobuf, data
+/// length not matching dims, no graph) throws <see cref="OnnxFormatException"/>.
 /// </summary>
 public static class OnnxReader
 {
     /// <summary>Reads and parses <paramref name="path"/>.</summary>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
+    /// <exception cref="OnnxFormatException">Not a readable ONNX model; one line naming the file and the problem.</exception>
     public static OnnxModel Load(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -31,279 +37,150 @@ public static class OnnxReader
     }
 
     /// <summary>Parses an in-memory ONNX model.</summary>
+    /// <exception cref="OnnxFormatException">Not a readable ONNX model (one line saying what is wrong).</exception>
     public static OnnxModel Parse(ReadOnlyMemory<byte> bytes, string? sourcePath = null)
     {
         if (bytes.Length == 0) throw new OnnxFormatException("empty file (0 bytes)");
-        var r = new ProtoWireReader(bytes, "ModelProto");
-        long ir = 0;
-        string producer = "", producerVersion = "";
+        var proto = Decode(bytes);
+        if (proto.Graph is null) throw new OnnxFormatException("ModelProto has no graph (field 7) — not an ONNX model?");
+        if (proto.IrVersion <= 0) throw new OnnxFormatException($"ModelProto has no valid ir_version (got {proto.IrVersion}) — not an ONNX model?");
         var opsets = new Dictionary<string, long>(StringComparer.Ordinal);
-        OnnxGraph? graph = null;
-        while (r.TryReadKey(out int field, out var wire))
-        {
-            switch (field)
-            {
-                case 1: r.Expect(wire, WireType.Varint, "ir_version"); ir = r.ReadInt64(); break;
-                case 2: r.Expect(wire, WireType.LengthDelimited, "producer_name"); producer = r.ReadString(); break;
-                case 3: r.Expect(wire, WireType.LengthDelimited, "producer_version"); producerVersion = r.ReadString(); break;
-                case 7: r.Expect(wire, WireType.LengthDelimited, "graph"); graph = ReadGraph(r.ReadMessage("GraphProto")); break;
-                case 8:
-                    r.Expect(wire, WireType.LengthDelimited, "opset_import");
-                    var (domain, version) = ReadOpset(r.ReadMessage("OperatorSetIdProto"));
-                    opsets[domain == "ai.onnx" ? "" : domain] = version;
-                    break;
-                default: r.Skip(wire); break;
-            }
-        }
-        if (graph is null) throw new OnnxFormatException("ModelProto has no graph (field 7) — not an ONNX model?");
-        if (ir <= 0) throw new OnnxFormatException($"ModelProto has no valid ir_version (got {ir}) — not an ONNX model?");
-        return new OnnxModel(ir, producer, producerVersion, opsets, graph, sourcePath);
+        foreach (var o in proto.OpsetImport) opsets[o.Domain == "ai.onnx" ? "" : o.Domain] = o.Version;
+        return new OnnxModel(proto.IrVersion, proto.ProducerName, proto.ProducerVersion, opsets, ReadGraph(proto.Graph), sourcePath);
     }
 
-    private static (string Domain, long Version) ReadOpset(ProtoWireReader r)
+    /// <summary>The protobuf parse; its errors become one-line <see cref="OnnxFormatException"/>s.</summary>
+    private static ModelProto Decode(ReadOnlyMemory<byte> bytes)
     {
-        string domain = "";
-        long version = 0;
-        while (r.TryReadKey(out int field, out var wire))
+        var input = MemoryMarshal.TryGetArray(bytes, out var segment)
+            ? new CodedInputStream(segment.Array!, segment.Offset, segment.Count)
+            : new CodedInputStream(bytes.ToArray());
+        var model = new ModelProto();
+        try
         {
-            if (field == 1 && wire == WireType.LengthDelimited) domain = r.ReadString();
-            else if (field == 2 && wire == WireType.Varint) version = r.ReadInt64();
-            else r.Skip(wire);
+            model.MergeFrom(input);
+            return model;
         }
-        return (domain, version);
+        catch (Exception e) when (e is InvalidProtocolBufferException or DecoderFallbackException)
+        {
+            // Google.Protobuf's messages run over two sentences with double spaces: keep them on one line.
+            string message = string.Join(' ', e.Message.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)).TrimEnd('.');
+            throw new OnnxFormatException($"ModelProto: {message}.", e);
+        }
     }
 
-    private static OnnxGraph ReadGraph(ProtoWireReader r)
+    private static OnnxGraph ReadGraph(GraphProto g)
     {
-        string name = "";
-        var nodes = new List<OnnxNode>();
-        var inputs = new List<OnnxValueInfo>();
-        var outputs = new List<OnnxValueInfo>();
+        var nodes = g.Node.Select(ReadNode).ToList();
         var inits = new Dictionary<string, OnnxTensor>(StringComparer.Ordinal);
-        while (r.TryReadKey(out int field, out var wire))
+        foreach (var init in g.Initializer)
         {
-            switch (field)
-            {
-                case 1: r.Expect(wire, WireType.LengthDelimited, "node"); nodes.Add(ReadNode(r.ReadMessage($"NodeProto #{nodes.Count}"))); break;
-                case 2: r.Expect(wire, WireType.LengthDelimited, "name"); name = r.ReadString(); break;
-                case 5:
-                    r.Expect(wire, WireType.LengthDelimited, "initializer");
-                    var t = ReadTensor(r.ReadMessage($"TensorProto (initializer #{inits.Count})"));
-                    if (t.Name.Length == 0) throw r.Error($"initializer #{inits.Count} has no name", r.Offset);
-                    if (!inits.TryAdd(t.Name, t)) throw r.Error($"duplicate initializer '{t.Name}'", r.Offset);
-                    break;
-                case 11: r.Expect(wire, WireType.LengthDelimited, "input"); inputs.Add(ReadValueInfo(r.ReadMessage("ValueInfoProto (input)"))); break;
-                case 12: r.Expect(wire, WireType.LengthDelimited, "output"); outputs.Add(ReadValueInfo(r.ReadMessage("ValueInfoProto (output)"))); break;
-                default: r.Skip(wire); break;
-            }
+            var t = ReadTensor(init);
+            if (t.Name.Length == 0) throw new OnnxFormatException($"GraphProto: initializer #{inits.Count} has no name.");
+            if (!inits.TryAdd(t.Name, t)) throw new OnnxFormatException($"GraphProto: duplicate initializer '{t.Name}'.");
         }
-        return new OnnxGraph(name, nodes, inputs, outputs, inits);
+        return new OnnxGraph(g.Name, nodes, g.Input.Select(ReadValueInfo).ToList(), g.Output.Select(ReadValueInfo).ToList(), inits);
     }
 
-    private static OnnxNode ReadNode(ProtoWireReader r)
+    private static OnnxNode ReadNode(NodeProto n)
     {
-        var inputs = new List<string>();
-        var outputs = new List<string>();
-        string name = "", op = "", domain = "";
+        if (n.OpType.Length == 0) throw new OnnxFormatException($"node '{n.Name}' has no op_type");
         var attrs = new Dictionary<string, OnnxAttribute>(StringComparer.Ordinal);
-        while (r.TryReadKey(out int field, out var wire))
-        {
-            switch (field)
-            {
-                case 1: r.Expect(wire, WireType.LengthDelimited, "input"); inputs.Add(r.ReadString()); break;
-                case 2: r.Expect(wire, WireType.LengthDelimited, "output"); outputs.Add(r.ReadString()); break;
-                case 3: r.Expect(wire, WireType.LengthDelimited, "name"); name = r.ReadString(); break;
-                case 4: r.Expect(wire, WireType.LengthDelimited, "op_type"); op = r.ReadString(); break;
-                case 7: r.Expect(wire, WireType.LengthDelimited, "domain"); domain = r.ReadString(); break;
-                case 5:
-                    r.Expect(wire, WireType.LengthDelimited, "attribute");
-                    var a = ReadAttribute(r.ReadMessage("AttributeProto"));
-                    attrs[a.Name] = a;
-                    break;
-                default: r.Skip(wire); break;
-            }
-        }
-        if (op.Length == 0) throw new OnnxFormatException($"node '{name}' has no op_type");
-        return new OnnxNode(name, op, domain, inputs, outputs, attrs);
+        foreach (var a in n.Attribute) attrs[a.Name] = ReadAttribute(a);
+        return new OnnxNode(n.Name, n.OpType, n.Domain, [.. n.Input], [.. n.Output], attrs);
     }
 
-    private static OnnxAttribute ReadAttribute(ProtoWireReader r)
+    private static OnnxAttribute ReadAttribute(AttributeProto a)
     {
-        string name = "";
-        var type = OnnxAttributeType.Undefined;
-        float f = 0;
-        long i = 0;
-        byte[]? s = null;
-        OnnxTensor? t = null;
-        var floats = new List<float>();
-        var ints = new List<long>();
-        var strings = new List<string>();
-        bool hasF = false, hasI = false;
-        while (r.TryReadKey(out int field, out var wire))
-        {
-            switch (field)
-            {
-                case 1: r.Expect(wire, WireType.LengthDelimited, "name"); name = r.ReadString(); break;
-                case 20: r.Expect(wire, WireType.Varint, "type"); type = (OnnxAttributeType)r.ReadInt32(); break;
-                case 2: r.Expect(wire, WireType.Fixed32, "f"); f = r.ReadFloat(); hasF = true; break;
-                case 3: r.Expect(wire, WireType.Varint, "i"); i = r.ReadInt64(); hasI = true; break;
-                case 4: r.Expect(wire, WireType.LengthDelimited, "s"); s = r.ReadBytes().ToArray(); break;
-                case 5: r.Expect(wire, WireType.LengthDelimited, "t"); t = ReadTensor(r.ReadMessage("TensorProto (attribute)")); break;
-                case 7: r.ReadRepeatedFloat(wire, floats); break;
-                case 8: r.ReadRepeatedInt64(wire, ints); break;
-                case 9: r.Expect(wire, WireType.LengthDelimited, "strings"); strings.Add(r.ReadString()); break;
-                default: r.Skip(wire); break;
-            }
-        }
+        var type = (OnnxAttributeType)(int)a.Type;
         if (type == OnnxAttributeType.Undefined)   // IR < 2: infer from the field present
-            type = t is not null ? OnnxAttributeType.Tensor : s is not null ? OnnxAttributeType.String : ints.Count > 0 ? OnnxAttributeType.Ints
-                : floats.Count > 0 ? OnnxAttributeType.Floats : strings.Count > 0 ? OnnxAttributeType.Strings
-                : hasF ? OnnxAttributeType.Float : hasI ? OnnxAttributeType.Int : OnnxAttributeType.Undefined;
-        return new OnnxAttribute(name, type, f, i, s, t, floats.ToArray(), ints.ToArray(), strings.ToArray());
+            type = a.T is not null ? OnnxAttributeType.Tensor : !a.S.IsEmpty ? OnnxAttributeType.String : a.Ints.Count > 0 ? OnnxAttributeType.Ints
+                : a.Floats.Count > 0 ? OnnxAttributeType.Floats : a.Strings.Count > 0 ? OnnxAttributeType.Strings
+                : a.F != 0 ? OnnxAttributeType.Float : a.I != 0 ? OnnxAttributeType.Int : OnnxAttributeType.Undefined;
+        byte[]? s = type == OnnxAttributeType.String || !a.S.IsEmpty ? a.S.ToByteArray() : null;
+        return new OnnxAttribute(a.Name, type, a.F, a.I, s, a.T is null ? null : ReadTensor(a.T),
+            [.. a.Floats], [.. a.Ints], [.. a.Strings.Select(b => b.ToStringUtf8())]);
     }
 
-    private static OnnxValueInfo ReadValueInfo(ProtoWireReader r)
+    private static OnnxValueInfo ReadValueInfo(ValueInfoProto v)
     {
-        string name = "";
-        var elem = OnnxDataType.Undefined;
-        List<OnnxDim>? shape = null;
-        while (r.TryReadKey(out int field, out var wire))
-        {
-            if (field == 1 && wire == WireType.LengthDelimited) { name = r.ReadString(); continue; }
-            if (field != 2 || wire != WireType.LengthDelimited) { r.Skip(wire); continue; }
-            var typeProto = r.ReadMessage("TypeProto");
-            while (typeProto.TryReadKey(out int tf, out var tw))
-            {
-                if (tf != 1 || tw != WireType.LengthDelimited) { typeProto.Skip(tw); continue; }   // only tensor_type
-                var tensorType = typeProto.ReadMessage("TypeProto.Tensor");
-                while (tensorType.TryReadKey(out int ef, out var ew))
-                {
-                    if (ef == 1 && ew == WireType.Varint) elem = (OnnxDataType)tensorType.ReadInt32();
-                    else if (ef == 2 && ew == WireType.LengthDelimited)
-                    {
-                        shape = [];
-                        var shapeProto = tensorType.ReadMessage("TensorShapeProto");
-                        while (shapeProto.TryReadKey(out int sf, out var sw))
-                        {
-                            if (sf != 1 || sw != WireType.LengthDelimited) { shapeProto.Skip(sw); continue; }
-                            var dim = shapeProto.ReadMessage("TensorShapeProto.Dimension");
-                            long? value = null;
-                            string? param = null;
-                            while (dim.TryReadKey(out int df, out var dw))
-                            {
-                                if (df == 1 && dw == WireType.Varint) value = dim.ReadInt64();
-                                else if (df == 2 && dw == WireType.LengthDelimited) param = dim.ReadString();
-                                else dim.Skip(dw);
-                            }
-                            shape.Add(new OnnxDim(value, param));
-                        }
-                    }
-                    else tensorType.Skip(ew);
-                }
-            }
-        }
-        return new OnnxValueInfo(name, elem, shape);
+        var tensorType = v.Type?.ValueCase == TypeProto.ValueOneofCase.TensorType ? v.Type.TensorType : null;   // only tensor_type
+        var elem = (OnnxDataType)(tensorType?.ElemType ?? 0);
+        List<OnnxDim>? shape = tensorType?.Shape?.Dim.Select(d => new OnnxDim(
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : null,
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam ? d.DimParam : null)).ToList();
+        return new OnnxValueInfo(v.Name, elem, shape);
     }
 
-    private static OnnxTensor ReadTensor(ProtoWireReader r)
+    private static OnnxTensor ReadTensor(TensorProto t)
     {
-        var dims = new List<long>();
-        var type = OnnxDataType.Undefined;
-        string name = "";
-        ReadOnlyMemory<byte>? raw = null;
-        var floatChunks = new List<ReadOnlyMemory<byte>>();
-        var floats = new List<float>();
-        var doubles = new List<double>();
-        var ints = new List<long>();
-        bool external = false;
-        long start = r.Offset;
-        while (r.TryReadKey(out int field, out var wire))
-        {
-            switch (field)
-            {
-                case 1: r.ReadRepeatedInt64(wire, dims); break;
-                case 2: r.Expect(wire, WireType.Varint, "data_type"); type = (OnnxDataType)r.ReadInt32(); break;
-                case 4:
-                    if (wire == WireType.LengthDelimited)
-                    {
-                        var bytes = r.ReadBytes(out long at);
-                        if (bytes.Length % 4 != 0) throw r.Error($"float_data of {bytes.Length} bytes is not a multiple of 4", at);
-                        floatChunks.Add(bytes);
-                    }
-                    else r.ReadRepeatedFloat(wire, floats);
-                    break;
-                case 5: case 7: r.ReadRepeatedInt64(wire, ints); break;   // int32_data (varints) / int64_data
-                case 8: r.Expect(wire, WireType.LengthDelimited, "name"); name = r.ReadString(); break;
-                case 9: r.Expect(wire, WireType.LengthDelimited, "raw_data"); raw = r.ReadBytes(); break;
-                case 10: r.ReadRepeatedDouble(wire, doubles); break;
-                case 13: r.Skip(wire); external = true; break;
-                case 14: r.Expect(wire, WireType.Varint, "data_location"); external |= r.ReadInt64() == 1; break;
-                default: r.Skip(wire); break;
-            }
-        }
-        string label = name.Length > 0 ? $"tensor '{name}'" : "tensor";
-        if (external)
+        var type = (OnnxDataType)t.DataType;
+        long[] dims = [.. t.Dims];
+        string label = t.Name.Length > 0 ? $"tensor '{t.Name}'" : "tensor";
+        if (t.ExternalData.Count > 0 || t.DataLocation == TensorProto.Types.DataLocation.External)
             throw new OnnxFormatException($"{label} keeps its data in an external file (external_data) — not supported; save the model with its data inside.");
         if (dims.Any(d => d < 0)) throw new OnnxFormatException($"{label} has a negative dimension [{string.Join(", ", dims)}].");
         long count = dims.Aggregate(1L, (a, d) => a * d);
+        bool hasRaw = !t.RawData.IsEmpty;
+        var raw = t.RawData;
         Lazy<float[]?>? lazy = null;
         float[]? fdata = null;
         long[]? idata = null;
         switch (type)
         {
             case OnnxDataType.Float:
-                if (raw is { } rf)
+                if (hasRaw)
                 {
-                    if (rf.Length != count * 4) throw new OnnxFormatException($"{label}: raw_data has {rf.Length} bytes, dims [{string.Join(", ", dims)}] need {count * 4} (float32).");
-                    lazy = new Lazy<float[]?>(() => DecodeFloats(rf.Span));
+                    if (raw.Length != count * 4) throw new OnnxFormatException($"{label}: raw_data has {raw.Length} bytes, dims [{string.Join(", ", dims)}] need {count * 4} (float32).");
+                    lazy = new Lazy<float[]?>(() => DecodeFloats(raw.Span));
                 }
                 else
                 {
-                    long n = floatChunks.Sum(c => (long)c.Length / 4) + floats.Count;
-                    if (n != count) throw new OnnxFormatException($"{label}: float_data has {n} values, dims [{string.Join(", ", dims)}] need {count}.");
-                    if (floatChunks.Count == 1 && floats.Count == 0)
-                    {
-                        var chunk = floatChunks[0];
-                        lazy = new Lazy<float[]?>(() => DecodeFloats(chunk.Span));
-                    }
-                    else fdata = [.. floatChunks.SelectMany(c => DecodeFloats(c.Span)), .. floats];
+                    if (t.FloatData.Count != count) throw new OnnxFormatException($"{label}: float_data has {t.FloatData.Count} values, dims [{string.Join(", ", dims)}] need {count}.");
+                    var floatData = t.FloatData;
+                    lazy = new Lazy<float[]?>(() => [.. floatData]);
                 }
                 break;
             case OnnxDataType.Double:
-                if (raw is { } rd)
+                if (hasRaw)
                 {
-                    if (rd.Length != count * 8) throw new OnnxFormatException($"{label}: raw_data has {rd.Length} bytes, dims need {count * 8} (float64).");
+                    if (raw.Length != count * 8) throw new OnnxFormatException($"{label}: raw_data has {raw.Length} bytes, dims need {count * 8} (float64).");
                     fdata = new float[count];
-                    for (int k = 0; k < count; k++) fdata[k] = (float)BinaryPrimitives.ReadDoubleLittleEndian(rd.Span[(k * 8)..]);
+                    for (int k = 0; k < count; k++) fdata[k] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.Span[(k * 8)..]);
                 }
                 else
                 {
-                    if (doubles.Count != count) throw new OnnxFormatException($"{label}: double_data has {doubles.Count} values, dims need {count}.");
-                    fdata = doubles.Select(d => (float)d).ToArray();
+                    if (t.DoubleData.Count != count) throw new OnnxFormatException($"{label}: double_data has {t.DoubleData.Count} values, dims need {count}.");
+                    fdata = t.DoubleData.Select(d => (float)d).ToArray();
                 }
                 break;
             case OnnxDataType.Int64:
             case OnnxDataType.Int32:
                 int width = type == OnnxDataType.Int64 ? 8 : 4;
-                if (raw is { } ri)
+                if (hasRaw)
                 {
-                    if (ri.Length != count * width) throw new OnnxFormatException($"{label}: raw_data has {ri.Length} bytes, dims need {count * width} ({type}).");
+                    if (raw.Length != count * width) throw new OnnxFormatException($"{label}: raw_data has {raw.Length} bytes, dims need {count * width} ({type}).");
                     idata = new long[count];
                     for (int k = 0; k < count; k++)
-                        idata[k] = width == 8 ? BinaryPrimitives.ReadInt64LittleEndian(ri.Span[(k * 8)..]) : BinaryPrimitives.ReadInt32LittleEndian(ri.Span[(k * 4)..]);
+                        idata[k] = width == 8 ? BinaryPrimitives.ReadInt64LittleEndian(raw.Span[(k * 8)..]) : BinaryPrimitives.ReadInt32LittleEndian(raw.Span[(k * 4)..]);
+                }
+                else if (width == 8)
+                {
+                    if (t.Int64Data.Count != count) throw new OnnxFormatException($"{label}: int64_data has {t.Int64Data.Count} values, dims need {count}.");
+                    idata = [.. t.Int64Data];
                 }
                 else
                 {
-                    if (ints.Count != count) throw new OnnxFormatException($"{label}: {(width == 8 ? "int64_data" : "int32_data")} has {ints.Count} values, dims need {count}.");
-                    idata = width == 8 ? ints.ToArray() : ints.Select(v => (long)(int)v).ToArray();
+                    if (t.Int32Data.Count != count) throw new OnnxFormatException($"{label}: int32_data has {t.Int32Data.Count} values, dims need {count}.");
+                    idata = t.Int32Data.Select(v => (long)v).ToArray();
                 }
                 break;
             case OnnxDataType.Undefined:
-                throw new OnnxFormatException($"{label} has no data_type (TensorProto starting at byte {start}).");
+                throw new OnnxFormatException($"{label} has no data_type.");
             default:
                 break;   // kept as type + dims only; a node that needs the values says so
         }
-        return new OnnxTensor(name, type, dims.ToArray(), lazy ?? new Lazy<float[]?>(fdata), idata);
+        return new OnnxTensor(t.Name, type, dims, lazy ?? new Lazy<float[]?>(fdata), idata);
     }
 
     private static float[] DecodeFloats(ReadOnlySpan<byte> bytes)

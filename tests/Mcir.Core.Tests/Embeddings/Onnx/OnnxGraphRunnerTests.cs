@@ -162,7 +162,8 @@ public class OnnxGraphRunnerTests
         var bytes = Model().Output("y10").Build();
         var cut = bytes.AsMemory(0, (int)(bytes.Length * keep));
         var e = Assert.Throws<OnnxFormatException>(() => OnnxReader.Parse(cut));
-        Assert.Contains("at byte", e.Message, StringComparison.Ordinal);
+        Assert.Contains("truncated", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("\n", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -196,6 +197,7 @@ public class OnnxGraphRunnerTests
             File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
             var e = Assert.Throws<OnnxFormatException>(() => OnnxReader.Load(path));
             Assert.Contains(path, e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("\n", e.Message, StringComparison.Ordinal);
         }
         finally { Directory.Delete(dir, true); }
     }

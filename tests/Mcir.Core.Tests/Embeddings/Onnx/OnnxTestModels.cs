@@ -1,4 +1,5 @@
 using System.Text;
+using Google.Protobuf;
 using Mcir.Core.Embeddings.Onnx;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -132,7 +133,10 @@ internal sealed class OnnxBuilder
     }
 }
 
-/// <summary>Cuts a model at a node output (wire level): keeps only the nodes and initializers it needs, symbolic input size.</summary>
+/// <summary>
+/// Cuts a model at a node output: keeps only the nodes and initializers it needs (as they are, by ONNX's generated
+/// protobuf classes), a symbolic input size, and drops value_info (it carries the 224×224 shapes).
+/// </summary>
 internal static class OnnxCut
 {
     public static byte[] Cut(byte[] modelBytes, string output)
@@ -152,65 +156,20 @@ internal static class OnnxCut
         }
         var input = graph.DataInputs.Single();
 
-        // Re-walk the graph's raw fields, copying kept nodes/initializers byte for byte.
-        var top = new ProtoWireReader(modelBytes, "model");
-        var outModel = new ProtoWriter();
-        while (top.TryReadKey(out int field, out var wire))
-        {
-            if (field != 7) { CopyField(ref top, field, wire, outModel); continue; }
-            var g = top.ReadMessage("graph");
-            var outGraph = new ProtoWriter();
-            int nodeIndex = 0;
-            while (g.TryReadKey(out int gf, out var gw))
-            {
-                switch (gf)
-                {
-                    case 1:
-                    {
-                        var bytes = g.ReadBytes();
-                        if (keep.Contains(nodeIndex++)) outGraph.Bytes(1, bytes.Span);
-                        break;
-                    }
-                    case 5:
-                    {
-                        var bytes = g.ReadBytes();
-                        string name = InitializerName(bytes);
-                        if (used.Contains(name)) outGraph.Bytes(5, bytes.Span);
-                        break;
-                    }
-                    case 11: g.ReadBytes(); break;
-                    case 12: g.ReadBytes(); break;
-                    case 13: g.ReadBytes(); break;   // value_info carries the 224×224 shapes; drop
-                    default: CopyField(ref g, gf, gw, outGraph); break;
-                }
-            }
-            outGraph.Message(11, OnnxBuilder.ValueInfo(input.Name, [-1, input.Shape![1].Value ?? 3, -1, -1]));
-            outGraph.Message(12, OnnxBuilder.ValueInfo(output, null));
-            outModel.Message(7, outGraph);
-        }
-        return outModel.ToArray();
-    }
-
-    private static string InitializerName(ReadOnlyMemory<byte> tensor)
-    {
-        var r = new ProtoWireReader(tensor, "tensor");
-        while (r.TryReadKey(out int f, out var w))
-        {
-            if (f == 8) return r.ReadString();
-            r.Skip(w);
-        }
-        return "";
-    }
-
-    private static void CopyField(ref ProtoWireReader r, int field, WireType wire, ProtoWriter into)
-    {
-        switch (wire)
-        {
-            case WireType.Varint: into.Varint(field, r.ReadInt64()); break;
-            case WireType.Fixed32: into.Float(field, r.ReadFloat()); break;
-            case WireType.LengthDelimited: into.Bytes(field, r.ReadBytes().Span); break;
-            default: throw new NotSupportedException($"wire {wire}");
-        }
+        var proto = global::Onnx.ModelProto.Parser.ParseFrom(modelBytes);
+        var g = proto.Graph;
+        var nodes = g.Node.Where((_, i) => keep.Contains(i)).ToList();
+        var inits = g.Initializer.Where(t => used.Contains(t.Name)).ToList();
+        g.Node.Clear();
+        g.Node.AddRange(nodes);
+        g.Initializer.Clear();
+        g.Initializer.AddRange(inits);
+        g.ValueInfo.Clear();
+        g.Input.Clear();
+        g.Input.Add(global::Onnx.ValueInfoProto.Parser.ParseFrom(OnnxBuilder.ValueInfo(input.Name, [-1, input.Shape![1].Value ?? 3, -1, -1]).ToArray()));
+        g.Output.Clear();
+        g.Output.Add(global::Onnx.ValueInfoProto.Parser.ParseFrom(OnnxBuilder.ValueInfo(output, null).ToArray()));
+        return proto.ToByteArray();
     }
 }
 
