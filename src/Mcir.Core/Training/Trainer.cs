@@ -1,11 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Mcir.Abstractions.Losses;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
-using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,6 +46,7 @@ public sealed class Trainer : IDisposable
     private readonly Device _device;
     private readonly Distributed.ICommunicator _comm;
     private readonly TrainingState _state;
+    private readonly List<string> _pendingMessages = []; // log lines for the next Run (e.g. options that differ on resume)
     private JsonLinesMetricsLog? _metrics;
     private ITrainingLog? _log;
     private string? _resumedFrom;
@@ -201,37 +199,6 @@ public sealed class Trainer : IDisposable
         return (long)flag[0];
     }
 
-    private readonly List<string> _pendingMessages = [];
-
-    /// <summary>Managed bytes one iteration may allocate without a garbage collection (see <see cref="NoCollectionDuring{T}"/>).</summary>
-    internal const long StepAllocationBudget = 128L << 20;
-
-    /// <summary>
-    /// Runs one iteration inside a no-GC region, so no finalizer can run for an object of this iteration while libtorch
-    /// still uses its native memory. TorchSharp turns numbers into <c>Scalar</c>s implicitly (<c>x + y</c> passes
-    /// alpha 1, optimizers pass their rates) and leaves them to the finalizer; a collection during the native call can
-    /// free one in use (libtorch then fails with <c>Scalar::toFloat</c> "Expected false to be true", or reads garbage;
-    /// dotnet/TorchSharp#1434). Collections happen between iterations instead. When the iteration (or another thread,
-    /// e.g. the batch prefetcher) allocates more than <see cref="StepAllocationBudget"/>, the runtime collects anyway,
-    /// as without the region.
-    /// </summary>
-    internal static T NoCollectionDuring<T>(Func<T> step)
-    {
-        bool region = false;
-        try { region = GC.TryStartNoGCRegion(StepAllocationBudget, disallowFullBlockingGC: true); }
-        catch (InvalidOperationException) { /* already in a region (nested use) */ }
-        catch (ArgumentOutOfRangeException) { /* budget above this runtime's limit: run without */ }
-        try { return step(); }
-        finally
-        {
-            if (region && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
-            {
-                try { GC.EndNoGCRegion(); }
-                catch (InvalidOperationException) { /* the budget was exceeded and a collection ended the region */ }
-            }
-        }
-    }
-
     /// <summary>
     /// Runs from <see cref="Iteration"/> + 1 to <c>total_iter</c>. Returns <see cref="TrainingStatus.Completed"/> (final
     /// checkpoint written), <see cref="TrainingStatus.Interrupted"/> (cancellation: the current iteration is finished
@@ -272,7 +239,7 @@ public sealed class Trainer : IDisposable
             }
             long it = Iteration + 1;
             double lr = CurrentLearningRate;
-            var (parts, gradNorm, verdict, stop) = NoCollectionDuring(() => Step(it, cancellationToken.IsCancellationRequested));
+            var (parts, gradNorm, verdict, stop) = StepGcRegion.NoCollectionDuring(() => Step(it, cancellationToken.IsCancellationRequested));
             if (verdict.IsCollapsed)
             {
                 string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";
