@@ -13,8 +13,12 @@ namespace Mcir.Core.Training;
 /// <c>checkpoints/.tmp-iter_000200-&lt;guid&gt;/</c> (every file flushed to disk, then the manifest), and only then
 /// renamed to its final name, so a crash at any point leaves either no <c>iter_*</c> folder or a complete one. A
 /// checkpoint counts as complete only if its manifest parses, names its own iteration and every listed file exists
-/// with the recorded size and SHA-256 — so even a folder damaged later (or created by hand) is ignored by
-/// <see cref="FindLatestComplete"/>.</para>
+/// with the recorded size — so a folder truncated later (or created by hand) is ignored by
+/// <see cref="FindLatestComplete"/> and <see cref="Prune"/>, which read manifests and file sizes only. The SHA-256 of
+/// every file is checked once, when a checkpoint is loaded (<see cref="Verify"/> with hashes, as
+/// <c>Trainer.LoadCheckpoint</c> and <c>--weights</c> do), so a save never re-reads the kept checkpoints.</para>
+/// <para>Resume resolution (<c>--resume</c>) is <see cref="ResolveResume"/>; what the files of a checkpoint hold is
+/// <see cref="TrainingState"/>.</para>
 /// </summary>
 public static class CheckpointStore
 {
@@ -134,6 +138,7 @@ public static class CheckpointStore
                 var info = new FileInfo(path);
                 if (info.Length != size) return $"file '{f.Name}' has {info.Length} bytes, the manifest says {size}";
                 if (!hashes) continue;
+                FileHashed?.Invoke(path);
                 using var fs = File.OpenRead(path);
                 if (Convert.ToHexStringLower(SHA256.HashData(fs)) != f.Value.GetProperty("sha256").GetString())
                     return $"file '{f.Name}' does not match its SHA-256 in the manifest";
@@ -168,9 +173,31 @@ public static class CheckpointStore
         return result.OrderByDescending(x => x.Item1).ToList();
     }
 
-    /// <summary>The newest complete checkpoint of a run (incomplete or damaged ones are skipped), or null.</summary>
+    /// <summary>
+    /// The newest complete checkpoint of a run, or null: incomplete ones (no manifest, a file missing or of another
+    /// size) are skipped. Manifests and sizes only; the SHA-256 of the one chosen is checked when it is loaded.
+    /// </summary>
     public static string? FindLatestComplete(string runDirectory) =>
-        List(runDirectory).Select(c => c.Path).FirstOrDefault(IsComplete);
+        List(runDirectory).Select(c => c.Path).FirstOrDefault(p => Verify(p, hashes: false) is null);
+
+    /// <summary>
+    /// The <c>--resume</c> semantic: null/empty → start fresh (null); <c>auto</c> → the newest complete checkpoint of
+    /// the run (<see cref="FindLatestComplete"/>), or null when there is none; anything else is a checkpoint folder,
+    /// which must be complete (manifest and sizes; its SHA-256 is checked when it is loaded).
+    /// </summary>
+    /// <exception cref="McirException">The folder does not exist or is not a complete checkpoint (one line naming it and why).</exception>
+    public static string? ResolveResume(string runDirectory, string? resume)
+    {
+        if (string.IsNullOrEmpty(resume)) return null;
+        if (resume == "auto") return FindLatestComplete(runDirectory);
+        string path = Path.GetFullPath(resume);
+        if (!Directory.Exists(path)) throw new McirException($"--resume {resume}: no such checkpoint folder");
+        if (Verify(path, hashes: false) is { } why) throw new McirException($"--resume {resume}: not a complete checkpoint: {why}");
+        return path;
+    }
+
+    /// <summary>Test hook: called with the path of each file whose SHA-256 <see cref="Verify"/> computes.</summary>
+    internal static Action<string>? FileHashed { get; set; }
 
     /// <summary>
     /// Keeps the <paramref name="keep"/> newest complete checkpoints (manifest, files and sizes checked; not their

@@ -1,11 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using Mcir.Abstractions.Losses;
 using Mcir.Core.IO;
 using Mcir.Core.ModelContrast;
-using Mcir.Core.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -22,12 +19,11 @@ namespace Mcir.Core.Training;
 /// (lr(i + 1), see <see cref="LearningRateSchedule"/>) → logging / validation / checkpoint → cancellation check. This
 /// is the authors' order (zero_grad, forward, negatives' forwards, loss, backward, step, EMA, negative updates). Everything of an iteration runs in its own
 /// <c>torch.NewDisposeScope()</c>.</para>
-/// <para>A checkpoint (<see cref="CheckpointStore"/> layout) holds <c>model.safetensors</c> (target), <c>ema.safetensors</c>
-/// (target EMA, if on), <c>negatives.safetensors</c> (negative bank, if any), <c>optimizer.bin</c> (TorchSharp's
-/// optimizer state: per-group options incl. lr, per-parameter Adam step and moments), <c>batches.bin</c> (batch source
-/// state), <c>torch_rng.bin</c> (default CPU generator state), <c>trainer.json</c> (iteration, lr, seed) and
-/// <c>options.json</c> (the resolved options). <see cref="LoadCheckpoint"/> restores all of it, so a resumed run
-/// reproduces the uninterrupted run's losses.</para>
+/// <para>A checkpoint (<see cref="CheckpointStore"/> folder) holds the whole training state — target, target EMA,
+/// negative bank, optimiser (with the scheduler position), batch position, RNG, collapse guard, <c>trainer.json</c>
+/// and the options; <see cref="TrainingState"/> lists the files and writes and reads them. <see cref="LoadCheckpoint"/>
+/// restores all of it, so a resumed run reproduces the uninterrupted run's losses. <c>--resume</c> is resolved by
+/// <see cref="CheckpointStore.ResolveResume"/>; the optimiser comes from <see cref="Optimizers"/>.</para>
 /// <para>The run folder gets <c>metrics.jsonl</c> (<see cref="JsonLinesMetricsLog"/>), <c>training_options.json</c> and
 /// <c>checkpoints/</c>. The caller owns the network, loss terms, negative bank and batch source; the trainer owns its
 /// optimiser, EMA and log file (<see cref="Dispose"/>).</para>
@@ -49,6 +45,8 @@ public sealed class Trainer : IDisposable
     private readonly bool _needsNegatives;
     private readonly Device _device;
     private readonly Distributed.ICommunicator _comm;
+    private readonly TrainingState _state;
+    private readonly List<string> _pendingMessages = []; // log lines for the next Run (e.g. options that differ on resume)
     private JsonLinesMetricsLog? _metrics;
     private ITrainingLog? _log;
     private string? _resumedFrom;
@@ -88,12 +86,8 @@ public sealed class Trainer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentException.ThrowIfNullOrEmpty(runDirectory);
         options.Validate();
-        if (lossTerms.Count == 0) throw new McirException("trainer: no loss terms");
-        var dup = lossTerms.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1);
-        if (dup is not null) throw new McirException($"trainer: loss term '{dup.Key}' is configured twice");
+        CheckLossTerms(lossTerms, negativeBank);
         _needsNegatives = lossTerms.Any(t => t.NeedsNegatives);
-        if (_needsNegatives && negativeBank is null)
-            throw new McirException($"trainer: loss term(s) {string.Join(", ", lossTerms.Where(t => t.NeedsNegatives).Select(t => $"'{t.Name}'"))} need negatives, but no negative bank is configured");
 
         _net = network;
         _terms = lossTerms;
@@ -111,13 +105,19 @@ public sealed class Trainer : IDisposable
         _comm = communicator ?? Distributed.SingleProcess.Instance;
         _parameters = network.parameters().Where(p => p.requires_grad).ToList();
         if (_parameters.Count == 0) throw new McirException("trainer: the network has no trainable parameters");
-        var o = options.Optimizer;
-        _optimizer = o.Type switch
-        {
-            "adamw" => optim.AdamW(_parameters, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay),
-            _ => optim.Adam(_parameters, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay),
-        };
+        _optimizer = Optimizers.Create(_parameters, options.Optimizer);
         if (options.EmaDecay is { } decay) _ema = new TargetEma(network, decay);
+        _state = new TrainingState(network, _ema, negativeBank, _optimizer, batches, _guard, options, lossTerms);
+    }
+
+    /// <summary>The composition's checks (the options check themselves, <see cref="TrainingOptions.Validate"/>).</summary>
+    private static void CheckLossTerms(IReadOnlyList<ILossTerm> lossTerms, NegativeBank? negativeBank)
+    {
+        if (lossTerms.Count == 0) throw new McirException("trainer: no loss terms");
+        var dup = lossTerms.GroupBy(t => t.Name).FirstOrDefault(g => g.Count() > 1);
+        if (dup is not null) throw new McirException($"trainer: loss term '{dup.Key}' is configured twice");
+        if (negativeBank is null && lossTerms.Any(t => t.NeedsNegatives))
+            throw new McirException($"trainer: loss term(s) {string.Join(", ", lossTerms.Where(t => t.NeedsNegatives).Select(t => $"'{t.Name}'"))} need negatives, but no negative bank is configured");
     }
 
     /// <summary>The options of the run.</summary>
@@ -159,23 +159,6 @@ public sealed class Trainer : IDisposable
     /// <summary>Tests: called after each file of a checkpoint is written (throw to simulate a crash mid-write).</summary>
     internal Action<string>? CheckpointFileWritten { get; set; }
 
-    /// <summary>The newest complete checkpoint of <paramref name="runDirectory"/> (incomplete ones ignored), or null.</summary>
-    public static string? FindLatestCompleteCheckpoint(string runDirectory) => CheckpointStore.FindLatestComplete(runDirectory);
-
-    /// <summary>
-    /// The <c>--resume</c> semantic: null/empty → start fresh (null); <c>auto</c> → the newest complete checkpoint of the
-    /// run, or null when there is none; anything else is a checkpoint folder, which must be complete.
-    /// </summary>
-    public static string? ResolveResume(string runDirectory, string? resume)
-    {
-        if (string.IsNullOrEmpty(resume)) return null;
-        if (resume == "auto") return FindLatestCompleteCheckpoint(runDirectory);
-        string path = Path.GetFullPath(resume);
-        if (!Directory.Exists(path)) throw new McirException($"--resume {resume}: no such checkpoint folder");
-        if (CheckpointStore.Verify(path) is { } why) throw new McirException($"--resume {resume}: not a complete checkpoint: {why}");
-        return path;
-    }
-
     /// <summary>
     /// Restores the full training state from a complete checkpoint folder (see the class remarks). Metrics-log records
     /// after the checkpoint's iteration are dropped, so the log continues as one run.
@@ -184,59 +167,18 @@ public sealed class Trainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         string dir = Path.GetFullPath(checkpointDirectory);
-        if (CheckpointStore.Verify(dir) is { } why) throw new McirException($"checkpoint '{dir}' cannot be resumed: {why}");
-        string F(string name) => Path.Combine(dir, name);
+        var saved = _state.Load(dir);
 
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(F("trainer.json")));
-        var root = doc.RootElement;
-        long iteration = root.GetProperty("iteration").GetInt64();
-        if (iteration < 0) throw new McirException($"checkpoint '{dir}': negative iteration");
-        bool hasEma = File.Exists(F("ema.safetensors")), hasBank = File.Exists(F("negatives.safetensors"));
-        if (hasEma != (_ema is not null))
-            throw new McirException($"checkpoint '{dir}': it {(hasEma ? "has" : "has no")} target EMA but this run {(_ema is null ? "has none" : "has one")} (ema_decay must match)");
-        if (hasBank != (_bank is not null))
-            throw new McirException($"checkpoint '{dir}': it {(hasBank ? "has" : "has no")} negative bank but this run {(_bank is null ? "has none" : "has one")}");
-
-        RestoreFiles(dir);
-
-        Iteration = iteration;
-        SetLearningRate(_schedule.At(iteration + 1));
+        Iteration = saved.Iteration;
+        SetLearningRate(_schedule.At(Iteration + 1));
         LastCheckpoint = dir;
         _resumedFrom = dir;
         _metrics?.Dispose();
         _metrics = null;
         _log = null;
-        if (_comm.IsRoot) JsonLinesMetricsLog.TruncateAfter(MetricsPath, iteration);
-
-        string saved = File.ReadAllText(F("options.json"));
-        if (Normalise(TrainingOptions.FromJson(saved)) != Normalise(Options))
+        if (_comm.IsRoot) JsonLinesMetricsLog.TruncateAfter(MetricsPath, Iteration);
+        if (_state.OptionsDiffer(dir))
             _pendingMessages.Add("the training options differ from the checkpoint's (beyond total_iter/print/val/checkpoint frequencies): the resumed run is not the same run");
-    }
-
-    /// <summary>Reads the state files of a verified checkpoint folder into the network, EMA, bank, optimiser, batches, generator and guard.</summary>
-    private void RestoreFiles(string dir)
-    {
-        string F(string name) => Path.Combine(dir, name);
-        try
-        {
-            ModuleStateFile.Read(F("model.safetensors"), _net);
-            if (_ema is not null) ModuleStateFile.Read(F("ema.safetensors"), _ema.Network);
-            _bank?.LoadState(F("negatives.safetensors"));
-            using (var fs = File.OpenRead(F("optimizer.bin")))
-            using (var reader = new BinaryReader(fs))
-                _optimizer.load_state_dict(reader);
-            _batches.SetState(File.ReadAllBytes(F("batches.bin")));
-            using (var rng = tensor(File.ReadAllBytes(F("torch_rng.bin")), ScalarType.Byte))
-                random.set_rng_state(rng);
-            // Older checkpoints have no guard history: the guard then starts afresh.
-            if (File.Exists(F("collapse_guard.json")))
-                _guard.RestoreState(JsonSerializer.Deserialize<CollapseGuardState>(File.ReadAllBytes(F("collapse_guard.json")))
-                    ?? throw new InvalidDataException($"{F("collapse_guard.json")}: empty"));
-        }
-        catch (Exception e) when (e is InvalidDataException or StateDictMismatchException or IOException or ArgumentException or EndOfStreamException or JsonException)
-        {
-            throw new McirException($"checkpoint '{dir}' cannot be resumed: {e.Message}", e);
-        }
     }
 
     /// <summary>
@@ -247,115 +189,14 @@ public sealed class Trainer : IDisposable
     private long SyncFromRoot(long checkpointedAt)
     {
         if (_comm.Size == 1) return checkpointedAt;
-        byte[]? bundle = null;
-        if (_comm.IsRoot)
-        {
-            var buffer = new MemoryStream();
-            using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
-            {
-                var files = StateFiles();
-                w.Write(files.Count);
-                foreach (var (name, write) in files)
-                {
-                    var data = new MemoryStream();
-                    write(data);
-                    w.Write(name);
-                    w.Write(data.Length);
-                    w.Write(data.GetBuffer(), 0, (int)data.Length);
-                }
-            }
-            bundle = buffer.ToArray();
-        }
+        byte[]? bundle = _comm.IsRoot ? _state.Pack(Iteration, CurrentLearningRate) : null;
         bundle = _comm.Broadcast(bundle);
         var flag = new[] { _comm.IsRoot ? checkpointedAt : double.NegativeInfinity };
         _comm.AllReduceMax(flag);
         if (_comm.IsRoot) return checkpointedAt;
-
-        string tmp = Directory.CreateTempSubdirectory($"mcir-rank{_comm.Rank}-").FullName;
-        try
-        {
-            var files = new List<(string, Action<Stream>)>();
-            using (var r = new BinaryReader(new MemoryStream(bundle)))
-            {
-                int n = r.ReadInt32();
-                for (int i = 0; i < n; i++)
-                {
-                    string name = r.ReadString();
-                    byte[] data = r.ReadBytes(checked((int)r.ReadInt64()));
-                    files.Add((name, s => s.Write(data)));
-                }
-            }
-            string dir = CheckpointStore.Write(tmp, 0, files);
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(dir, "trainer.json")));
-            RestoreFiles(dir);
-            Iteration = doc.RootElement.GetProperty("iteration").GetInt64();
-            SetLearningRate(_schedule.At(Iteration + 1));
-        }
-        finally
-        {
-            try { Directory.Delete(tmp, recursive: true); } catch (IOException) { }
-        }
+        Iteration = _state.Unpack(bundle, $"mcir-rank{_comm.Rank}-").Iteration;
+        SetLearningRate(_schedule.At(Iteration + 1));
         return (long)flag[0];
-    }
-
-    /// <summary>
-    /// Checks at each checkpoint that every rank holds bit-identical target weights, negatives and target EMA (they
-    /// follow identical gradients and need no traffic): CRC-32C of their serialised state, compared by all-reduce.
-    /// </summary>
-    private void VerifyRanksAgree()
-    {
-        if (_comm.Size == 1) return;
-        var state = new MemoryStream();
-        ModuleStateFile.Write(state, _net, "target");
-        if (_ema is not null) ModuleStateFile.Write(state, _ema.Network, "ema");
-        _bank?.SaveState(state);
-        double crc = IO.Crc32C.Compute(state.GetBuffer().AsSpan(0, (int)state.Length));
-        var range = new[] { crc, -crc };
-        _comm.AllReduceMax(range);
-        if (range[0] != -range[1])
-            throw new McirException($"distributed: the ranks' weights differ at iteration {Iteration} (checksums {-range[1]} … {range[0]}); a rank computed differently (mixed CPUs or libraries?)");
-        if (_comm.IsRoot) OpenLog().OnMessage(Iteration, $"all {_comm.Size} ranks hold identical weights, negatives and EMA (CRC-32C {crc:F0})");
-    }
-
-    private readonly List<string> _pendingMessages = [];
-
-    /// <summary>The options that define the trajectory (frequencies and the length of the run may change on resume).</summary>
-    private static string Normalise(TrainingOptions o) =>
-        (o with
-        {
-            // a cosine schedule without explicit periods spans total_iter, so there the length of the run matters
-            TotalIter = (o.Scheduler.Type == SchedulerSettings.Cosine && o.Scheduler.Periods.Count == 0)
-                || (o.Scheduler.Type == SchedulerSettings.TrueCosine && o.Scheduler.TMax is null) ? o.TotalIter : 0,
-            PrintFreq = 1, ValFreq = 0, CheckpointFreq = 0, KeepCheckpoints = 0, Name = "",
-        }).ToJson();
-
-    /// <summary>Managed bytes one iteration may allocate without a garbage collection (see <see cref="NoCollectionDuring{T}"/>).</summary>
-    internal const long StepAllocationBudget = 128L << 20;
-
-    /// <summary>
-    /// Runs one iteration inside a no-GC region, so no finalizer can run for an object of this iteration while libtorch
-    /// still uses its native memory. TorchSharp turns numbers into <c>Scalar</c>s implicitly (<c>x + y</c> passes
-    /// alpha 1, optimizers pass their rates) and leaves them to the finalizer; a collection during the native call can
-    /// free one in use (libtorch then fails with <c>Scalar::toFloat</c> "Expected false to be true", or reads garbage;
-    /// dotnet/TorchSharp#1434). Collections happen between iterations instead. When the iteration (or another thread,
-    /// e.g. the batch prefetcher) allocates more than <see cref="StepAllocationBudget"/>, the runtime collects anyway,
-    /// as without the region.
-    /// </summary>
-    internal static T NoCollectionDuring<T>(Func<T> step)
-    {
-        bool region = false;
-        try { region = GC.TryStartNoGCRegion(StepAllocationBudget, disallowFullBlockingGC: true); }
-        catch (InvalidOperationException) { /* already in a region (nested use) */ }
-        catch (ArgumentOutOfRangeException) { /* budget above this runtime's limit: run without */ }
-        try { return step(); }
-        finally
-        {
-            if (region && System.Runtime.GCSettings.LatencyMode == System.Runtime.GCLatencyMode.NoGCRegion)
-            {
-                try { GC.EndNoGCRegion(); }
-                catch (InvalidOperationException) { /* the budget was exceeded and a collection ended the region */ }
-            }
-        }
     }
 
     /// <summary>
@@ -398,7 +239,7 @@ public sealed class Trainer : IDisposable
             }
             long it = Iteration + 1;
             double lr = CurrentLearningRate;
-            var (parts, gradNorm, verdict, stop) = NoCollectionDuring(() => Step(it, cancellationToken.IsCancellationRequested));
+            var (parts, gradNorm, verdict, stop) = StepGcRegion.NoCollectionDuring(() => Step(it, cancellationToken.IsCancellationRequested));
             if (verdict.IsCollapsed)
             {
                 string last = LastCheckpoint is null ? "no checkpoint was written before it" : $"the last good checkpoint is {LastCheckpoint}";
@@ -478,7 +319,7 @@ public sealed class Trainer : IDisposable
         if (parts.ContainsKey("total")) throw new McirException("trainer: a loss term reports a part named 'total', which the trainer reserves for the sum");
         parts["total"] = total!.detach().to(ScalarType.Float64).item<double>();
         StepTrace?.Invoke("loss");
-        bool stop = AgreeOnParts(parts, stopRequested);
+        bool stop = DataParallel.AgreeOnParts(_comm, parts, stopRequested);
 
         var verdict = _guard.Observe(it, parts);
         if (verdict.IsCollapsed)
@@ -489,7 +330,7 @@ public sealed class Trainer : IDisposable
 
         total.backward();
         StepTrace?.Invoke("backward");
-        AverageGradients();
+        DataParallel.AverageGradients(_comm, _parameters);
         double? gradNorm = null;
         if (Options.GradClipNorm is { } maxNorm) gradNorm = nn.utils.clip_grad_norm_(_parameters, maxNorm);
         _optimizer.step();
@@ -512,62 +353,12 @@ public sealed class Trainer : IDisposable
         return (parts, gradNorm, verdict, stop);
     }
 
-    /// <summary>
-    /// The one all-reduce of an iteration's scalars: every loss part becomes its mean over the ranks (each rank's part
-    /// is the mean over its equal slice, so this is the global batch's mean; a non-finite part anywhere stays
-    /// non-finite), and the ranks' stop requests are summed, so the collapse guard and a stop decide alike everywhere.
-    /// </summary>
-    private bool AgreeOnParts(Dictionary<string, double> parts, bool stopRequested)
-    {
-        if (_comm.Size == 1) return stopRequested;
-        var keys = parts.Keys.Order(StringComparer.Ordinal).ToArray();
-        var values = new double[keys.Length + 2];
-        for (int i = 0; i < keys.Length; i++) values[i] = parts[keys[i]];
-        values[^2] = stopRequested ? 1 : 0;
-        values[^1] = keys.Length; // the same parts on every rank (else the sums mix different quantities)
-        _comm.AllReduceSum(values);
-        if (values[^1] != (double)keys.Length * _comm.Size)
-            throw new McirException("distributed: the ranks report different loss parts; every rank must run the same configuration");
-        for (int i = 0; i < keys.Length; i++) parts[keys[i]] = values[i] / _comm.Size;
-        return values[^2] > 0;
-    }
-
-    /// <summary>
-    /// The one all-reduce of gradients: every parameter's gradient, flattened into one float32 buffer, summed over the
-    /// ranks and divided by their number (the gradient of the global batch's mean loss), before clipping and the step.
-    /// </summary>
-    private void AverageGradients()
-    {
-        if (_comm.Size == 1) return;
-        using var scope = NewDisposeScope();
-        var grads = _parameters.Where(p => p.grad is not null).Select(p => p.grad!).ToList();
-        var flat = cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to(ScalarType.Float32);
-        // MPI reduces host memory (the CUDA path copies through the CPU; NCCL is not wired in, see README).
-        var host = flat.device_type == DeviceType.CPU ? flat.contiguous() : flat.cpu();
-        unsafe
-        {
-            fixed (byte* p = host.bytes)
-                _comm.AllReduceSum((nint)p, host.numel());
-        }
-        host.div_(_comm.Size);
-        long offset = 0;
-        foreach (var g in grads)
-        {
-            long n = g.numel();
-            g.copy_(host.narrow(0, offset, n).view_as(g));
-            offset += n;
-        }
-    }
-
     /// <summary>Validation at a validation iteration: rank 0 validates; all ranks learn whether the guard saw a cliff.</summary>
     private CollapseVerdict? ValidationCliff(long it, ITrainingLog log)
     {
         CollapseVerdict? cliff = null;
         if (_validate is not null && _comm.IsRoot && _guard.ObserveValidation(it, Validate(it, log)) is { IsCollapsed: true } v) cliff = v;
-        if (_comm.Size == 1) return cliff;
-        var flag = new[] { cliff is null ? 0.0 : 1.0 };
-        _comm.AllReduceMax(flag);
-        if (flag[0] == 0) return null;
+        if (!DataParallel.Any(_comm, cliff is not null)) return null;
         return cliff ?? new CollapseVerdict(CollapseCause.ValidationCliff, it, $"validation at iteration {it} fell off a cliff on rank 0 (its log has the numbers)");
     }
 
@@ -625,60 +416,14 @@ public sealed class Trainer : IDisposable
     private string? WriteCheckpoint(ITrainingLog log)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        VerifyRanksAgree();
+        string? agreed = DataParallel.VerifyRanksAgree(_comm, Iteration, _net, _ema, _bank);
         if (!_comm.IsRoot) return null;
-        string path = CheckpointStore.Write(RunDirectory, Iteration, StateFiles(), CheckpointFileWritten);
+        if (agreed is not null) log.OnMessage(Iteration, agreed);
+        string path = CheckpointStore.Write(RunDirectory, Iteration, _state.Files(Iteration, CurrentLearningRate), CheckpointFileWritten);
         LastCheckpoint = path;
         if (Options.KeepCheckpoints > 0) CheckpointStore.Prune(RunDirectory, Options.KeepCheckpoints);
         log.OnCheckpoint(Iteration, path);
         return path;
-    }
-
-    /// <summary>The files of a checkpoint of the current state (name → writer), as <see cref="CheckpointStore.Write"/> takes them.</summary>
-    private List<(string Name, Action<Stream> Write)> StateFiles()
-    {
-        byte[] rng;
-        using (var state = random.get_rng_state()) rng = state.bytes.ToArray();
-        byte[] batches = _batches.GetState();
-        string trainerJson;
-        {
-            var buffer = new MemoryStream();
-            using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-            {
-                w.WriteStartObject();
-                w.WriteString("format", "mcir.trainer_state");
-                w.WriteNumber("version", 1);
-                w.WriteNumber("iteration", Iteration);
-                w.WriteNumber("next_lr", CurrentLearningRate);
-                w.WriteNumber("seed", Options.Seed);
-                w.WriteString("optimizer", Options.Optimizer.Type);
-                w.WriteString("network", _net.GetType().FullName);
-                w.WriteStartArray("loss_terms");
-                foreach (var t in _terms) w.WriteStringValue(t.Name);
-                w.WriteEndArray();
-                w.WriteEndObject();
-            }
-            trainerJson = Encoding.UTF8.GetString(buffer.ToArray());
-        }
-        var files = new List<(string Name, Action<Stream> Write)>
-        {
-            ("model.safetensors", s => ModuleStateFile.Write(s, _net, "target")),
-        };
-        if (_ema is not null) files.Add(("ema.safetensors", s => ModuleStateFile.Write(s, _ema.Network, "ema")));
-        if (_bank is not null) files.Add(("negatives.safetensors", s => _bank.SaveState(s)));
-        files.Add(("optimizer.bin", s =>
-        {
-            using var w = new BinaryWriter(s, Encoding.UTF8, leaveOpen: true);
-            _optimizer.save_state_dict(w);
-            w.Flush();
-        }));
-        files.Add(("batches.bin", s => s.Write(batches)));
-        files.Add(("torch_rng.bin", s => s.Write(rng)));
-        files.Add(("trainer.json", s => s.Write(Encoding.UTF8.GetBytes(trainerJson))));
-        files.Add(("collapse_guard.json", s => JsonSerializer.Serialize(s, _guard.CaptureState())));
-        files.Add(("options.json", s => s.Write(Encoding.UTF8.GetBytes(Options.ToJson()))));
-
-        return files;
     }
 
     /// <summary>Disposes the optimiser, the target EMA and the metrics log (not the composed parts).</summary>

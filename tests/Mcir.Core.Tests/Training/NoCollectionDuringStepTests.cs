@@ -5,7 +5,7 @@ namespace Mcir.Core.Tests.Training;
 
 /// <summary>
 /// One training iteration runs without garbage collections, so TorchSharp's implicitly created Scalars cannot be
-/// finalized while libtorch still uses them (see <c>Trainer.NoCollectionDuring</c>).
+/// finalized while libtorch still uses them (see <c>StepGcRegion.NoCollectionDuring</c>).
 /// </summary>
 [Collection(nameof(NoCollectionDuringStepTests))] // the no-GC region is process-wide
 [CollectionDefinition(nameof(NoCollectionDuringStepTests), DisableParallelization = true)]
@@ -15,7 +15,7 @@ public class NoCollectionDuringStepTests
     public void AStepRunsInANoGcRegionAndCollectionsResumeAfterIt()
     {
         int collections = -1;
-        var mode = Trainer.NoCollectionDuring(() =>
+        var mode = StepGcRegion.NoCollectionDuring(() =>
         {
             int before = GC.CollectionCount(0);
             var keep = new List<byte[]>();
@@ -33,13 +33,13 @@ public class NoCollectionDuringStepTests
     public void ExceedingTheBudgetCollectsAsUsualAndEndsCleanly()
     {
         long total = 0;
-        Trainer.NoCollectionDuring(() =>
+        StepGcRegion.NoCollectionDuring(() =>
         {
             for (int i = 0; i < 48; i++) total += new byte[4 << 20].Length; // 192 MB > the 128 MB budget
             return 0;
         });
-        Assert.True(total > Trainer.StepAllocationBudget);
+        Assert.True(total > StepGcRegion.AllocationBudget);
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
-        Assert.Equal(7, Trainer.NoCollectionDuring(() => 7)); // and the next step gets its region again
+        Assert.Equal(7, StepGcRegion.NoCollectionDuring(() => 7)); // and the next step gets its region again
     }
 }

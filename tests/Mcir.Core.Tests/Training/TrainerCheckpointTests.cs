@@ -52,7 +52,7 @@ public class TrainerCheckpointTests
                 Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
 
             // second part: new objects with a different initialisation, restored from the newest checkpoint (iteration 6)
-            string? latest = Trainer.ResolveResume(b, "auto");
+            string? latest = CheckpointStore.ResolveResume(b, "auto");
             Assert.EndsWith("iter_000006", latest);
             var log = new RecordingLog();
             using (var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3], netSeed: 777))
@@ -85,7 +85,7 @@ public class TrainerCheckpointTests
             using var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3], netSeed: 777);
             using (var trainer = rig.CreateTrainer(FullOptions(6, 100), run, log))
             {
-                Assert.Equal(ckpt, Trainer.ResolveResume(run, "auto"));
+                Assert.Equal(ckpt, CheckpointStore.ResolveResume(run, "auto"));
                 trainer.LoadCheckpoint(ckpt);
                 Assert.Equal(4, trainer.Iteration);
                 Assert.Equal(4, rig.Bank!.LastIteration);
@@ -102,6 +102,73 @@ public class TrainerCheckpointTests
                 Assert.Equal(6, rig.Bank.LastIteration);
             }
             Assert.DoesNotContain(log.Messages, m => m.Item2.Contains("differ"));
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
+    public void CheckpointWrittenBeforeTrainingState_ResumesAndIsRewrittenIdentically()
+    {
+        // Written at 9cf9b5d, when Trainer wrote its files itself (TestData/checkpoints/README.md). Every file the
+        // restored state writes again must have the old bytes: the on-disk format is unchanged.
+        string saved = Path.Combine(AppContext.BaseDirectory, "TestData", "checkpoints", "trainer-rig-9cf9b5d", "checkpoints", "iter_000004");
+        string run = TrainerKit.NewRunDir("format-9cf9b5d");
+        try
+        {
+            string ckpt = Path.Combine(run, "checkpoints", "iter_000004");
+            CopyDirectory(saved, ckpt);
+            var log = new RecordingLog();
+            using var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3], netSeed: 777);
+            using (var trainer = rig.CreateTrainer(FullOptions(4, 4), run, log))
+            {
+                trainer.LoadCheckpoint(CheckpointStore.ResolveResume(run, "auto")!);
+                Assert.Equal(4, trainer.Iteration);
+                Assert.Equal(4, rig.Bank!.LastIteration);
+
+                string again = trainer.WriteCheckpoint();
+                var names = Directory.GetFiles(saved).Select(Path.GetFileName).Where(n => n != CheckpointStore.ManifestName).Order().ToArray();
+                Assert.Equal(names, Directory.GetFiles(again).Select(Path.GetFileName).Where(n => n != CheckpointStore.ManifestName).Order());
+                foreach (var n in names)
+                    Assert.True(File.ReadAllBytes(Path.Combine(saved, n!)).SequenceEqual(File.ReadAllBytes(Path.Combine(again, n!))), n);
+            }
+            // and it trains on
+            using (var trainer = rig.CreateTrainer(FullOptions(6, 100), run, log))
+            {
+                trainer.LoadCheckpoint(ckpt);
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+                Assert.Equal(6, trainer.Iteration);
+                Assert.Equal(6, rig.Bank.LastIteration);
+            }
+            Assert.DoesNotContain(log.Messages, m => m.Item2.Contains("differ"));
+        }
+        finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
+    public void TrainerJson_OfAnotherVersion_IsRefusedNamingTheVersion()
+    {
+        string saved = Path.Combine(AppContext.BaseDirectory, "TestData", "checkpoints", "trainer-rig-9cf9b5d", "checkpoints", "iter_000004");
+        string run = TrainerKit.NewRunDir("format-version");
+        try
+        {
+            string ckpt = Path.Combine(run, "checkpoints", "iter_000004");
+            CopyDirectory(saved, ckpt);
+            var state = TrainerJson.Read(ckpt);
+            Assert.Equal(4, state.Iteration);
+            Assert.Equal(new[] { "l1", "spn" }, state.LossTerms);
+            // a future version, written through the store so that the manifest is complete
+            var files = Directory.GetFiles(ckpt).Where(f => Path.GetFileName(f) != CheckpointStore.ManifestName)
+                .Select(f => (Path.GetFileName(f), (Action<Stream>)(s =>
+                {
+                    var bytes = Path.GetFileName(f) == TrainerJson.FileName ? (state with { Version = 2 }).ToUtf8() : File.ReadAllBytes(f);
+                    s.Write(bytes);
+                }))).ToList();
+            string v2 = CheckpointStore.Write(run, 4, files);
+            using var rig = TrainerKit.Rig(spn: true, dropout: 0.2, steps: [2, 3]);
+            using var trainer = rig.CreateTrainer(FullOptions(6, 100), run);
+            var e = Assert.Throws<McirException>(() => trainer.LoadCheckpoint(v2));
+            Assert.Contains("trainer.json has format version 2", e.Message);
+            Assert.Contains("reads version 1", e.Message);
         }
         finally { TrainerKit.TryDelete(run); }
     }
@@ -140,22 +207,22 @@ public class TrainerCheckpointTests
                 File.ReadAllText(Path.Combine(two, CheckpointStore.ManifestName)).Replace("\"iteration\": 2", "\"iteration\": 3"));
             using (var fs = new FileStream(Path.Combine(truncated, "optimizer.bin"), FileMode.Open)) fs.SetLength(fs.Length / 2);
 
-            Assert.Equal(two, Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.Equal(two, CheckpointStore.FindLatestComplete(run));
             Assert.Contains("no MANIFEST.json", CheckpointStore.Verify(noManifest));
             Assert.Contains("optimizer.bin", CheckpointStore.Verify(truncated));
-            var ex = Assert.Throws<McirException>(() => Trainer.ResolveResume(run, noManifest));
+            var ex = Assert.Throws<McirException>(() => CheckpointStore.ResolveResume(run, noManifest));
             Assert.Contains("not a complete checkpoint", ex.Message);
 
             // the previous checkpoint resumes; the incomplete iter_000004 is replaced by a complete one
             using (var rig = TrainerKit.Rig(spn: true))
             using (var trainer = rig.CreateTrainer(TrainerKit.Options(6, checkpointFreq: 2), run))
             {
-                trainer.LoadCheckpoint(Trainer.ResolveResume(run, "auto")!);
+                trainer.LoadCheckpoint(CheckpointStore.ResolveResume(run, "auto")!);
                 Assert.Equal(2, trainer.Iteration);
                 Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
             }
             Assert.True(CheckpointStore.IsComplete(noManifest));
-            Assert.Equal(Path.Combine(root, "iter_000006"), Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.Equal(Path.Combine(root, "iter_000006"), CheckpointStore.FindLatestComplete(run));
             var lines = TrainerKit.TrainLines(Path.Combine(run, "metrics.jsonl"));
             Assert.Equal(Enumerable.Range(1, 6).Select(i => (long)i), lines.Select(l => l.Iter)); // records after the checkpoint were dropped
         }
@@ -182,10 +249,53 @@ public class TrainerCheckpointTests
             Assert.Contains("does not match its SHA-256", CheckpointStore.Verify(two));
             CheckpointStore.Prune(run, keep: 2); // counts iter_000002 as complete by size: both kept
             Assert.True(Directory.Exists(two));
-            var e = Assert.Throws<McirException>(() => Trainer.ResolveResume(run, two));
-            Assert.Contains("SHA-256", e.Message);
+            Assert.Equal(two, CheckpointStore.ResolveResume(run, two)); // resolution reads the manifest and sizes only
+            // loading checks the hashes and refuses it in one line naming the file
+            using var fresh = TrainerKit.Rig(spn: false);
+            using var resumed = fresh.CreateTrainer(TrainerKit.Options(4, checkpointFreq: 2), run);
+            var e = Assert.Throws<McirException>(() => resumed.LoadCheckpoint(two));
+            Assert.Contains("'model.safetensors' does not match its SHA-256", e.Message);
+            Assert.Contains(two, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.Equal(0, resumed.Iteration);
         }
         finally { TrainerKit.TryDelete(run); }
+    }
+
+    [Fact]
+    public void SavingReadsNoOlderCheckpoint_LoadingHashesEachFileOnce()
+    {
+        string run = TrainerKit.NewRunDir("hash-once");
+        var hashed = new List<string>();
+        void Record(string path)
+        {
+            if (path.StartsWith(run, StringComparison.Ordinal)) lock (hashed) hashed.Add(path);
+        }
+        CheckpointStore.FileHashed += Record;
+        try
+        {
+            using (var rig = TrainerKit.Rig(spn: true))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(6, checkpointFreq: 1) with { KeepCheckpoints = 3 }, run))
+            {
+                Assert.Equal(TrainingStatus.Completed, trainer.Run().Status);
+                Assert.Equal(new long[] { 6, 5, 4 }, CheckpointStore.List(run).Select(c => c.Iteration));
+            }
+            string? latest = CheckpointStore.ResolveResume(run, "auto");
+            Assert.Empty(hashed); // six saves with pruning, and the resolution: no checkpoint's file was hashed again
+
+            using (var rig = TrainerKit.Rig(spn: true))
+            using (var trainer = rig.CreateTrainer(TrainerKit.Options(8, checkpointFreq: 1), run))
+            {
+                trainer.LoadCheckpoint(latest!);
+                string[] files = Directory.GetFiles(latest!).Where(f => Path.GetFileName(f) != CheckpointStore.ManifestName).Order().ToArray();
+                Assert.Equal(files, hashed.Order()); // every file of the loaded checkpoint, once
+            }
+        }
+        finally
+        {
+            CheckpointStore.FileHashed -= Record;
+            TrainerKit.TryDelete(run);
+        }
     }
 
     private static void CopyDirectory(string from, string to)
@@ -203,7 +313,7 @@ public class TrainerCheckpointTests
             using (var rig = TrainerKit.Rig())
             using (var trainer = rig.CreateTrainer(TrainerKit.Options(2) with { EmaDecay = 0.9 }, run))
                 trainer.Run();
-            string ckpt = Trainer.FindLatestCompleteCheckpoint(run)!;
+            string ckpt = CheckpointStore.FindLatestComplete(run)!;
             using (var rig = TrainerKit.Rig())
             using (var trainer = rig.CreateTrainer(TrainerKit.Options(4), run))
             {
@@ -274,7 +384,7 @@ public class TrainerCheckpointTests
             using (var rig = FullRig())
             using (var trainer = rig.CreateTrainer(FullOptions(7, 0), run))
             {
-                trainer.LoadCheckpoint(Trainer.ResolveResume(run, "auto")!);
+                trainer.LoadCheckpoint(CheckpointStore.ResolveResume(run, "auto")!);
                 var result = trainer.Run();
                 Assert.Equal(TrainingStatus.Completed, result.Status);
                 Assert.Equal(7, result.Iteration);
@@ -304,7 +414,7 @@ public class TrainerCheckpointTests
             Assert.Contains("lower lambda", result.Message);
             Assert.Equal(Path.Combine(run, "checkpoints", CheckpointStore.FolderNameOf(at - 1)), result.LastCheckpoint);
             Assert.All(CheckpointStore.List(run), c => Assert.True(c.Iteration < at, $"checkpoint at {c.Iteration} written at/after the collapse at {at}"));
-            Assert.Equal(result.LastCheckpoint, Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.Equal(result.LastCheckpoint, CheckpointStore.FindLatestComplete(run));
             Assert.Contains("\"status\":\"collapsed\"", File.ReadLines(trainer.MetricsPath).Last());
         }
         finally { TrainerKit.TryDelete(run); }

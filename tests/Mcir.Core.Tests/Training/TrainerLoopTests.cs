@@ -76,7 +76,7 @@ public class TrainerLoopTests
             Assert.Equal("end", events[^1]);
             Assert.NotNull(result.LastValidation);
             Assert.True(result.LastValidation!["psnr"] > 0);
-            Assert.NotNull(Trainer.FindLatestCompleteCheckpoint(run));
+            Assert.NotNull(CheckpointStore.FindLatestComplete(run));
             Assert.True(File.Exists(Path.Combine(run, "training_options.json")));
 
             string text = progress.ToString();
@@ -112,7 +112,7 @@ public class TrainerLoopTests
             // the bank followed the trainer's iterations: negative 0 every 2, negative 1 every 3
             Assert.Equal(6, rig.Bank!.LastIteration);
             Assert.Equal(new long[] { 3, 2 }, rig.Bank.UpdateCounts);
-            Assert.True(File.Exists(Path.Combine(Trainer.FindLatestCompleteCheckpoint(run)!, "negatives.safetensors")));
+            Assert.True(File.Exists(Path.Combine(CheckpointStore.FindLatestComplete(run)!, "negatives.safetensors")));
         }
         finally { TrainerKit.TryDelete(run); }
     }
@@ -302,7 +302,7 @@ public class TrainerLoopTests
             foreach (var (name, b) in ema.named_buffers())
                 Assert.True(b.eq(targetBuffers[name]).all().item<bool>(), $"ema buffer '{name}' is not the target's");
             foreach (var t in expected.Values) t.Dispose();
-            Assert.True(File.Exists(Path.Combine(Trainer.FindLatestCompleteCheckpoint(run)!, "ema.safetensors")));
+            Assert.True(File.Exists(Path.Combine(CheckpointStore.FindLatestComplete(run)!, "ema.safetensors")));
         }
         finally { TrainerKit.TryDelete(run); }
     }
