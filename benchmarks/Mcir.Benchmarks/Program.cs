@@ -1,45 +1,53 @@
+using System.CommandLine;
 using System.Diagnostics;
 using Mcir.Benchmarks;
 
 // mcir-bench embeddings [--case NAME] [--batch 4] [--size 192] [--iterations 10] [--vgg-weights FILE]
 // Without --case, every case runs in its own child process (clean RSS figures) and a Markdown table is printed.
-string? Arg(string key) { int i = Array.IndexOf(args, key); return i >= 0 && i + 1 < args.Length ? args[i + 1] : null; }
+var caseOption = new Option<string?>("--case") { Description = "Run one case in this process (default: every case, each in a child process)" };
+caseOption.AcceptOnlyFromAmong(EmbeddingBenchmark.Cases);
+var batchOption = new Option<int>("--batch") { Description = "Images per forward", DefaultValueFactory = _ => 4 };
+var sizeOption = new Option<int>("--size") { Description = "Image height and width (pixels)", DefaultValueFactory = _ => 192 };
+var iterationsOption = new Option<int>("--iterations") { Description = "Timed iterations after one warm-up", DefaultValueFactory = _ => 10 };
+var vggOption = new Option<string?>("--vgg-weights") { Description = "torchvision VGG16 weights (.pth/.safetensors) for the vgg16 case (default: random weights)" };
 
-if (args.Length == 0 || args[0] != "embeddings")
+var embeddings = new Command("embeddings", "Embedding load, forward and backward timings and memory (docs/embeddings.md)")
 {
-    Console.Error.WriteLine("usage: mcir-bench embeddings [--case resnet18-imagenet|resnet18-imagenet-nofold|vgg16-relu3_3] [--batch 4] [--size 192] [--iterations 10] [--vgg-weights FILE]");
-    return 2;
-}
-int batch = int.Parse(Arg("--batch") ?? "4");
-int size = int.Parse(Arg("--size") ?? "192");
-int iterations = int.Parse(Arg("--iterations") ?? "10");
-string? vgg = Arg("--vgg-weights");
+    caseOption, batchOption, sizeOption, iterationsOption, vggOption,
+};
+embeddings.SetAction(r =>
+{
+    int batch = r.GetValue(batchOption), size = r.GetValue(sizeOption), iterations = r.GetValue(iterationsOption);
+    string? vgg = r.GetValue(vggOption);
+    if (r.GetValue(caseOption) is { } one)
+    {
+        var result = EmbeddingBenchmark.Run(one, batch, size, iterations: iterations, vggWeights: vgg);
+        Console.WriteLine(EmbeddingBenchmark.Row(result));
+        Console.WriteLine("weights: " + result.Weights);
+        return 0;
+    }
 
-if (Arg("--case") is { } one)
-{
-    var r = EmbeddingBenchmark.Run(one, batch, size, iterations: iterations, vggWeights: vgg);
-    Console.WriteLine(EmbeddingBenchmark.Row(r));
-    Console.WriteLine("weights: " + r.Weights);
+    Console.WriteLine(EmbeddingBenchmark.Header(batch, size));
+    var notes = new List<string>();
+    foreach (var c in EmbeddingBenchmark.Cases)
+    {
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.ArgumentList.Add("--case");
+        psi.ArgumentList.Add(c);
+        if (!psi.Environment.ContainsKey("OMP_WAIT_POLICY")) psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) { Console.Error.WriteLine($"{c}: exit {p.ExitCode}"); return 1; }
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Console.WriteLine(lines[0]);
+        notes.AddRange(lines.Skip(1).Select(l => $"- {c}: {l}"));
+    }
+    Console.WriteLine();
+    foreach (var n in notes) Console.WriteLine(n);
     return 0;
-}
+});
 
-Console.WriteLine(EmbeddingBenchmark.Header(batch, size));
-var notes = new List<string>();
-foreach (var c in EmbeddingBenchmark.Cases)
-{
-    var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, UseShellExecute = false };
-    foreach (var a in args) psi.ArgumentList.Add(a);
-    psi.ArgumentList.Add("--case");
-    psi.ArgumentList.Add(c);
-    if (!psi.Environment.ContainsKey("OMP_WAIT_POLICY")) psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
-    using var p = Process.Start(psi)!;
-    string output = p.StandardOutput.ReadToEnd();
-    p.WaitForExit();
-    if (p.ExitCode != 0) { Console.Error.WriteLine($"{c}: exit {p.ExitCode}"); return 1; }
-    var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-    Console.WriteLine(lines[0]);
-    notes.AddRange(lines.Skip(1).Select(l => $"- {c}: {l}"));
-}
-Console.WriteLine();
-foreach (var n in notes) Console.WriteLine(n);
-return 0;
+var root = new RootCommand("mcir-bench: measurements that are not tests (timings, memory)") { embeddings };
+return root.Parse(args).Invoke();

@@ -17,7 +17,7 @@ public class RunCommandTests
         using var tmp = new TempDir();
         TinyRun.Write(tmp); // for its train/test images
         string train = Path.Combine(tmp.Path, "train"), test = Path.Combine(tmp.Path, "test");
-        string config = Path.Combine(AppContext.BaseDirectory, "configs", "quickstart", "edsr-light-x2-spn.json");
+        string config = Path.Combine(AppContext.BaseDirectory, "configs", "quickstart", "edsr-light-x2-scratch-spn.json");
         var (code, _, stderr) = HostRunner.Run("run", "--config", config, "--set",
             "loss.spn=null", "train.total_iter=4", "train.optimizer.lr=1e-4", $"train.scheduler={scheduler}", "train.print_freq=1",
             // the tiny data and network of the host tests (the rates do not depend on them)
@@ -25,7 +25,7 @@ public class RunCommandTests
             $"data.val.dataroot_gt={test}", $$"""data.test=[{"type":"hr-folder","name":"t","dataroot_gt":"{{test}}","scale":2}]""",
             "model.options.num_feat=8", "model.options.num_block=1");
         Assert.True(code == 0, stderr);
-        var lr = File.ReadAllLines(Path.Combine(tmp.Path, "runs", "quickstart-edsr-light-x2-spn", "metrics.jsonl"))
+        var lr = File.ReadAllLines(Path.Combine(tmp.Path, "runs", "quickstart-edsr-light-x2-scratch-spn", "metrics.jsonl"))
             .Select(l => JsonNode.Parse(l)!).Where(m => (string?)m["event"] == "train").Select(m => (double)m["lr"]!).ToArray();
         Assert.Equal(4, lr.Length);
         // metrics.jsonl holds the rate the optimiser used; the closed forms agree with BasicSR's recursive ones to rounding
