@@ -62,18 +62,19 @@ public class QuickstartTests
         Assert.Contains($"pretrained weights {BaseWeights}", stderr);
         Assert.Contains("start PSNR", stdout);
 
-        // The start column is the base model itself: the same numbers as `test` on the shipped file (same kernels,
-        // shapes and thread count in this process, so equal to the printed precision).
+        // The start column is the base model itself: the same numbers as `test` on the shipped file. Both score the same
+        // weights on the same images in this process; the tolerance is one unit of the printed 4th decimal, so a
+        // different evaluation path (memory format, kernel choice) on another CPU cannot flip a rounding.
         var (_, baseOut, _) = HostRunner.Run("test", "--weights", BaseWeights, "--gt", Data("quickstart", "test"), "--scale", "2", "--crop-border", "2", "--y-channel");
         foreach (var image in new[] { "chelsea", "hubble_crop" })
         {
             var run = Psnrs(stdout, image);
             Assert.Equal(3, run.Length); // bicubic, start, model
-            Assert.Equal(Psnrs(baseOut, image)[1], run[1]);
-            Assert.Equal(Psnrs(baseOut, image)[0], run[0]);
+            Assert.Equal(Psnrs(baseOut, image)[1], run[1], 1e-4 + 1e-9);
+            Assert.Equal(Psnrs(baseOut, image)[0], run[0], 1e-4 + 1e-9);
         }
         var results = JsonNode.Parse(File.ReadAllText(Path.Combine(tmp.Path, "runs", "quickstart-edsr-light-x2-spn", "results.json")))!.AsArray();
-        Assert.Equal(Psnrs(stdout, "mean")[1], Math.Round((double)results[0]!["start"]!["psnr"]!, 4));
+        Assert.Equal(Psnrs(stdout, "mean")[1], (double)results[0]!["start"]!["psnr"]!, 5e-5 + 1e-9); // printed with 4 decimals
         Assert.NotNull(results[0]!["images"]![0]!["start_psnr"]);
     }
 }
