@@ -1,7 +1,7 @@
 namespace Mcir.Abstractions.Components;
 
 /// <summary>
-/// The common part of <see cref="DegradationDescriptor"/> and <see cref="LossTermDescriptor"/>: name, description,
+/// The common part of the degradation, loss-term, data-set-layout and embedding descriptors: kind, name, description,
 /// options type with defaults, and a factory that builds a <typeparamref name="TComponent"/> from options.
 /// </summary>
 /// <typeparam name="TComponent">What the factory builds (<see cref="IDegradation"/>, an <c>ILossTerm</c>).</typeparam>

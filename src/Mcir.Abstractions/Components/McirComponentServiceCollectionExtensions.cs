@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 // ReSharper disable once CheckNamespace
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registration of named Mcir components (degradations, loss terms, data set layouts) in a service collection.</summary>
+/// <summary>Registration of named Mcir components (degradations, loss terms, data set layouts, SPN embeddings) in a service collection; models register through McirModelServiceCollectionExtensions.</summary>
 public static class McirComponentServiceCollectionExtensions
 {
     /// <summary>

@@ -26,7 +26,7 @@ public sealed record RunOutcome(TrainingResult Training, IReadOnlyList<TestTable
 /// when the run trained from scratch.</param>
 public sealed record TestTable(string Dataset, MetricsReport Model, MetricsReport Baseline, string BaselineName = "bicubic", MetricsReport? Start = null)
 {
-    /// <summary>The table in the shared test-set schema of <c>results.json</c>, <c>test --json</c> and <c>metrics --json</c> (<see cref="ResultsJson"/>).</summary>
+    /// <summary>The table in the shared test-set schema (<see cref="ResultsJson"/>) of <c>results.json</c> and <c>test --json</c>; <c>metrics --json</c> writes the same schema through FolderEvaluation.</summary>
     public JsonObject ToJson() => ResultsJson.TestSet(Dataset, Model, Baseline, BaselineName, Start);
 }
 
