@@ -42,7 +42,7 @@ internal static class BenchCommand
                 negativePrecision: r.GetValue(precision), device: on);
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
-            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {NativeHeap.Note}");
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
