@@ -6,4 +6,5 @@ if (Mcir.Core.Compute.NativeHeap.ConfigurationError is { } heapError)
     Console.Error.WriteLine($"error: {heapError}");
     return Mcir.Host.HostCommands.UserError;
 }
+Mcir.Core.Compute.Nnpack.DisableWhereUnsupported();
 return Mcir.Host.HostCommands.Run(args);
