@@ -7,4 +7,5 @@ if (Mcir.Core.Compute.NativeHeap.ConfigurationError is { } heapError)
     return Mcir.Host.HostCommands.UserError;
 }
 Mcir.Core.Compute.Nnpack.DisableWhereUnsupported();
+Mcir.Host.Commands.RunCommand.ProbeIsa = true;
 return Mcir.Host.HostCommands.Run(args);
