@@ -31,6 +31,10 @@ internal static class BenchCommand
         command.SetAction(r =>
         {
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
+            // The oneDNN ISA cap measured for this workload (where the engine caps it for a fault of this machine), as run does.
+            if (RunCommand.ProbeIsa)
+                IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!),
+                    plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { [RunComposition.UpscaleKey] = r.GetValue(scale) } };
@@ -51,4 +55,19 @@ internal static class BenchCommand
         });
         return command;
     }
+
+    /// <summary>The benchmark's step as a run configuration, for the ISA probe's child: the same model, shapes, K and
+    /// VGG16 embedding with random weights.</summary>
+    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device) => new()
+    {
+        ["device"] = device,
+        ["model"] = new JsonObject { ["name"] = model, ["options"] = new JsonObject { [RunComposition.UpscaleKey] = scale } },
+        ["data"] = new JsonObject
+        {
+            ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
+            ["batch_size"] = batch,
+        },
+        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true } } },
+        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()) },
+    };
 }
