@@ -114,7 +114,7 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            string? created = comm.IsRoot ? TopmostMissing(runDir) : null;
+            string? created = comm.IsRoot ? IO.CreatedFolders.TopmostMissing(runDir) : null;
             bool started = false;
             if (comm.IsRoot) Directory.CreateDirectory(runDir);
             try
@@ -235,13 +235,6 @@ public static class TrainingRun
     private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
 
     // The outermost folder of path's chain that does not exist yet (what creating path creates), or null.
-    private static string? TopmostMissing(string path)
-    {
-        string? missing = null;
-        for (string? p = path; p is not null && !Directory.Exists(p); p = Path.GetDirectoryName(p)) missing = p;
-        return missing;
-    }
-
     private static void TryDeleteFolder(string path)
     {
         try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }
