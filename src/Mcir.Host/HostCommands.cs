@@ -37,6 +37,7 @@ public static class HostCommands
             WeightsCommand.Create(console),
             PlotCommand.Create(console),
             IsaProbeCommand.Create(console),
+            DistCheckCommand.Create(console),
         };
         try
         {

@@ -129,6 +129,12 @@ public class UserErrorTests(OfflineVggFixture fixture)
         // run, test, restore, export, bench: a device this build cannot use (CI has the CPU backend)
         ["run: cuda on a CPU build"] = Case([.. Run, "device=cuda"], ["device: 'cuda' needs the CUDA backend", "-p:McirTorchBackend=cuda"], "{out}"),
         ["run: unknown device"] = Case([.. Run, "device=gpu0"], ["device: 'gpu0' is not a device; expected auto, cpu, cuda or cuda:N"], "{out}"),
+        // run: dist_backend (the gradient all-reduce of a data-parallel job)
+        ["run: unknown dist_backend"] = Case([.. Run, "dist_backend=gloo"], ["dist_backend: 'gloo' is not a gradient backend; expected auto, nccl or mpi"], "{out}"),
+        ["run: nccl on the cpu"] = Case([.. Run, "device=cpu", "dist_backend=nccl"], ["dist_backend: 'nccl' reduces CUDA tensors, but the device is cpu"], "{out}"),
+        ["run: nccl with cuda on a CPU build"] = Case([.. Run, "device=cuda", "dist_backend=nccl"], ["device: 'cuda' needs the CUDA backend", "-p:McirTorchBackend=cuda"], "{out}"),
+        ["bench: bad rank list"] = Case(["bench", "--ranks", "1,0"], ["--ranks: '1,0' is not a list of rank counts"]),
+        ["bench: batch not split by the ranks"] = Case(["bench", "--ranks", "1,3", "--batch", "4"], ["--ranks: the global batch 4 (--batch) does not split evenly over 3 ranks"]),
         ["test: cuda on a CPU build"] = Case(["test", "--weights", "{run}", "--gt", "{test}", "--device", "cuda:0", "--json", "{out}/r.json"], ["--device: 'cuda:0' needs the CUDA backend"], "{out}"),
         ["restore: cuda on a CPU build"] = Case(["restore", "--weights", "{run}", "--input", "{test}", "--output", "{out}", "--device", "cuda"], ["--device: 'cuda' needs the CUDA backend"], "{out}"),
         ["export: cuda on a CPU build"] = Case(["export", "--weights", "{run}", "--output", "{out}/m.pth", "--device", "cuda"], ["--device: 'cuda' needs the CUDA backend"], "{out}"),

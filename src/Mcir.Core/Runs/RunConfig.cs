@@ -30,6 +30,13 @@ public sealed record RunConfig
     /// </summary>
     public string Distributed { get; init; } = "auto";
 
+    /// <summary>
+    /// How a data-parallel job all-reduces gradients (PyTorch's <c>backend</c>): <c>auto</c> (NCCL on the GPUs when the
+    /// device is CUDA and <c>libnccl.so.2</c> loads, else MPI through host memory), <c>nccl</c>, <c>mpi</c>.
+    /// See <see cref="Distributed.Communicators.ChooseBackend"/>.
+    /// </summary>
+    public string DistBackend { get; init; } = "auto";
+
     /// <summary>The architecture, by registered name, and option overrides on top of its defaults.</summary>
     public ModelSection Model { get; init; } = new();
 

@@ -63,6 +63,10 @@ public static class TrainingRun
         // Everything the configuration names is built before the run folder is touched, so a configuration error
         // leaves no folder behind.
         var device = TorchDevice.Resolve(config.Device, "device");
+        if (comm.Size > 1 && device.type == DeviceType.CUDA)
+            device = new Device(DeviceType.CUDA, Distributed.Communicators.RankDevice(config.Device, Math.Max(0, (int)device.index), Distributed.Communicators.LocalRank(), cuda.device_count()));
+        var gradients = Distributed.Communicators.ForGradients(comm, config.DistBackend, device, log);
+        using var ownGradients = ReferenceEquals(gradients, comm) ? null : gradients; // NCCL's communicator; comm is the caller's
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
@@ -142,7 +146,7 @@ public static class TrainingRun
                 using var batches = new LoaderBatchSource(loader);
                 using var trainer = RunComposition.Configured("train", () => new Trainer(net, terms, batches, config.Train with { Name = config.Name }, runDir, bank, validate,
                     log: progress is null ? tensorBoard : tensorBoard is null ? progress : new CompositeTrainingLog(tensorBoard, progress),
-                    progress: comm.IsRoot ? log : null, collapseGuard: guard, communicator: comm));
+                    progress: comm.IsRoot ? log : null, collapseGuard: guard, communicator: gradients));
                 if (checkpoint is not null)
                 {
                     trainer.LoadCheckpoint(checkpoint);

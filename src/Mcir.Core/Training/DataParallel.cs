@@ -43,19 +43,29 @@ internal static class DataParallel
         using var scope = NewDisposeScope();
         var grads = parameters.Where(p => p.grad is not null).Select(p => p.grad!).ToList();
         var flat = cat(grads.Select(g => g.reshape(-1)).ToList(), 0).to(ScalarType.Float32);
-        // MPI reduces host memory (the CUDA path copies through the CPU; NCCL is not wired in, see README).
-        var host = flat.device_type == DeviceType.CPU ? flat.contiguous() : flat.cpu();
-        unsafe
+        Tensor reduced;
+        if (comm is IDeviceCollectives onDevice && flat.device_type == DeviceType.CUDA)
         {
-            fixed (byte* p = host.bytes)
-                comm.AllReduceSum((nint)p, host.numel());
+            // dist_backend nccl: the sum is computed on the GPUs.
+            reduced = flat.contiguous();
+            onDevice.AllReduceSumOnDevice(reduced);
         }
-        host.div_(comm.Size);
+        else
+        {
+            // MPI reduces host memory (a CUDA buffer is copied through the CPU: dist_backend mpi).
+            reduced = flat.device_type == DeviceType.CPU ? flat.contiguous() : flat.cpu();
+            unsafe
+            {
+                fixed (byte* p = reduced.bytes)
+                    comm.AllReduceSum((nint)p, reduced.numel());
+            }
+        }
+        reduced.div_(comm.Size);
         long offset = 0;
         foreach (var g in grads)
         {
             long n = g.numel();
-            g.copy_(host.narrow(0, offset, n).view_as(g));
+            g.copy_(reduced.narrow(0, offset, n).view_as(g));
             offset += n;
         }
     }

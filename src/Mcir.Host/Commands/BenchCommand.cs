@@ -22,22 +22,30 @@ internal static class BenchCommand
         var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
         var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers), BFloat16, or Auto (bfloat16 where the CPU has it natively, else float32)", DefaultValueFactory = _ => NegativePrecision.Float32 };
         var device = new Option<string>("--device") { Description = "auto (the first CUDA device when the CUDA backend is present, else the CPU), cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
+        var ranks = BenchRanks.RanksOption();
+        var threadsPerRank = BenchRanks.ThreadsOption();
+        var rankWorker = BenchRanks.WorkerOption();
         var plugins = new PluginOptions();
         var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
         {
             model, scale, batch, patch, negatives, rounds, precision, device,
+            ranks, threadsPerRank, rankWorker,
         };
         plugins.AddTo(command);
         command.SetAction(r =>
         {
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
             // The oneDNN ISA cap measured for this workload (where the engine caps it for a fault of this machine), as run does.
-            if (RunCommand.ProbeIsa)
+            // Not with --ranks: every rank keeps the engine's cap, as run under MPI does.
+            if (RunCommand.ProbeIsa && r.GetValue(ranks) is null)
                 IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!),
                     plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { [RunComposition.UpscaleKey] = r.GetValue(scale) } };
+            if (r.GetValue(ranks) is { } rankList)
+                return BenchRanks.Run(r, console, rankList, r.GetValue(threadsPerRank), r.GetValue(rankWorker), () => RunComposition.CreateModel(registry, section, out _),
+                    r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), r.GetValue(rounds), on, $"{section.Name} x{r.GetValue(scale)}");
             // Timing does not depend on the embedding's weight values; random weights keep the benchmark offline.
             var spn = new SpnLossOptions { EmbeddingType = "vgg", Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");

@@ -31,6 +31,7 @@ public class MpiTrainingTests
         Assert.Contains("[iter 2] all 2 ranks hold identical weights, negatives and EMA", two.Output);
         Assert.Contains("[iter 4] all 2 ranks hold identical weights, negatives and EMA", two.Output);
         Assert.Contains("data-parallel: MPI, 2 ranks", two.Output);
+        Assert.Contains("gradients: MPI all-reduce through host memory (dist_backend = auto, device cpu)", two.Output);
 
         // Same global batch → same trajectory as one process; the gradient mean over the ranks differs from the
         // one-process batch mean only by float32 summation order (measured ~1e-8 after 4 iterations).
