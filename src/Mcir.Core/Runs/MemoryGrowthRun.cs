@@ -12,7 +12,9 @@ namespace Mcir.Core.Runs;
 /// <param name="RssBytes">Resident set size, bytes (<c>VmRSS</c> of <c>/proc/self/status</c>).</param>
 /// <param name="ManagedHeapBytes">The .NET heap size after the last collection, bytes (<see cref="GCMemoryInfo.HeapSizeBytes"/>).</param>
 /// <param name="LiveTensors">Tensors of this thread not yet disposed (TorchSharp's <c>DisposeScopeManager.Statistics.ThreadTotalLiveCount</c>).</param>
-public sealed record MemoryRecord(long Iteration, long RssBytes, long ManagedHeapBytes, long LiveTensors);
+/// <param name="PendingFinalizers">Objects the last collection found ready for finalization (<see cref="GCMemoryInfo.FinalizationPendingCount"/>):
+/// TorchSharp objects left to the finalizer hold native memory until it runs.</param>
+public sealed record MemoryRecord(long Iteration, long RssBytes, long ManagedHeapBytes, long LiveTensors, long PendingFinalizers);
 
 /// <summary>What <see cref="MemoryGrowthRun.Run"/> measured.</summary>
 /// <param name="Records">Every sample, in order (every <c>recordEvery</c> iterations, plus the warm-up and the last iteration).</param>
@@ -76,8 +78,9 @@ public static class MemoryGrowthRun
             });
             if (it % recordEvery == 0 || it == warmupAt || it == iterations)
             {
-                var record = new MemoryRecord(it, ResidentBytes(), GC.GetGCMemoryInfo().HeapSizeBytes,
-                    DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+                var gc = GC.GetGCMemoryInfo();
+                var record = new MemoryRecord(it, ResidentBytes(), gc.HeapSizeBytes, DisposeScopeManager.Statistics.ThreadTotalLiveCount,
+                    gc.FinalizationPendingCount);
                 records.Add(record);
                 onRecord?.Invoke(record);
             }

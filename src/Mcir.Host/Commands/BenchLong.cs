@@ -16,7 +16,7 @@ internal static class BenchLong
     {
         console.Error.WriteLine($"bench --long: {iterations} L1 + SPN iterations; memory sampled every {RecordEvery} iterations");
         var result = MemoryGrowthRun.Run(createModel, spn, negatives, batch, lrSize, scale, iterations, RecordEvery,
-            r => console.Out.WriteLine($"iteration {r.Iteration}: RSS {Mb(r.RssBytes)} MB, managed heap {Mb(r.ManagedHeapBytes)} MB, live tensors {r.LiveTensors}"),
+            r => console.Out.WriteLine($"iteration {r.Iteration}: RSS {Mb(r.RssBytes)} MB, managed heap {Mb(r.ManagedHeapBytes)} MB, live tensors {r.LiveTensors}, pending finalizers {r.PendingFinalizers}"),
             precision, device);
         var (w, f) = (result.Warmup, result.Final);
         console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
