@@ -36,6 +36,7 @@ public static class HostCommands
             BenchCommand.Create(console),
             WeightsCommand.Create(console),
             PlotCommand.Create(console),
+            IsaProbeCommand.Create(console),
         };
         try
         {

@@ -32,6 +32,27 @@ public static class OneDnnIsa
     /// </summary>
     public static bool CapsBelowBFloat16 { get; private set; }
 
+    /// <summary>The cap the user set (<c>ONEDNN_MAX_CPU_ISA</c> or <c>DNNL_MAX_CPU_ISA</c>), or null.</summary>
+    public static string? UserCap { get; private set; }
+
+    /// <summary>The cap the engine set for a known fault of this machine (<see cref="Choose"/>), or null.</summary>
+    public static string? EngineCap { get; private set; }
+
+    /// <summary>
+    /// Replaces the engine's cap with <paramref name="choice"/>'s (measured by <see cref="IsaProbe"/>). Only effective
+    /// before oneDNN's first kernel in this process (it reads the cap once): the host calls it before building any model.
+    /// </summary>
+    public static void Apply(IsaChoice choice)
+    {
+        ArgumentNullException.ThrowIfNull(choice);
+        if (UserCap is not null) throw new InvalidOperationException("the user's ONEDNN_MAX_CPU_ISA is not replaced");
+        if (!OperatingSystem.IsLinux() || setenv("ONEDNN_MAX_CPU_ISA", choice.Isa, 1) != 0) return;
+        Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", choice.Isa);
+        EngineCap = choice.Isa;
+        CapsBelowBFloat16 = IsBelowBFloat16(choice.Isa);
+        Note = choice.Describe();
+    }
+
     /// <summary>True when an <c>ONEDNN_MAX_CPU_ISA</c> value excludes oneDNN's bfloat16 ISAs (e.g. <c>AVX2</c>, <c>AVX512_CORE</c>).</summary>
     public static bool IsBelowBFloat16(string isa) =>
         isa.Trim().ToUpperInvariant() is "SSE41" or "AVX" or "AVX2" or "AVX2_VNNI" or "AVX2_VNNI_2" or "AVX512_CORE" or "AVX512_CORE_VNNI";
@@ -77,6 +98,7 @@ public static class OneDnnIsa
         string? user = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA");
         if (user is not null)
         {
+            UserCap = user;
             Note = $"oneDNN: ISA cap {user} (set by the environment)";
             CapsBelowBFloat16 = IsBelowBFloat16(user);
             return;
@@ -86,6 +108,7 @@ public static class OneDnnIsa
         if (setenv("ONEDNN_MAX_CPU_ISA", cap.Isa, 0) == 0)
         {
             Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", cap.Isa);
+            EngineCap = cap.Isa;
             CapsBelowBFloat16 = true;
             Note = $"oneDNN: ISA capped at {cap.Isa} ({cap.Reason})";
         }

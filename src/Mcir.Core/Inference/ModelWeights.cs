@@ -219,11 +219,6 @@ public static class ModelWeights
         };
     }
 
-    /// <summary>The model section (name and full options) of a run's <c>config.resolved.json</c>, or null if it has none.</summary>
-    /// <exception cref="McirException">The file is not valid JSON or has no <c>model.name</c>.</exception>
-    public static ModelSection? ReadRunModel(string runDirectory) =>
-        ReadResolvedConfig(runDirectory) is { } root ? RunModel(root, Path.Combine(runDirectory, ResolvedConfigName)) : null;
-
     /// <summary>A run folder's <c>config.resolved.json</c>, parsed; null when the folder has none.</summary>
     /// <exception cref="McirException">The file is not a JSON object.</exception>
     public static JsonObject? ReadResolvedConfig(string runDirectory)

@@ -66,7 +66,7 @@ public static class TrainingRun
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
-        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}");
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.NativeHeap.Note}");
         log.WriteLine($"device: {TorchDevice.Describe(device)} (device = {config.Device})");
         string? checkpoint = comm.IsRoot ? CheckpointStore.ResolveResume(runDir, resume) : null; // rank 0 sends its state to the others
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
@@ -114,7 +114,7 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
-            string? created = comm.IsRoot ? TopmostMissing(runDir) : null;
+            string? created = comm.IsRoot ? IO.CreatedFolders.TopmostMissing(runDir) : null;
             bool started = false;
             if (comm.IsRoot) Directory.CreateDirectory(runDir);
             try
@@ -235,13 +235,6 @@ public static class TrainingRun
     private static string FirstLine(string text) => text.Split('\n', 2)[0].TrimEnd();
 
     // The outermost folder of path's chain that does not exist yet (what creating path creates), or null.
-    private static string? TopmostMissing(string path)
-    {
-        string? missing = null;
-        for (string? p = path; p is not null && !Directory.Exists(p); p = Path.GetDirectoryName(p)) missing = p;
-        return missing;
-    }
-
     private static void TryDeleteFolder(string path)
     {
         try { if (Directory.Exists(path)) Directory.Delete(path, recursive: true); }

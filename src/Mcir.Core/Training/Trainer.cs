@@ -358,6 +358,7 @@ public sealed class Trainer : IDisposable
     {
         CollapseVerdict? cliff = null;
         if (_validate is not null && _comm.IsRoot && _guard.ObserveValidation(it, Validate(it, log)) is { IsCollapsed: true } v) cliff = v;
+        if (_validate is not null) Compute.NativeHeap.Trim(); // validation images have other sizes than training patches
         if (!DataParallel.Any(_comm, cliff is not null)) return null;
         return cliff ?? new CollapseVerdict(CollapseCause.ValidationCliff, it, $"validation at iteration {it} fell off a cliff on rank 0 (its log has the numbers)");
     }

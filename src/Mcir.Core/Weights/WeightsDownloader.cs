@@ -121,6 +121,7 @@ public sealed class WeightsDownloader : IDisposable
                         "downloading a fresh copy (the file is replaced only once the new one verifies)");
         }
 
+        string? createdCache = IO.CreatedFolders.TopmostMissing(cache);
         Directory.CreateDirectory(cache);
         var file = OpenPartial(partial);
         bool done = false;
@@ -146,7 +147,11 @@ public sealed class WeightsDownloader : IDisposable
             if (!done && file.CanSeek) partialLength = file.Length; // CanSeek is false once disposed
             await file.DisposeAsync().ConfigureAwait(false);
             // A failure before any byte arrived (server unreachable, HTTP error) leaves no empty partial file behind.
-            if (!done && partialLength == 0) TryDelete(partial);
+            if (!done && partialLength == 0)
+            {
+                TryDelete(partial);
+                IO.CreatedFolders.DeleteIfEmpty(createdCache); // nor a cache folder this call created for nothing
+            }
         }
     }
 

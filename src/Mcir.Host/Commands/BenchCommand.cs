@@ -34,6 +34,10 @@ internal static class BenchCommand
         command.SetAction(r =>
         {
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
+            // The oneDNN ISA cap measured for this workload (where the engine caps it for a fault of this machine), as run does.
+            if (RunCommand.ProbeIsa)
+                IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!),
+                    plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { [RunComposition.UpscaleKey] = r.GetValue(scale) } };
@@ -50,7 +54,7 @@ internal static class BenchCommand
                 negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round());
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
-            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {NativeHeap.Note}");
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
@@ -60,4 +64,19 @@ internal static class BenchCommand
         });
         return command;
     }
+
+    /// <summary>The benchmark's step as a run configuration, for the ISA probe's child: the same model, shapes, K and
+    /// VGG16 embedding with random weights.</summary>
+    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device) => new()
+    {
+        ["device"] = device,
+        ["model"] = new JsonObject { ["name"] = model, ["options"] = new JsonObject { [RunComposition.UpscaleKey] = scale } },
+        ["data"] = new JsonObject
+        {
+            ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
+            ["batch_size"] = batch,
+        },
+        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true } } },
+        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()) },
+    };
 }

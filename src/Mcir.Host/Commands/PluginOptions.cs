@@ -33,5 +33,13 @@ internal sealed class PluginOptions
         return PluginLoader.Load(PluginLoader.Discover(dir));
     }
 
+    /// <summary>The chosen plugin options as command-line arguments (absolute paths), for a child process of the host.</summary>
+    public IReadOnlyList<string> Arguments(ParseResult r)
+    {
+        var files = r.GetValue(Plugins) ?? [];
+        if (files.Length > 0) return ["--plugins", .. files.Select(Path.GetFullPath)];
+        return r.GetValue(PluginDir) is { } dir ? ["--plugin-dir", Path.GetFullPath(dir)] : [];
+    }
+
     public static string DefaultPluginDir => Path.Combine(AppContext.BaseDirectory, "plugins");
 }

@@ -23,6 +23,12 @@ internal static class RunCommand
     /// </summary>
     public const int Terminated = 75;
 
+    /// <summary>
+    /// True in the mcir-host process (set by its entry point): <c>run</c> may start probe children of the host. Off when
+    /// the commands run inside another program (tests), whose executable is not mcir-host.
+    /// </summary>
+    public static bool ProbeIsa { get; set; }
+
     public static Command Create(HostConsole console)
     {
         var config = new Option<string>("--config") { Description = "Run configuration (JSON), or a BasicSR/MCLIR option file (.yml)", Required = true };
@@ -57,6 +63,9 @@ internal static class RunCommand
 
         int Execute(ParseResult r, System.Text.Json.Nodes.JsonObject root, Mcir.Core.Distributed.ICommunicator comm)
         {
+            // Before anything runs a kernel: the oneDNN ISA cap measured for this run (one process only: under MPI every
+            // rank keeps the engine's cap, so that all ranks compute alike).
+            if (comm.Size == 1 && ProbeIsa) IsaProbeCommand.SelectFor(root, plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
