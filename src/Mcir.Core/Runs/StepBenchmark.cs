@@ -22,7 +22,7 @@ public static class StepBenchmark
 {
     public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
         int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null,
-        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null)
+        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null, Action<int>? afterRound = null)
     {
         device ??= CPU;
         using var gen = new Generator(7);
@@ -50,6 +50,7 @@ public static class StepBenchmark
             plainTimes.Add(plain.Step());
             spnTimes.Add(withSpn.Step());
             progress?.Invoke($"round {r + 1}/{rounds}: plain {plainTimes[^1]:F3} s, spn {spnTimes[^1]:F3} s");
+            afterRound?.Invoke(r); // e.g. the PyTorch reference's round, so both sides alternate
         }
         return new StepBenchmarkResult(Median(plainTimes), Median(spnTimes), negatives, get_num_threads(), plainTimes, spnTimes);
     }
@@ -60,7 +61,7 @@ public static class StepBenchmark
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 
-    private sealed class Stepper(nn.Module<Tensor, Tensor> net, IReadOnlyList<ILossTerm> terms, NegativeBank? bank, Tensor lq, Tensor gt)
+    internal sealed class Stepper(nn.Module<Tensor, Tensor> net, IReadOnlyList<ILossTerm> terms, NegativeBank? bank, Tensor lq, Tensor gt)
     {
         private readonly optim.Optimizer _adam = optim.Adam(net.parameters(), 1e-4, 0.9, 0.99);
 

@@ -25,11 +25,14 @@ internal static class BenchCommand
         var ranks = BenchRanks.RanksOption();
         var threadsPerRank = BenchRanks.ThreadsOption();
         var rankWorker = BenchRanks.WorkerOption();
+        var longRun = new Option<long?>("--long") { Description = "Instead of timing: N L1 + SPN training iterations, printing the process's resident memory every 100 and its growth after warm-up" };
+        var comparePytorch = new Option<bool>("--compare-pytorch") { Description = "Also time the PyTorch reference (edsr-light), rounds alternating with ours, and print the ratios" };
+        var python = new Option<string?>("--python") { Description = "Python interpreter with torch for --compare-pytorch (default: the first of python3, /usr/bin/python3 that imports torch)" };
         var plugins = new PluginOptions();
         var command = new Command("bench", "Median training-step time of plain L1 and of L1 + SPN (VGG16 to relu3_3), and their ratio")
         {
             model, scale, batch, patch, negatives, rounds, precision, device,
-            ranks, threadsPerRank, rankWorker,
+            ranks, threadsPerRank, rankWorker, longRun, comparePytorch, python,
         };
         plugins.AddTo(command);
         command.SetAction(r =>
@@ -48,10 +51,15 @@ internal static class BenchCommand
                     r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), r.GetValue(rounds), on, $"{section.Name} x{r.GetValue(scale)}");
             // Timing does not depend on the embedding's weight values; random weights keep the benchmark offline.
             var spn = new SpnLossOptions { EmbeddingType = "vgg", Embedding = new VggEmbeddingOptions { AllowRandomWeights = true } };
+            if (r.GetValue(longRun) is { } n)
+                return BenchLong.Run(console, () => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
+                    r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), n, r.GetValue(precision), on);
+            using var pytorch = r.GetValue(comparePytorch) ? PytorchReference.Start(r.GetValue(python), section.Name, r.GetValue(scale),
+                r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), TorchSharp.torch.get_num_threads(), console.Error) : null;
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");
             var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
                 r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine,
-                negativePrecision: r.GetValue(precision), device: on);
+                negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round());
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
             console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {NativeHeap.Note}");
@@ -59,6 +67,7 @@ internal static class BenchCommand
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
             console.Out.WriteLine($"ratio SPN / plain: {result.Ratio:F2}");
+            pytorch?.Report(console.Out, result);
             return 0;
         });
         return command;

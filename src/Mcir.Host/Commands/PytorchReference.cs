@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Mcir.Core;
+using Mcir.Core.Runs;
+
+namespace Mcir.Host.Commands;
+
+/// <summary>
+/// The PyTorch side of <c>mcir-host bench --compare-pytorch</c>: <c>benchmarks/pytorch/spn_bench.py</c> (embedded in
+/// the host) run with <c>--serve</c> in a python3 that has torch. It builds the same shapes, warms up, prints a ready
+/// line, then times one round (plain, spn_authors, spn_batched: one training step each) per <c>round</c> line on its
+/// stdin and answers with one JSON line, so its rounds alternate with ours and neither side runs while the other is timed.
+/// </summary>
+internal sealed class PytorchReference : IDisposable
+{
+    /// <summary>The interpreters tried, in order, when <c>--python</c> is not given.</summary>
+    internal static readonly string[] Candidates = ["python3", "/usr/bin/python3"];
+
+    private const string Install = "install PyTorch for python3 (Debian/Ubuntu: apt-get install python3-torch) or give --python PATH";
+    private readonly Process _process;
+    private readonly string _script;
+    private readonly string _python;
+    private readonly List<string> _stderr = [];
+    private readonly Dictionary<string, List<double>> _times = new() { ["plain"] = [], ["spn_authors"] = [], ["spn_batched"] = [] };
+
+    private PytorchReference(Process process, string script, string python)
+    {
+        _process = process;
+        _script = script;
+        _python = python;
+    }
+
+    /// <summary>torch.__version__ of the reference.</summary>
+    public string TorchVersion { get; private set; } = "";
+
+    /// <summary>torch.get_num_threads() of the reference.</summary>
+    public int Threads { get; private set; }
+
+    /// <summary>Median seconds per step of each PyTorch variant over the rounds run so far.</summary>
+    public double Median(string variant) => StatsMedian(_times[variant]);
+
+    /// <summary>
+    /// Finds the interpreter, starts the reference and waits for its warm-up to end.
+    /// </summary>
+    /// <exception cref="McirException">No interpreter with torch; the model is not edsr-light; the reference failed to start.</exception>
+    public static PytorchReference Start(string? python, string model, int scale, int batch, int lrSize, int negatives, int threads, TextWriter log)
+    {
+        if (model != "edsr-light")
+            throw new McirException($"--compare-pytorch: the PyTorch reference has the model edsr-light only, not '{model}'");
+        if (scale is not (2 or 3 or 4))
+            throw new McirException($"--compare-pytorch: the PyTorch reference has scales 2, 3 and 4, not {scale}");
+        string interpreter = python ?? FindInterpreter()
+            ?? throw new McirException($"--compare-pytorch: no python3 with torch found (tried {string.Join(", ", Candidates)}); {Install}");
+        string script = Path.Combine(Path.GetTempPath(), $"mcir-spn-bench-{Environment.ProcessId}-{Guid.NewGuid():N}.py");
+        using (var resource = typeof(PytorchReference).Assembly.GetManifestResourceStream("spn_bench.py")
+            ?? throw new InvalidOperationException("the embedded spn_bench.py is missing from mcir-host"))
+        using (var file = File.Create(script))
+            resource.CopyTo(file);
+        var info = new ProcessStartInfo(interpreter)
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var arg in new[] { script, "--serve", "--model", model, "--scale", I(scale), "--batch", I(batch), "--lr-size", I(lrSize), "--negatives", I(negatives), "--threads", I(threads) })
+            info.ArgumentList.Add(arg);
+        Process process;
+        try { process = Process.Start(info) ?? throw new McirException($"--python {interpreter}: could not be started"); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            File.Delete(script);
+            throw new McirException($"--python {interpreter}: cannot run it ({e.Message}); {Install}");
+        }
+        var reference = new PytorchReference(process, script, interpreter);
+        process.ErrorDataReceived += (_, e) => { if (e.Data is { } l) lock (reference._stderr) reference._stderr.Add(l); };
+        process.BeginErrorReadLine();
+        log.WriteLine($"pytorch reference: {interpreter} {Path.GetFileName(script)}: building and warming up ...");
+        try
+        {
+            var ready = reference.ReadJson("start");
+            if (ready["ready"]?.GetValue<bool>() != true) throw reference.Failure($"expected a ready line, got {ready.ToJsonString()}");
+            reference.TorchVersion = ready["torch"]?.GetValue<string>() ?? "?";
+            reference.Threads = ready["threads"]?.GetValue<int>() ?? 0;
+        }
+        catch
+        {
+            reference.Dispose();
+            throw;
+        }
+        return reference;
+    }
+
+    /// <summary>Times one PyTorch round (the three variants, one step each).</summary>
+    public void Round()
+    {
+        _process.StandardInput.WriteLine("round");
+        _process.StandardInput.Flush();
+        var line = ReadJson("a round");
+        foreach (var (variant, times) in _times)
+            times.Add(line[variant]?.GetValue<double>() ?? throw Failure($"its round line has no '{variant}': {line.ToJsonString()}"));
+    }
+
+    /// <summary>Prints both sides' medians and the ratios ours / PyTorch with the issue's targets.</summary>
+    public void Report(TextWriter output, StepBenchmarkResult ours)
+    {
+        double plain = Median("plain"), authors = Median("spn_authors"), batched = Median("spn_batched");
+        output.WriteLine($"pytorch: torch {TorchVersion} ({_python}), {Threads} threads, the same shapes, {_times["plain"].Count} rounds alternating with ours");
+        output.WriteLine($"pytorch plain L1 step:              median {plain:F3} s");
+        output.WriteLine($"pytorch L1 + SPN, authors' code:     median {authors:F3} s");
+        output.WriteLine($"pytorch L1 + SPN, batched negatives: median {batched:F3} s");
+        output.WriteLine($"ratio ours / pytorch, plain:  {ours.PlainSeconds / plain:F2} (target <= 1.00)");
+        output.WriteLine($"ratio ours / pytorch, SPN:    {ours.SpnSeconds / batched:F2} of the batched formulation (target <= 0.85), {ours.SpnSeconds / authors:F2} of the authors'");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                try { _process.StandardInput.WriteLine("quit"); _process.StandardInput.Close(); } catch (IOException) { }
+                if (!_process.WaitForExit(10_000)) _process.Kill();
+            }
+        }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
+        try { File.Delete(_script); } catch (IOException) { }
+    }
+
+    // The first candidate whose `import torch` succeeds.
+    internal static string? FindInterpreter()
+    {
+        foreach (var candidate in Candidates)
+        {
+            try
+            {
+                var info = new ProcessStartInfo(candidate) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+                info.ArgumentList.Add("-c");
+                info.ArgumentList.Add("import torch");
+                using var p = Process.Start(info);
+                if (p is null) continue;
+                p.StandardOutput.ReadToEnd();
+                p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                if (p.ExitCode == 0) return candidate;
+            }
+            catch (System.ComponentModel.Win32Exception) { /* not installed */ }
+        }
+        return null;
+    }
+
+    private JsonObject ReadJson(string what)
+    {
+        var line = _process.StandardOutput.ReadLine();
+        if (line is null)
+        {
+            _process.WaitForExit();
+            throw Failure($"it stopped during {what} (exit code {_process.ExitCode})");
+        }
+        try { return JsonNode.Parse(line) as JsonObject ?? throw Failure($"expected a JSON object line, got '{line}'"); }
+        catch (System.Text.Json.JsonException) { throw Failure($"expected a JSON line, got '{line}'"); }
+    }
+
+    // One line: what went wrong, the reference's last error line, and how to install torch when that is the cause.
+    private McirException Failure(string what)
+    {
+        string last;
+        lock (_stderr) last = _stderr.LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "";
+        string hint = last.Contains("No module named 'torch'", StringComparison.Ordinal) ? $"; {Install}" : "";
+        return new McirException($"--compare-pytorch: the PyTorch reference ({_python}) failed: {what}{(last.Length > 0 ? $": {last}" : "")}{hint}");
+    }
+
+    private static double StatsMedian(List<double> xs)
+    {
+        if (xs.Count == 0) return double.NaN;
+        var s = xs.Order().ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,156 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Mcir.Host.Commands;
+
+namespace Mcir.Host.Tests;
+
+/// <summary>
+/// <c>bench --compare-pytorch</c> (against a fake interpreter speaking the reference's line protocol, and against a real
+/// python3 with torch where one is installed) and <c>bench --long</c>'s memory records. Not timed: tiny shapes, 1–3 steps.
+/// </summary>
+public class BenchCommandTests
+{
+    private static readonly string[] Tiny = ["--batch", "1", "--lr-size", "8", "--scale", "2", "--negatives", "1"];
+
+    // A stand-in for python3: ignores the script, records its arguments and commands, answers with fixed timings.
+    private const string FakePython = """
+        #!/bin/sh
+        dir=$(dirname "$0")
+        echo "$@" > "$dir/args.txt"
+        echo '{"ready": true, "torch": "0.0-fake", "python": "fake", "threads": 1}'
+        n=0
+        while read -r cmd; do
+          echo "$cmd" >> "$dir/commands.txt"
+          case "$cmd" in
+            round) n=$((n+1))
+              if [ $n -eq 1 ]; then echo '{"plain": 0.5, "spn_authors": 2.0, "spn_batched": 1.0}'
+              else echo '{"plain": 0.7, "spn_authors": 3.0, "spn_batched": 1.4}'; fi ;;
+            quit) exit 0 ;;
+          esac
+        done
+        """;
+
+    private const string PythonWithoutTorch = """
+        #!/bin/sh
+        echo "Traceback (most recent call last):" >&2
+        echo "ModuleNotFoundError: No module named 'torch'" >&2
+        exit 1
+        """;
+
+    private static string WriteScript(TempDir tmp, string name, string text)
+    {
+        string path = Path.Combine(tmp.Path, name);
+        File.WriteAllText(path, text.Replace("\r\n", "\n") + "\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
+    }
+
+    private static double Number(string output, string pattern)
+    {
+        var m = Regex.Match(output, pattern, RegexOptions.Multiline);
+        Assert.True(m.Success, $"no line matching {pattern} in:\n{output}");
+        return double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void ComparePytorch_PrintsBothSidesMediansAndRatios_RoundsAlternatingWithTheReference()
+    {
+        if (!OperatingSystem.IsLinux()) return; // the fake interpreter is a shell script
+        using var tmp = new TempDir();
+        string fake = WriteScript(tmp, "python-fake", FakePython);
+
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--compare-pytorch", "--python", fake, "--rounds", "2", .. Tiny]);
+
+        Assert.True(code == 0, stdout + stderr);
+        // The reference got the same shapes, in serving mode, and one command per round, then quit.
+        string args = File.ReadAllText(Path.Combine(tmp.Path, "args.txt"));
+        Assert.Contains("--serve --model edsr-light --scale 2 --batch 1 --lr-size 8 --negatives 1 --threads ", args);
+        Assert.Equal(["round", "round", "quit"], File.ReadAllLines(Path.Combine(tmp.Path, "commands.txt")));
+        Assert.Contains("pytorch: torch 0.0-fake", stdout);
+        // Medians of the fake's two rounds, by hand: (0.5 + 0.7) / 2, (2.0 + 3.0) / 2, (1.0 + 1.4) / 2.
+        Assert.Equal(0.6, Number(stdout, @"^pytorch plain L1 step: +median ([0-9.]+) s"), 6);
+        Assert.Equal(2.5, Number(stdout, @"^pytorch L1 \+ SPN, authors' code: +median ([0-9.]+) s"), 6);
+        Assert.Equal(1.2, Number(stdout, @"^pytorch L1 \+ SPN, batched negatives: +median ([0-9.]+) s"), 6);
+        double plain = Number(stdout, @"^plain L1 step: +median ([0-9.]+) s");
+        double spn = Number(stdout, @"^L1 \+ SPN \(K=1[^)]*\): median ([0-9.]+) s");
+        // Ratios are printed with 2 decimals from unrounded medians; ours are printed with 3: 0.006 covers both roundings.
+        Assert.Equal(plain / 0.6, Number(stdout, @"^ratio ours / pytorch, plain: +([0-9.]+)"), 0.006);
+        Assert.Equal(spn / 1.2, Number(stdout, @"^ratio ours / pytorch, SPN: +([0-9.]+) of the batched"), 0.006);
+        Assert.Equal(spn / 2.5, Number(stdout, @"of the batched formulation \(target <= 0.85\), ([0-9.]+) of the authors'"), 0.006);
+        Assert.Contains("cpu: ", stdout);
+        Assert.Contains("threads: ", stdout);
+    }
+
+    [Fact]
+    public void ComparePytorch_WithTheInstalledPython_WhenItHasTorch()
+    {
+        if (PytorchReference.FindInterpreter() is null) return; // no python3 with torch on this machine
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--compare-pytorch", "--rounds", "1", .. Tiny]);
+
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Matches(@"pytorch: torch \d+\.\d+", stdout);
+        Assert.True(Number(stdout, @"^pytorch plain L1 step: +median ([0-9.]+) s") > 0);
+        Assert.True(Number(stdout, @"^ratio ours / pytorch, plain: +([0-9.]+)") > 0);
+        Assert.True(Number(stdout, @"^ratio ours / pytorch, SPN: +([0-9.]+)") > 0);
+    }
+
+    [Fact]
+    public void ComparePytorch_InterpreterWithoutTorch_IsOneErrorLineSayingHowToInstall()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var tmp = new TempDir();
+        string python = WriteScript(tmp, "python-no-torch", PythonWithoutTorch);
+
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--compare-pytorch", "--python", python, .. Tiny]);
+
+        UserErrorTests.AssertUserError(code, stdout, stderr, "No module named 'torch'", "apt-get install python3-torch");
+        Assert.DoesNotContain("plain L1 step", stdout); // stopped before our side ran
+    }
+
+    [Fact]
+    public void ComparePytorch_MissingInterpreter_IsOneErrorLineSayingHowToInstall()
+    {
+        using var tmp = new TempDir();
+        string missing = Path.Combine(tmp.Path, "missing", "python3");
+
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--compare-pytorch", "--python", missing, .. Tiny]);
+
+        UserErrorTests.AssertUserError(code, stdout, stderr, $"--python {missing}: cannot run it", "apt-get install python3-torch");
+        Assert.Single((stdout + stderr).Split('\n'), l => l.StartsWith("error:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ComparePytorch_OtherModel_IsAnError()
+    {
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--compare-pytorch", "--model", "edsr", .. Tiny]);
+        UserErrorTests.AssertUserError(code, stdout, stderr, "--compare-pytorch: the PyTorch reference has the model edsr-light only, not 'edsr'");
+    }
+
+    [Fact]
+    public void Long_PrintsAMemoryRecordAtWarmupAndEndAndTheGrowth()
+    {
+        if (!OperatingSystem.IsLinux()) return; // /proc/self/status
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--long", "3", .. Tiny]);
+
+        Assert.True(code == 0, stdout + stderr);
+        // N = 3: warm-up at max(1, min(N / 10, 1000)) = 1, then the last iteration (no multiple of 100 in between).
+        var records = Regex.Matches(stdout, @"^iteration (\d+): RSS ([0-9.]+) MB, managed heap ([0-9.]+) MB, live tensors (\d+)", RegexOptions.Multiline);
+        Assert.Equal(["1", "3"], records.Select(m => m.Groups[1].Value));
+        double warm = double.Parse(records[0].Groups[2].Value, CultureInfo.InvariantCulture);
+        double last = double.Parse(records[1].Groups[2].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(warm, 10, 1e6); // a process with libtorch loaded holds tens of MB at least
+        Assert.Equal(warm, Number(stdout, @"^RSS after warm-up \(iteration 1\): ([0-9.]+) MB"), 6);
+        Assert.Equal(last, Number(stdout, @"final \(iteration 3\): ([0-9.]+) MB"), 6);
+        // The growth is computed from unrounded bytes; the printed MB have 0.05 MB rounding each.
+        Assert.Equal(100 * (last - warm) / warm, Number(stdout, @"growth ([-+0-9.]+) %"), 0.1);
+        // Every iteration frees its tensors: the live count does not grow between the records.
+        Assert.Equal(records[0].Groups[4].Value, records[1].Groups[4].Value);
+    }
+
+    [Fact]
+    public void Long_ZeroIterations_IsAnError()
+    {
+        var (code, stdout, stderr) = HostRunner.Run(["bench", "--long", "0", .. Tiny]);
+        UserErrorTests.AssertUserError(code, stdout, stderr, "--long 0: expected 1 or more iterations");
+    }
+}
