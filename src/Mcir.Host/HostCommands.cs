@@ -73,6 +73,27 @@ public static class HostCommands
         return InternalError;
     }
 
+    /// <summary>
+    /// Runs a command's body on one rank of an MPI job: an exception is reported as <see cref="Report"/> does, prefixed
+    /// with the rank, and aborts every rank (MPI_Abort) so that none waits forever in a collective for one that died.
+    /// In a one-process job the exception propagates as usual.
+    /// </summary>
+    internal static int OnEveryRank(Mcir.Core.Distributed.ICommunicator comm, TextWriter error, Func<int> body)
+    {
+        if (comm.Size == 1) return body();
+        try
+        {
+            return body();
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
+            int code = Report(e, error);
+            comm.Abort(code);
+            return code;
+        }
+    }
+
     // User errors: McirException (configuration, weights, data: the message names the key, file or value) and the file
     // system's and file readers' own errors, which name the file (missing, unreadable, malformed). Anything else is a
     // bug and keeps its stack trace.

@@ -74,14 +74,7 @@ public static class IsaProbeRun
             (Tensor Output, Tensor? Negatives) Step()
             {
                 net.zero_grad();
-                var input = ChannelsLast.Of(lq);
-                var output = net.call(input);
-                var negatives = bank?.Produce(input);
-                var context = new LossContext(output, gt, input, negatives);
-                Tensor total = terms[0].Compute(context).Value;
-                for (int i = 1; i < terms.Count; i++) total = total + terms[i].Compute(context).Value;
-                total.backward();
-                return (output, negatives);
+                return StepBenchmark.ForwardBackward(net, terms, bank, lq, gt);
             }
 
             // Forward quantities (compared tightly): the output, the negatives' outputs, each embedding's features of

@@ -55,6 +55,26 @@ public static class StepBenchmark
         return new StepBenchmarkResult(Median(plainTimes), Median(spnTimes), negatives, get_num_threads(), plainTimes, spnTimes);
     }
 
+    /// <summary>
+    /// One step's forward and backward pass as the trainer computes it: the input given channels-last strides, the
+    /// model's output, the negatives' outputs (when a bank is given), the sum of the loss terms, its backward pass.
+    /// </summary>
+    /// <returns>The output [B, C, H·s, W·s] and the negatives' outputs [B, K, C, H·s, W·s] (or null).</returns>
+    public static (Tensor Output, Tensor? Negatives) ForwardBackward(nn.Module<Tensor, Tensor> net, IReadOnlyList<ILossTerm> terms,
+        NegativeBank? bank, Tensor lq, Tensor gt)
+    {
+        ArgumentNullException.ThrowIfNull(net);
+        ArgumentNullException.ThrowIfNull(terms);
+        var input = Compute.ChannelsLast.Of(lq); // as the trainer does
+        var output = net.call(input);
+        var negatives = bank?.Produce(input);
+        var context = new LossContext(output, gt, input, negatives);
+        Tensor total = terms[0].Compute(context).Value;
+        for (int i = 1; i < terms.Count; i++) total = total + terms[i].Compute(context).Value;
+        total.backward();
+        return (output, negatives);
+    }
+
     private static double Median(List<double> xs)
     {
         var s = xs.Order().ToList();
@@ -72,13 +92,7 @@ public static class StepBenchmark
             using (var scope = NewDisposeScope())
             {
                 _adam.zero_grad();
-                var input = Compute.ChannelsLast.Of(lq); // as the trainer does
-                var output = net.call(input);
-                var negatives = bank?.Produce(input);
-                var context = new LossContext(output, gt, input, negatives);
-                Tensor total = terms[0].Compute(context).Value;
-                for (int i = 1; i < terms.Count; i++) total = total + terms[i].Compute(context).Value;
-                total.backward();
+                ForwardBackward(net, terms, bank, lq, gt);
                 _adam.step();
             }
             if (lq.device_type == DeviceType.CUDA) cuda.synchronize(); // CUDA kernels run asynchronously

@@ -36,17 +36,10 @@ internal static class BenchRanks
             return 0;
         }
         using var comm = Communicators.Create("mpi", "bench --ranks");
-        try
+        return HostCommands.OnEveryRank(comm, console.Error, () =>
         {
             RankScalingBenchmark.RunWorker(comm, createModel, batch, lrSize, scale, rounds, device, console.Out, console.Error);
             return 0;
-        }
-        catch (Exception e) when (comm.Size > 1)
-        {
-            console.Error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
-            int code = HostCommands.Report(e, console.Error);
-            comm.Abort(code);
-            return code;
-        }
+        });
     }
 }

@@ -17,18 +17,11 @@ internal static class DistCheckCommand
         command.SetAction(r =>
         {
             using var comm = Communicators.Create("mpi", "dist-check");
-            try
+            return HostCommands.OnEveryRank(comm, console.Error, () =>
             {
                 DistributedCheck.Run(comm, r.GetValue(device), r.GetValue(backend), console.Out, console.Error);
                 return 0;
-            }
-            catch (Exception e) when (comm.Size > 1)
-            {
-                console.Error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
-                int code = HostCommands.Report(e, console.Error);
-                comm.Abort(code);
-                return code;
-            }
+            });
         });
         return command;
     }

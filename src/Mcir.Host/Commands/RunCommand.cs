@@ -46,18 +46,7 @@ internal static class RunCommand
             // Under mpirun/srun every rank runs this command; an error on any rank ends all of them (no rank waits forever
             // in a collective for one that died).
             using var comm = Mcir.Core.Distributed.Communicators.Create(root["distributed"] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<string>(out var mode) ? mode : null, "distributed");
-            if (comm.Size == 1) return Execute(r, root, comm);
-            try
-            {
-                return Execute(r, root, comm);
-            }
-            catch (Exception e)
-            {
-                console.Error.WriteLine($"rank {comm.Rank} of {comm.Size}:");
-                int code = HostCommands.Report(e, console.Error);
-                comm.Abort(code);
-                return code;
-            }
+            return HostCommands.OnEveryRank(comm, console.Error, () => Execute(r, root, comm));
         });
         return command;
 
