@@ -48,7 +48,7 @@ public sealed record IsaChoice(string Isa, string Baseline, IReadOnlyList<IsaPro
 /// What the probe checks is the workload's step at its batch (up to 4) and patch size: convolutions that only other
 /// shapes reach (validation images of another size, the negatives' K·B batch) are run by the same kernels in practice
 /// but are not compared. The cap is a process-wide setting that oneDNN reads at its first kernel, so the host decides
-/// before it builds anything; a user's <c>ONEDNN_MAX_CPU_ISA</c> always wins and disables the probe, as does
+/// before the first kernel, once the configuration has been checked (<c>TrainingRun.Execute</c>'s <c>beforeFirstKernel</c>); a user's <c>ONEDNN_MAX_CPU_ISA</c> always wins and disables the probe, as does
 /// <c>MCIR_ISA_PROBE=off</c>.
 /// </remarks>
 public static class IsaProbe

@@ -45,8 +45,11 @@ public static class TrainingRun
     /// <param name="progress">An extra event sink, e.g. the host's live progress line (every iteration's <see cref="StepProgress"/>).</param>
     /// <param name="communicator">The ranks of a data-parallel job (default: one process); every rank calls this with
     /// the same configuration, rank 0 alone writes the run folder and scores the test sets.</param>
+    /// <param name="beforeFirstKernel">Called once the configuration's model, device, data sets and distribution settings
+    /// have been checked and just before the first tensor operation that runs a compute kernel: where the host measures
+    /// libtorch's oneDNN ISA cap (<see cref="Compute.IsaProbe"/>), so that a configuration error is reported at once.</param>
     public static RunOutcome Execute(JsonObject resolvedRoot, RunRegistries registries, string? resume, TextWriter log, CancellationToken cancel = default,
-        ITrainingLog? progress = null, Distributed.ICommunicator? communicator = null)
+        ITrainingLog? progress = null, Distributed.ICommunicator? communicator = null, Action? beforeFirstKernel = null)
     {
         ArgumentNullException.ThrowIfNull(registries);
         var comm = communicator ?? Distributed.SingleProcess.Instance;
@@ -90,6 +93,7 @@ public static class TrainingRun
                 throw new McirException($"loss.{(config.Loss.Spn is not null ? "spn" : "cr")}: its ImageNet embedding takes RGB images, but model '{config.Model.Name}' takes 1 channel ({channelSource}); set loss.{(config.Loss.Spn is not null ? "spn" : "cr")}=null for a gray model");
             log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
         }
+        beforeFirstKernel?.Invoke();
         ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {

@@ -52,9 +52,6 @@ internal static class RunCommand
 
         int Execute(ParseResult r, System.Text.Json.Nodes.JsonObject root, Mcir.Core.Distributed.ICommunicator comm)
         {
-            // Before anything runs a kernel: the oneDNN ISA cap measured for this run (one process only: under MPI every
-            // rank keeps the engine's cap, so that all ranks compute alike).
-            if (comm.Size == 1 && ProbeIsa) IsaProbeCommand.SelectFor(root, plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
 
             using var cancel = new CancellationTokenSource();
@@ -83,8 +80,11 @@ internal static class RunCommand
                 RunOutcome outcome;
                 try
                 {
+                    // Before the first kernel, once the configuration has been checked: the oneDNN ISA cap measured for this
+                    // run (one process only: under MPI every rank keeps the engine's cap, so that all ranks compute alike).
+                    Action? probe = comm.Size == 1 && ProbeIsa ? () => IsaProbeCommand.SelectFor(root, plugins.Arguments(r), status ?? console.Error) : null;
                     outcome = TrainingRun.Execute(root, services.GetRunRegistries(), r.GetValue(resume), status ?? console.Error, cancel.Token,
-                        status is null ? null : new LiveProgressLog(status), comm);
+                        status is null ? null : new LiveProgressLog(status), comm, probe);
                 }
                 finally
                 {
