@@ -107,8 +107,7 @@ public static class IsaProbeRun
                 Step();
                 if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
             }
-            times.Sort();
-            double median = times.Count == 0 ? 0 : times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
+            double median = times.Count == 0 ? 0 : StepBenchmark.Median(times);
             using var file = new TensorFile(recorded, new Dictionary<string, string>
             {
                 [IsaProbe.SecondsKey] = median.ToString("R", CultureInfo.InvariantCulture),

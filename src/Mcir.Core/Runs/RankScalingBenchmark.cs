@@ -197,8 +197,7 @@ public static class RankScalingBenchmark
             times.Add(Step());
             log.WriteLine($"round {r + 1}/{rounds}: {times[^1]:F3} s ({comm.Size} rank(s) x {get_num_threads()} thread(s))");
         }
-        var sorted = times.Order().ToList();
-        double median = sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+        double median = StepBenchmark.Median(times);
         var row = new RankScalingRow(comm.Size, get_num_threads(), median, globalBatch);
         if (comm.IsRoot)
         {

@@ -75,9 +75,11 @@ public static class StepBenchmark
         return (output, negatives);
     }
 
-    private static double Median(List<double> xs)
+    /// <summary>The median of step times (seconds); NaN for none. The one median of every benchmark here.</summary>
+    public static double Median(IEnumerable<double> xs)
     {
         var s = xs.Order().ToList();
+        if (s.Count == 0) return double.NaN;
         return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 

@@ -38,7 +38,7 @@ internal sealed class PytorchReference : IDisposable
     public int Threads { get; private set; }
 
     /// <summary>Median seconds per step of each PyTorch variant over the rounds run so far.</summary>
-    public double Median(string variant) => StatsMedian(_times[variant]);
+    public double Median(string variant) => Mcir.Core.Runs.StepBenchmark.Median(_times[variant]);
 
     /// <summary>
     /// Finds the interpreter, starts the reference and waits for its warm-up to end.
@@ -167,13 +167,6 @@ internal sealed class PytorchReference : IDisposable
         lock (_stderr) last = _stderr.LastOrDefault(l => l.Trim().Length > 0)?.Trim() ?? "";
         string hint = last.Contains("No module named 'torch'", StringComparison.Ordinal) ? $"; {Install}" : "";
         return new McirException($"--compare-pytorch: the PyTorch reference ({_python}) failed: {what}{(last.Length > 0 ? $": {last}" : "")}{hint}");
-    }
-
-    private static double StatsMedian(List<double> xs)
-    {
-        if (xs.Count == 0) return double.NaN;
-        var s = xs.Order().ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 
     private static string I(int v) => v.ToString(CultureInfo.InvariantCulture);
