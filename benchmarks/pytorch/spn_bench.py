@@ -4,15 +4,19 @@ relu3_3 (random weights: timing only), K negative models. One round times three 
   plain        L1
   spn_authors  L1 + SPN as the authors' code computes it (phi(f(x)) recomputed for every negative)
   spn_batched  L1 + SPN with phi(f(x)) once and all K negative outputs in one batched no-grad VGG pass
+  plain_cl, spn_batched_cl
+               the same two on copies of the networks and data in torch.channels_last (faster on some CPUs, slower
+               on others: the comparison takes PyTorch's faster one)
 
 Standalone:  python3 spn_bench.py [--scale 4 --batch 4 --lr-size 48 --negatives 4 --threads 2 --rounds 5]
              prints the medians (after --warmup steps of each kind).
 --serve:     the line protocol `mcir-host bench --compare-pytorch` drives, so that rounds alternate between the two
              sides: after the warm-up one JSON line {"ready": true, "torch": ..., "python": ..., "threads": ...}; then
-             for each line "round" on stdin one JSON line {"plain": s, "spn_authors": s, "spn_batched": s} (seconds);
+             for each line "round" on stdin one JSON line {"plain": s, "spn_authors": s, "spn_batched": s, "plain_cl": s, "spn_batched_cl": s}
+             (seconds);
              "quit" or end of input stops.
 Origin: the project's reference measurement (README, Benchmark), made shape-configurable."""
-import argparse, json, platform, statistics, sys, time
+import argparse, copy, json, platform, statistics, sys, time
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--model", default="edsr-light", choices=["edsr-light"])
@@ -54,7 +58,7 @@ vgg = nn.Sequential(*layers).eval()
 for p in vgg.parameters(): p.requires_grad_(False)
 taps = {3: 0.2, 8: 0.3, 15: 0.5}
 mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1); std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-def feats(x):
+def feats(x, vgg=vgg):
     x = (x - mean) / std; out = {}
     for i, m in enumerate(vgg):
         x = m(x)
@@ -68,7 +72,7 @@ for n in negs:
 opt = torch.optim.Adam(net.parameters(), 1e-4, betas=(0.9, 0.99))
 hr = a.lr_size * a.scale
 lq = torch.rand(a.batch, 3, a.lr_size, a.lr_size); gt = torch.rand(a.batch, 3, hr, hr); lam = 1e-3
-def plain():
+def plain(net=net, opt=opt, lq=lq, gt=gt):
     opt.zero_grad(); o = net(lq); l = F.l1_loss(o, gt); l.backward(); opt.step()
 def spn_authors():
     opt.zero_grad(); o = net(lq); l = F.l1_loss(o, gt); neg = 0
@@ -78,16 +82,24 @@ def spn_authors():
         with torch.no_grad(): fn = feats(no)
         neg = neg + lam * sum(w * F.l1_loss(fo[i], fn[i]) for i, w in taps.items())
     (l - neg / len(negs)).backward(); opt.step()
-def spn_batched():
-    opt.zero_grad(); o = net(lq); l = F.l1_loss(o, gt); fo = feats(o)
+def spn_batched(net=net, negs=negs, vgg=vgg, opt=opt, lq=lq, gt=gt):
+    opt.zero_grad(); o = net(lq); l = F.l1_loss(o, gt); fo = feats(o, vgg)
     with torch.no_grad():
-        no = torch.cat([n(lq) for n in negs]); fn = feats(no)
+        no = torch.cat([n(lq) for n in negs]); fn = feats(no, vgg)
     neg = 0
     for i, w in taps.items():
         a_ = fo[i].unsqueeze(0); b = fn[i].view(len(negs), *fo[i].shape)
         neg = neg + w * (a_ - b).abs().mean()
     (l - lam * neg).backward(); opt.step()
-fns = {"plain": plain, "spn_authors": spn_authors, "spn_batched": spn_batched}
+# channels-last copies (same weights), with their own optimizer state
+cl = torch.channels_last
+net_cl = copy.deepcopy(net).to(memory_format=cl); negs_cl = [copy.deepcopy(n).to(memory_format=cl) for n in negs]
+vgg_cl = copy.deepcopy(vgg).to(memory_format=cl)
+opt_cl = torch.optim.Adam(net_cl.parameters(), 1e-4, betas=(0.9, 0.99))
+lq_cl = lq.contiguous(memory_format=cl); gt_cl = gt.contiguous(memory_format=cl)
+def plain_cl(): plain(net_cl, opt_cl, lq_cl, gt_cl)
+def spn_batched_cl(): spn_batched(net_cl, negs_cl, vgg_cl, opt_cl, lq_cl, gt_cl)
+fns = {"plain": plain, "spn_authors": spn_authors, "spn_batched": spn_batched, "plain_cl": plain_cl, "spn_batched_cl": spn_batched_cl}
 
 def one_round():
     t = {}
@@ -112,4 +124,5 @@ else:
         for k, v in one_round().items(): t[k].append(v)
     m = {k: statistics.median(v) for k, v in t.items()}
     print(f"pytorch {torch.__version__} threads {torch.get_num_threads()}: plain {m['plain']:.3f} s, "
-          f"spn_authors {m['spn_authors']:.3f} s ({m['spn_authors']/m['plain']:.2f}x), spn_batched {m['spn_batched']:.3f} s ({m['spn_batched']/m['plain']:.2f}x)")
+          f"spn_authors {m['spn_authors']:.3f} s ({m['spn_authors']/m['plain']:.2f}x), spn_batched {m['spn_batched']:.3f} s ({m['spn_batched']/m['plain']:.2f}x); "
+          f"channels_last: plain {m['plain_cl']:.3f} s, spn_batched {m['spn_batched_cl']:.3f} s")

@@ -23,8 +23,8 @@ public class BenchCommandTests
           echo "$cmd" >> "$dir/commands.txt"
           case "$cmd" in
             round) n=$((n+1))
-              if [ $n -eq 1 ]; then echo '{"plain": 0.5, "spn_authors": 2.0, "spn_batched": 1.0}'
-              else echo '{"plain": 0.7, "spn_authors": 3.0, "spn_batched": 1.4}'; fi ;;
+              if [ $n -eq 1 ]; then echo '{"plain": 0.5, "spn_authors": 2.0, "spn_batched": 1.0, "plain_cl": 0.4, "spn_batched_cl": 1.5}'
+              else echo '{"plain": 0.7, "spn_authors": 3.0, "spn_batched": 1.4, "plain_cl": 0.6, "spn_batched_cl": 1.7}'; fi ;;
             quit) exit 0 ;;
           esac
         done
@@ -67,16 +67,20 @@ public class BenchCommandTests
         Assert.Contains("--serve --model edsr-light --scale 2 --batch 1 --lr-size 8 --negatives 1 --threads ", args);
         Assert.Equal(["round", "round", "quit"], File.ReadAllLines(Path.Combine(tmp.Path, "commands.txt")));
         Assert.Contains("pytorch: torch 0.0-fake", stdout);
-        // Medians of the fake's two rounds, by hand: (0.5 + 0.7) / 2, (2.0 + 3.0) / 2, (1.0 + 1.4) / 2.
+        // Medians of the fake's two rounds, by hand: (0.5 + 0.7) / 2, (2.0 + 3.0) / 2, (1.0 + 1.4) / 2; channels-last
+        // (0.4 + 0.6) / 2 and (1.5 + 1.7) / 2.
         Assert.Equal(0.6, Number(stdout, @"^pytorch plain L1 step: +median ([0-9.]+) s"), 6);
+        Assert.Equal(0.5, Number(stdout, @"^pytorch plain L1 step: +median [0-9.]+ s, channels_last ([0-9.]+) s"), 6);
+        Assert.Equal(1.6, Number(stdout, @"^pytorch L1 \+ SPN, batched negatives: +median [0-9.]+ s, channels_last ([0-9.]+) s"), 6);
         Assert.Equal(2.5, Number(stdout, @"^pytorch L1 \+ SPN, authors' code: +median ([0-9.]+) s"), 6);
         Assert.Equal(1.2, Number(stdout, @"^pytorch L1 \+ SPN, batched negatives: +median ([0-9.]+) s"), 6);
         double plain = Number(stdout, @"^plain L1 step: +median ([0-9.]+) s");
         double spn = Number(stdout, @"^L1 \+ SPN \(K=1[^)]*\): median ([0-9.]+) s");
-        // Ratios are printed with 2 decimals from unrounded medians; ours are printed with 3: 0.006 covers both roundings.
-        Assert.Equal(plain / 0.6, Number(stdout, @"^ratio ours / pytorch, plain: +([0-9.]+)"), 0.006);
+        // Ratios against PyTorch's faster format of each (plain: channels-last 0.5; SPN: NCHW 1.2), printed with 2
+        // decimals from unrounded medians; ours are printed with 3: 0.006 covers both roundings.
+        Assert.Equal(plain / 0.5, Number(stdout, @"^ratio ours / pytorch, plain: +([0-9.]+)"), 0.006);
         Assert.Equal(spn / 1.2, Number(stdout, @"^ratio ours / pytorch, SPN: +([0-9.]+) of the batched"), 0.006);
-        Assert.Equal(spn / 2.5, Number(stdout, @"of the batched formulation \(target <= 0.85\), ([0-9.]+) of the authors'"), 0.006);
+        Assert.Equal(spn / 2.5, Number(stdout, @"of the batched formulation in its faster format \(target <= 0.85\), ([0-9.]+) of the authors'"), 0.006);
         Assert.Contains("cpu: ", stdout);
         Assert.Contains("threads: ", stdout);
     }

@@ -48,8 +48,10 @@ public static class ChannelsLast
 
     /// <summary>
     /// Registers, once per module, a forward pre-hook on every <c>Conv2d</c> and <c>ConvTranspose2d</c> of
-    /// <paramref name="model"/> (itself included) that gives the convolution a channels-last input (<see cref="Of"/>).
-    /// Values are unchanged; the engine calls it on every model it builds (target, negatives, target EMA, inference).
+    /// <paramref name="model"/> (itself included) that gives the convolution its input in the restoration networks'
+    /// format (<see cref="ConvolutionLayout.ForModel"/>: channels-last unless the probe or the user chose contiguous
+    /// where that is correct). Values are unchanged; the engine calls it on every model it builds (target, negatives,
+    /// target EMA, inference).
     /// </summary>
     /// <returns><paramref name="model"/>, for chaining.</returns>
     public static T ForConvolutions<T>(T model) where T : nn.Module
@@ -58,7 +60,7 @@ public static class ChannelsLast
         foreach (var module in model.modules().Prepend(model))
         {
             if (module is not (Conv2d or ConvTranspose2d) || Guarded.TryGetValue(module, out _)) continue;
-            ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook(static (_, x) => Of(x));
+            ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook(static (_, x) => ConvolutionLayout.ForModel(x));
             Guarded.Add(module, Guarded);
         }
         return model;

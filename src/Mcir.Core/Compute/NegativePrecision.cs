@@ -19,6 +19,27 @@ public enum NegativePrecision
 
 public static class NegativePrecisionExtensions
 {
+    /// <summary>Environment variable that fixes what <see cref="NegativePrecision.Auto"/> resolves to in this process
+    /// (<c>float32</c> | <c>bfloat16</c>): set by the probe for its children (<see cref="IsaProbe"/>).</summary>
+    public const string AutoVariable = "MCIR_AUTO_PRECISION";
+
+    /// <summary>What <see cref="NegativePrecision.Auto"/> resolves to when measured (<see cref="ApplyAuto"/>, or
+    /// <see cref="AutoVariable"/>); null: by the CPU's native bfloat16.</summary>
+    public static NegativePrecision? AutoChoice { get; private set; } =
+        Environment.GetEnvironmentVariable(AutoVariable)?.Trim().ToLowerInvariant() switch
+        {
+            "float32" => NegativePrecision.Float32,
+            "bfloat16" => NegativePrecision.BFloat16,
+            _ => null,
+        };
+
+    /// <summary>Makes <see cref="NegativePrecision.Auto"/> resolve to <paramref name="p"/> (float32 or bfloat16) in this process.</summary>
+    public static void ApplyAuto(NegativePrecision p) =>
+        AutoChoice = p == NegativePrecision.Auto ? throw new ArgumentException("auto is not a concrete precision", nameof(p)) : p;
+
+    /// <summary>Back to resolving <see cref="NegativePrecision.Auto"/> by the CPU (tests).</summary>
+    internal static void ResetAuto() => AutoChoice = null;
+
     /// <summary>
     /// <see cref="NegativePrecision.Auto"/> made concrete: bfloat16 where bfloat16 kernels are native — for
     /// <paramref name="cpu"/> when given, else for this process (this machine's CPU, and no oneDNN ISA cap below its
@@ -26,6 +47,7 @@ public static class NegativePrecisionExtensions
     /// </summary>
     public static NegativePrecision Resolve(this NegativePrecision p, CpuFeatures? cpu = null) =>
         p != NegativePrecision.Auto ? p
+        : cpu is null && AutoChoice is { } measured ? measured
         : NativeBFloat16(cpu) ? NegativePrecision.BFloat16 : NegativePrecision.Float32;
 
     private static bool NativeBFloat16(CpuFeatures? cpu) =>
@@ -43,7 +65,8 @@ public static class NegativePrecisionExtensions
         bool native = NativeBFloat16(cpu);
         var resolved = p.Resolve(cpu);
         string name = resolved == NegativePrecision.BFloat16 ? "bfloat16" : "float32";
-        string why = native ? "this CPU has native bfloat16"
+        string why = cpu is null && AutoChoice is not null ? "chosen by measurement on this machine, see the compute settings"
+            : native ? "this CPU has native bfloat16"
             : cpu is null && CpuFeatures.Machine.NativeBFloat16 ? "bfloat16 kernels are off under the oneDNN ISA cap"
             : "this CPU has no native bfloat16";
         if (p == NegativePrecision.Auto)

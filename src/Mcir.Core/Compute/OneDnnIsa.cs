@@ -50,7 +50,7 @@ public static class OneDnnIsa
         Environment.SetEnvironmentVariable("ONEDNN_MAX_CPU_ISA", choice.Isa);
         EngineCap = choice.Isa;
         CapsBelowBFloat16 = IsBelowBFloat16(choice.Isa);
-        Note = choice.Describe();
+        Note = $"oneDNN: ISA {choice.Isa}, measured (see the compute settings)";
     }
 
     /// <summary>True when an <c>ONEDNN_MAX_CPU_ISA</c> value excludes oneDNN's bfloat16 ISAs (e.g. <c>AVX2</c>, <c>AVX512_CORE</c>).</summary>

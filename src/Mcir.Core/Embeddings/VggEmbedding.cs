@@ -128,7 +128,7 @@ public sealed class VggEmbedding : IFeatureEmbedding
             }
             x = (rgb - _mean) / _std;
         }
-        var outs = Network.Run(Compute.ChannelsLast.Of(x), _indices);
+        var outs = Network.Run(Compute.ConvolutionLayout.ForEmbedding(x), _indices);
         foreach (var o in outs.Distinct()) o.MoveToOuterDisposeScope();
         return outs;
     }

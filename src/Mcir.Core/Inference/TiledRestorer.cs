@@ -285,7 +285,7 @@ public static class TiledRestorer
         var padded = ph == 0 && pw == 0
             ? x
             : nn.functional.pad(x, [0, pw, 0, ph], ph < h && pw < w ? PaddingModes.Reflect : PaddingModes.Replicate);
-        var y = net.call(Compute.ChannelsLast.Of(padded));
+        var y = net.call(Compute.ConvolutionLayout.ForModel(padded));
         if (y.dim() != 4 || y.shape[0] != x.shape[0])
             throw new McirException($"the network returned shape ({string.Join(", ", y.shape)}) for an input of shape ({string.Join(", ", padded.shape)}); expected [B, C, s·H, s·W]");
         long oh = y.shape[2], ow = y.shape[3], ih = padded.shape[2], iw = padded.shape[3];

@@ -217,7 +217,7 @@ public sealed class NegativeBank : INegativeSource, IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var outputs = new Tensor[Count];
-        input = Compute.ChannelsLast.Of(input);
+        input = Compute.ConvolutionLayout.ForModel(input);
         if (_mirrors is not null) input = input.to(Options.Precision.ToScalarType());
         for (int j = 0; j < Count; j++)
         {

@@ -178,7 +178,7 @@ public static class RankScalingBenchmark
             using (var scope = NewDisposeScope())
             {
                 adam.zero_grad();
-                var input = Compute.ChannelsLast.Of(lq);
+                var input = Compute.ConvolutionLayout.ForModel(lq);
                 var output = net.call(input);
                 l1.Compute(new LossContext(output, gt, input, null)).Value.backward();
                 DataParallel.AverageGradients(gradients, parameters);

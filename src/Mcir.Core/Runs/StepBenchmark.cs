@@ -65,7 +65,7 @@ public static class StepBenchmark
     {
         ArgumentNullException.ThrowIfNull(net);
         ArgumentNullException.ThrowIfNull(terms);
-        var input = Compute.ChannelsLast.Of(lq); // as the trainer does
+        var input = Compute.ConvolutionLayout.ForModel(lq); // as the trainer does
         var output = net.call(input);
         var negatives = bank?.Produce(input);
         var context = new LossContext(output, gt, input, negatives);

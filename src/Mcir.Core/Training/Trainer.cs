@@ -300,8 +300,8 @@ public sealed class Trainer : IDisposable
         if (!Compute.TorchDevice.Same(gt.device, _device)) gt = gt.to(_device);
         _optimizer.zero_grad();
         StepTrace?.Invoke("zero_grad");
-        // Channels-last strides make CPU convolutions much faster; values are unchanged (see ChannelsLast).
-        lq = Compute.ChannelsLast.Of(lq);
+        // The memory format measured fastest for the network (channels-last by default); values are unchanged (see ConvolutionLayout).
+        lq = Compute.ConvolutionLayout.ForModel(lq);
         var output = _net.call(lq);
         StepTrace?.Invoke("forward");
         var negatives = _needsNegatives ? _bank!.Produce(lq) : null;

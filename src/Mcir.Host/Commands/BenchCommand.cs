@@ -41,7 +41,7 @@ internal static class BenchCommand
             // The oneDNN ISA cap measured for this workload (where the engine caps it for a fault of this machine), as run does.
             // Not with --ranks: every rank keeps the engine's cap, as run under MPI does.
             if (RunCommand.ProbeIsa && r.GetValue(ranks) is null)
-                IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!),
+                IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!, r.GetValue(precision)),
                     plugins.Arguments(r), console.Error);
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
@@ -62,7 +62,8 @@ internal static class BenchCommand
                 negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round());
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
-            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {NativeHeap.Note}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}");
+            if (IsaProbe.Note is { } probed) console.Out.WriteLine(probed);
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
@@ -75,7 +76,8 @@ internal static class BenchCommand
 
     /// <summary>The benchmark's step as a run configuration, for the ISA probe's child: the same model, shapes, K and
     /// VGG16 embedding with random weights.</summary>
-    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device) => new()
+    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device,
+        NegativePrecision precision = NegativePrecision.Float32) => new()
     {
         ["device"] = device,
         ["model"] = new JsonObject { ["name"] = model, ["options"] = new JsonObject { [RunComposition.UpscaleKey] = scale } },
@@ -84,7 +86,14 @@ internal static class BenchCommand
             ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
             ["batch_size"] = batch,
         },
-        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true } } },
-        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()) },
+        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true }, ["negative_precision"] = PrecisionName(precision) } },
+        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()), ["precision"] = PrecisionName(precision) },
+    };
+
+    private static string PrecisionName(NegativePrecision p) => p switch
+    {
+        NegativePrecision.BFloat16 => "bfloat16",
+        NegativePrecision.Auto => "auto",
+        _ => "float32",
     };
 }

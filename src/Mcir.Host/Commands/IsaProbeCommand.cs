@@ -39,17 +39,19 @@ internal static class IsaProbeCommand
     }
 
     /// <summary>
-    /// Where the engine capped oneDNN for a fault of this machine and the run trains on the CPU, measures (or reads
-    /// from the cache) the fastest cap that computes this run's step like the safe one, and applies it. Prints one line.
+    /// For a run on the CPU: measures (or reads from the cache) this machine's fastest compute settings for the run's step
+    /// that compute it like the safe ones (<see cref="IsaProbe.Plan"/>: oneDNN's ISA cap where the engine capped it, the
+    /// memory formats, bfloat16 negatives under <c>auto</c>), and applies them. Prints one line per child it starts.
     /// </summary>
     public static void SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log)
     {
         if (IsaProbe.ReasonNotToProbe() is not null) return;
         var config = RunComposition.Bind(root);
         if (!TorchDevice.Same(TorchDevice.Resolve(config.Device, "device"), TorchSharp.torch.CPU)) return;
-        string baseline = OneDnnIsa.EngineCap!;
-        var candidates = IsaProbe.Candidates(CpuFeatures.Machine, baseline);
-        if (candidates.Count == 0) return;
+        bool hasEmbedding = config.Loss.Spn is not null || config.Loss.Cr is not null;
+        bool auto = config.Negatives.Precision == NegativePrecision.Auto || config.Loss.Spn?.NegativePrecision == NegativePrecision.Auto;
+        var (baseline, stages) = IsaProbe.Plan(CpuFeatures.Machine, OneDnnIsa.EngineCap, OneDnnIsa.UserCap, ConvolutionLayout.SetByUser, hasEmbedding, auto);
+        if (stages.Count == 0) return;
         string workload = IsaProbe.WorkloadKey(IsaProbeRun.WorkloadDescription(root));
         string configFile = Path.Combine(Path.GetTempPath(), $"mcir-isa-probe-{Environment.ProcessId}-{workload}.json");
         try
@@ -58,17 +60,17 @@ internal static class IsaProbeCommand
             IsaChoice choice;
             try
             {
-                choice = IsaProbe.Choose(workload, baseline, candidates, (isa, outPath) =>
+                choice = IsaProbe.Choose(workload, baseline, stages, (setting, outPath) =>
                 {
-                    log.WriteLine($"oneDNN: timing this run's step under ISA cap {isa} (once per machine and workload) ...");
-                    return RunChild(isa, configFile, outPath, pluginArguments);
+                    log.WriteLine($"compute settings: timing this run's step under {setting.Describe()} (once per machine and workload) ...");
+                    return RunChild(setting, configFile, outPath, pluginArguments);
                 }, IsaProbe.DefaultCachePath(), IsaProbe.MachineKey(CpuFeatures.Machine));
             }
             catch (McirException)
             {
-                return; // the step cannot run even under the safe cap: the run itself reports why, in its own words
+                return; // the step cannot run even under the safe settings: the run itself reports why, in its own words
             }
-            OneDnnIsa.Apply(choice);
+            IsaProbe.Apply(choice);
         }
         finally
         {
@@ -76,16 +78,21 @@ internal static class IsaProbeCommand
         }
     }
 
-    /// <summary>Runs <c>mcir-host probe-isa</c> under <paramref name="isa"/>; null on success, else why it failed.</summary>
+    /// <summary>Runs <c>mcir-host probe-isa</c> under the ISA cap <paramref name="isa"/> (channels-last, float32).</summary>
+    internal static string? RunChild(string isa, string configFile, string outPath, IReadOnlyList<string> pluginArguments, string? host = null) =>
+        RunChild(new ComputeSetting(isa), configFile, outPath, pluginArguments, host);
+
+    /// <summary>Runs <c>mcir-host probe-isa</c> under <paramref name="setting"/>; null on success, else why it failed.</summary>
     /// <param name="host">The mcir-host executable (default: this process's).</param>
-    internal static string? RunChild(string isa, string configFile, string outPath, IReadOnlyList<string> pluginArguments, string? host = null)
+    internal static string? RunChild(ComputeSetting setting, string configFile, string outPath, IReadOnlyList<string> pluginArguments, string? host = null)
     {
         var psi = new ProcessStartInfo(host ?? Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // Under `dotnet mcir-host.dll` the process is dotnet: the entry assembly comes first.
         if (host is null && Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
             psi.ArgumentList.Add(System.Reflection.Assembly.GetEntryAssembly()!.Location);
         foreach (var a in new[] { Name, "--config", configFile, "--out", outPath }.Concat(pluginArguments)) psi.ArgumentList.Add(a);
-        psi.Environment["ONEDNN_MAX_CPU_ISA"] = isa;
+        foreach (var (name, value) in setting.ChildEnvironment())
+            if (value is not null) psi.Environment[name] = value;
         psi.Environment[IsaProbe.SwitchVariable] = "off";
         using var p = Process.Start(psi)!;
         var stderr = p.StandardError.ReadToEndAsync();

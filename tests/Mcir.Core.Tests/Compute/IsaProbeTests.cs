@@ -106,4 +106,87 @@ public class IsaProbeTests
         Assert.Equal(double.PositiveInfinity, IsaProbe.RelativeErrors(a, nan).Forward);
         Assert.Equal(double.PositiveInfinity, IsaProbe.RelativeErrors(a, none).Forward);
     }
+
+    // A probe child's file with negatives: output, negatives [K=2, 1, 1, 4], a gradient and its step time.
+    private static void WriteWithNegatives(string path, float negativesShift, double seconds, float outputShift = 0)
+    {
+        using var output = arange(1, 101, dtype: float32).reshape(4, 25).add(outputShift);
+        using var negatives = linspace(0, 1, 8, dtype: float32).reshape(2, 1, 1, 4).add(negativesShift);
+        using var grad = linspace(-1, 1, 50, dtype: float32);
+        using var file = new TensorFile([new("output", output.clone()), new(IsaProbe.NegativesName, negatives.clone()),
+                new(IsaProbe.GradientPrefix + "conv.weight", grad.clone())],
+            new Dictionary<string, string> { [IsaProbe.SecondsKey] = seconds.ToString("R", CultureInfo.InvariantCulture) });
+        SafetensorsFile.Write(path, file);
+    }
+
+    [Fact]
+    public void Stages_build_on_the_best_setting_so_far_and_bfloat16_negatives_are_compared_on_their_own_scale()
+    {
+        using var tmp = new TempDir();
+        string cache = Path.Combine(tmp.Path, "c.json");
+        var (baseline, stages) = IsaProbe.Plan(Cpu("avx avx2 avx512f avx512_bf16"), engineCap: "AVX", userCap: null, formatsFixed: false,
+            hasEmbedding: true, autoPrecision: true);
+        var calls = new List<ComputeSetting>();
+        string? Child(ComputeSetting s, string path)
+        {
+            calls.Add(s);
+            if (s.AutoPrecision == NegativePrecision.BFloat16) WriteWithNegatives(path, 0.1f, 0.3);             // 10 % off: bfloat16 rounding
+            else if (s.Model == MemoryFormat.Contiguous) WriteWithNegatives(path, 0, 0.2, outputShift: float.NaN); // a wrong kernel, fast
+            else if (s.Embedding == MemoryFormat.Contiguous) WriteWithNegatives(path, 0, 0.6);                 // right, slower
+            else WriteWithNegatives(path, s.Isa == "AVX512_CORE" ? 1e-6f : 0, s.Isa switch { "AVX" => 2.0, "AVX512_CORE" => 0.5, _ => 1.0 });
+            return null;
+        }
+        var choice = IsaProbe.Choose("w", baseline, stages, Child, cache, "m");
+
+        // Stage 1: the caps; stage 2: the formats under the best cap (AVX512_CORE); stage 3: bfloat16 under ALL (AVX512_CORE
+        // is below bfloat16's kernels).
+        Assert.Equal(new ComputeSetting("AVX", AutoPrecision: NegativePrecision.Float32), calls[0]);
+        Assert.Equal(["AVX", "ALL", "AVX512_CORE", "AVX2", "AVX512_CORE", "AVX512_CORE", "AVX512_CORE", "ALL"], calls.Select(c => c.Isa));
+        Assert.Equal(new[] { MemoryFormat.Contiguous, MemoryFormat.ChannelsLast, MemoryFormat.Contiguous }, calls.Skip(4).Take(3).Select(c => c.Model));
+        Assert.Equal(new[] { MemoryFormat.ChannelsLast, MemoryFormat.Contiguous, MemoryFormat.Contiguous }, calls.Skip(4).Take(3).Select(c => c.Embedding));
+        Assert.Equal(new ComputeSetting("ALL", AutoPrecision: NegativePrecision.BFloat16), calls[^1]);
+        Assert.Equal(new ComputeSetting("ALL", AutoPrecision: NegativePrecision.BFloat16), choice.Setting);
+        Assert.StartsWith("disagrees with AVX: relative error non-finite in the forward pass", choice.Results.Single(r => r.Setting == calls[4]).Failure);
+        Assert.Contains("ALL, negatives bfloat16 0.30 s", choice.Describe(), StringComparison.Ordinal);
+
+        // A float32 candidate whose negatives are 10 % off is a wrong kernel, not rounding.
+        var (b2, s2) = IsaProbe.Plan(Cpu("avx avx2"), engineCap: "AVX", userCap: null, formatsFixed: true, hasEmbedding: true, autoPrecision: false);
+        var strict = IsaProbe.Choose("w2", b2, s2, (s, path) => { WriteWithNegatives(path, s.Isa == "AVX2" ? 0.1f : 0, s.Isa == "AVX2" ? 0.5 : 1); return null; }, cache, "m");
+        Assert.Equal("AVX", strict.Isa);
+        Assert.StartsWith("disagrees with AVX: relative error 0.1", strict.Results.Single(r => r.Isa == "AVX2").Failure);
+
+        // bfloat16 negatives beyond bfloat16's tolerance are rejected too.
+        var (b3, s3) = IsaProbe.Plan(Cpu("avx avx2 avx512f avx512_bf16"), engineCap: null, userCap: null, formatsFixed: true, hasEmbedding: true, autoPrecision: true);
+        var far = IsaProbe.Choose("w3", b3, s3, (s, path) =>
+        {
+            WriteWithNegatives(path, s.AutoPrecision == NegativePrecision.BFloat16 ? 0.5f : 0, s.AutoPrecision == NegativePrecision.BFloat16 ? 0.1 : 1);
+            return null;
+        }, cache, "m");
+        Assert.Equal(NegativePrecision.Float32, far.Setting.AutoPrecision);
+        Assert.EndsWith("in the bfloat16 negatives", far.Results[^1].Failure);
+    }
+
+    [Fact]
+    public void The_plan_measures_only_what_is_left_to_choose()
+    {
+        var zen5 = Cpu("avx avx2 avx512f avx512_bf16");
+        // No engine cap, formats fixed by the user, no auto precision: nothing to measure.
+        Assert.Empty(IsaProbe.Plan(zen5, null, null, formatsFixed: true, hasEmbedding: true, autoPrecision: false).Stages);
+        // No engine cap: the default ISA is the baseline and only the formats are measured (the model's alone without an embedding).
+        var (baseline, stages) = IsaProbe.Plan(zen5, null, null, formatsFixed: false, hasEmbedding: false, autoPrecision: false);
+        Assert.Equal(new ComputeSetting(ComputeSetting.DefaultIsa), baseline);
+        Assert.Equal([new ComputeSetting(ComputeSetting.DefaultIsa, MemoryFormat.Contiguous)], Assert.Single(stages)(baseline));
+        // A user's cap is kept: no ISA stage, and no bfloat16 stage when the cap is below bfloat16's kernels.
+        var (userBase, userStages) = IsaProbe.Plan(zen5, "AVX", "AVX2", formatsFixed: false, hasEmbedding: true, autoPrecision: true);
+        Assert.Equal(ComputeSetting.DefaultIsa, userBase.Isa);
+        Assert.Single(userStages);
+        // Without native bfloat16 an auto precision stays float32 (no stage).
+        Assert.Empty(IsaProbe.Plan(Cpu("avx avx2"), null, null, formatsFixed: true, hasEmbedding: true, autoPrecision: true).Stages);
+        // The children's environment: the cap (none for the default), the formats, the auto precision.
+        var env = new ComputeSetting("AVX2", MemoryFormat.Contiguous, MemoryFormat.ChannelsLast, NegativePrecision.BFloat16).ChildEnvironment();
+        Assert.Equal("AVX2", env["ONEDNN_MAX_CPU_ISA"]);
+        Assert.Equal("model=contiguous,embedding=channels_last", env[ConvolutionLayout.Variable]);
+        Assert.Equal("bfloat16", env[NegativePrecisionExtensions.AutoVariable]);
+        Assert.Null(new ComputeSetting(ComputeSetting.DefaultIsa).ChildEnvironment()["ONEDNN_MAX_CPU_ISA"]);
+    }
 }

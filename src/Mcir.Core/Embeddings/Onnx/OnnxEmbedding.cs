@@ -112,7 +112,7 @@ public sealed class OnnxEmbedding : IFeatureEmbedding
         if (Network.training) Network.eval();
         using var scope = torch.NewDisposeScope();
         var x = Preprocess(rgb);
-        var outs = Network.Run(Compute.ChannelsLast.Of(x));
+        var outs = Network.Run(Compute.ConvolutionLayout.ForEmbedding(x));
         var result = _positions.Select(p => outs[p]).ToArray();
         foreach (var o in result.Distinct()) o.MoveToOuterDisposeScope();
         return result;

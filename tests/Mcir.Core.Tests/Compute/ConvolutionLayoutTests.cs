@@ -1,0 +1,93 @@
+using Mcir.Core.Compute;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Tests.Compute;
+
+/// <summary>The per-network convolution memory format (<see cref="ConvolutionLayout"/>) and the measured auto precision.</summary>
+[Collection(NativeMemoryCollection.Name)] // process-wide settings: run alone
+public class ConvolutionLayoutTests
+{
+    [Fact]
+    public void Parse_reads_one_format_or_one_per_network_and_names_the_variable_on_error()
+    {
+        Assert.True(ConvolutionLayout.Parse("contiguous", out var m, out var e, out _));
+        Assert.Equal((MemoryFormat.Contiguous, MemoryFormat.Contiguous), (m, e));
+        Assert.True(ConvolutionLayout.Parse("model=contiguous", out m, out e, out _));
+        Assert.Equal((MemoryFormat.Contiguous, MemoryFormat.ChannelsLast), (m, e));
+        Assert.True(ConvolutionLayout.Parse(ConvolutionLayout.Format(MemoryFormat.ChannelsLast, MemoryFormat.Contiguous), out m, out e, out _));
+        Assert.Equal((MemoryFormat.ChannelsLast, MemoryFormat.Contiguous), (m, e));
+        Assert.False(ConvolutionLayout.Parse("nhwc", out _, out _, out var error));
+        Assert.Equal("MCIR_MEMORY_FORMAT: expected 'channels_last', 'contiguous' or 'model=…,embedding=…', got 'nhwc'", error);
+        Assert.False(ConvolutionLayout.Parse("model=contiguous,vgg=contiguous", out _, out _, out error));
+        Assert.Contains("got 'vgg=contiguous'", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Contiguous_gives_dense_nchw_strides_except_where_the_channel_count_needs_channels_last()
+    {
+        using var scope = NewDisposeScope();
+        var cl = ChannelsLast.Of(randn(2, 64, 5, 7));
+        var nchw = ConvolutionLayout.For(cl, MemoryFormat.Contiguous);
+        Assert.True(ConvolutionLayout.IsDenseContiguous(nchw));
+        Assert.True(nchw.equal(cl).all().item<bool>());
+        // 60 channels (SwinIR): channels-last whatever the setting (the oneDNN padding fault of contiguous inputs).
+        var sixty = randn(1, 60, 4, 4);
+        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(sixty, MemoryFormat.Contiguous)));
+        // A size-1 batch with an odd batch stride (a transpose, then a view) is copied to dense strides.
+        var odd = randn(3, 1, 16, 4).permute(1, 0, 2, 3);
+        Assert.False(ConvolutionLayout.IsDenseContiguous(odd));
+        var dense = ConvolutionLayout.For(odd, MemoryFormat.Contiguous);
+        Assert.True(ConvolutionLayout.IsDenseContiguous(dense));
+        Assert.True(dense.equal(odd).all().item<bool>());
+        // Already dense: the same tensor.
+        var ready = randn(1, 16, 3, 3);
+        Assert.Same(ready, ConvolutionLayout.For(ready, MemoryFormat.Contiguous));
+    }
+
+    [Fact]
+    public void The_model_hook_follows_the_applied_format_and_values_do_not_change()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(1);
+        var conv = ChannelsLast.ForConvolutions(nn.Conv2d(32, 32, 3, padding: 1));
+        var x = randn(2, 32, 9, 9);
+        Tensor? seen = null;
+        conv.register_forward_pre_hook((_, input) => { seen = input; return input; });
+        try
+        {
+            var yLast = conv.call(x);
+            Assert.True(ChannelsLast.IsChannelsLast(seen!));
+            ConvolutionLayout.Apply(MemoryFormat.Contiguous, MemoryFormat.ChannelsLast);
+            Assert.Equal(MemoryFormat.Contiguous, ConvolutionLayout.Model);
+            var yContiguous = conv.call(ChannelsLast.Of(x));
+            Assert.True(ConvolutionLayout.IsDenseContiguous(seen!));
+            // Another kernel's summation order: equal to float32 rounding.
+            Assert.True(yContiguous.allclose(yLast, rtol: 1e-4, atol: 1e-5));
+            Assert.Contains("model contiguous", ConvolutionLayout.Note, StringComparison.Ordinal);
+        }
+        finally
+        {
+            ConvolutionLayout.Apply(MemoryFormat.ChannelsLast, MemoryFormat.ChannelsLast);
+        }
+    }
+
+    [Fact]
+    public void A_measured_auto_precision_overrides_the_cpu_rule()
+    {
+        try
+        {
+            NegativePrecisionExtensions.ApplyAuto(NegativePrecision.Float32);
+            Assert.Equal(NegativePrecision.Float32, NegativePrecision.Auto.Resolve());
+            Assert.Contains("chosen by measurement", NegativePrecision.Auto.Describe(), StringComparison.Ordinal);
+            NegativePrecisionExtensions.ApplyAuto(NegativePrecision.BFloat16);
+            Assert.Equal(NegativePrecision.BFloat16, NegativePrecision.Auto.Resolve());
+            Assert.Equal(NegativePrecision.Float32, NegativePrecision.Float32.Resolve());
+            Assert.Throws<ArgumentException>(() => NegativePrecisionExtensions.ApplyAuto(NegativePrecision.Auto));
+        }
+        finally
+        {
+            NegativePrecisionExtensions.ResetAuto();
+        }
+    }
+}
