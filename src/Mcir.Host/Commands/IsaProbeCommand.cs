@@ -52,7 +52,9 @@ internal static class IsaProbeCommand
         bool auto = config.Negatives.Precision == NegativePrecision.Auto || config.Loss.Spn?.NegativePrecision == NegativePrecision.Auto;
         var (baseline, stages) = IsaProbe.Plan(CpuFeatures.Machine, OneDnnIsa.EngineCap, OneDnnIsa.UserCap, ConvolutionLayout.SetByUser, hasEmbedding, auto);
         if (stages.Count == 0) return;
-        string workload = IsaProbe.WorkloadKey(IsaProbeRun.WorkloadDescription(root));
+        // What the user fixed is part of the workload: a choice measured under another cap or format does not hold.
+        string fixedByUser = $"|isa cap {OneDnnIsa.UserCap ?? "engine"}|formats {(ConvolutionLayout.SetByUser ? ConvolutionLayout.Format(ConvolutionLayout.Model, ConvolutionLayout.Embedding) : "measured")}";
+        string workload = IsaProbe.WorkloadKey(IsaProbeRun.WorkloadDescription(root) + fixedByUser);
         string configFile = Path.Combine(Path.GetTempPath(), $"mcir-isa-probe-{Environment.ProcessId}-{workload}.json");
         try
         {
