@@ -86,14 +86,7 @@ internal static class BenchCommand
             ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
             ["batch_size"] = batch,
         },
-        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true }, ["negative_precision"] = PrecisionName(precision) } },
-        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()), ["precision"] = PrecisionName(precision) },
-    };
-
-    private static string PrecisionName(NegativePrecision p) => p switch
-    {
-        NegativePrecision.BFloat16 => "bfloat16",
-        NegativePrecision.Auto => "auto",
-        _ => "float32",
+        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true }, ["negative_precision"] = precision.ToString().ToLowerInvariant() } },
+        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()), ["precision"] = precision.ToString().ToLowerInvariant() },
     };
 }
