@@ -60,7 +60,9 @@ public static class ChannelsLast
         foreach (var module in model.modules().Prepend(model))
         {
             if (module is not (Conv2d or ConvTranspose2d) || Guarded.TryGetValue(module, out _)) continue;
-            ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook(static (_, x) => ConvolutionLayout.ForModel(x));
+            // Output channels: Conv2d's weight is [out, in/groups, kh, kw], ConvTranspose2d's [in, out/groups, kh, kw].
+            long outChannels = module is Conv2d conv ? conv.weight!.shape[0] : ((ConvTranspose2d)module).weight!.shape[1] * ((ConvTranspose2d)module).groups;
+            ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook((_, x) => ConvolutionLayout.ForModel(x, outChannels));
             Guarded.Add(module, Guarded);
         }
         return model;

@@ -24,7 +24,10 @@ public enum MemoryFormat
 /// <remarks>
 /// Contiguous is used only where it is correct: a convolution whose input has more than 16 channels, not a multiple of
 /// 16, takes channels-last whatever the setting (libtorch 2.10's oneDNN fault described in <see cref="ChannelsLast"/>),
-/// and a contiguous input is given dense strides on every dimension, size-1 ones included.
+/// and so does one whose output channels are not a multiple of 16 (the same fault in the backward pass: oneDNN's
+/// blocked NCHW gradient of the input of EDSR's 64 → 3 <c>conv_last</c> is wrong or NaN under its AVX2 and AVX-512
+/// kernels, while its forward pass and weight gradient are right; measured on AMD Zen 5, agreeing under AVX/SSE4.1
+/// kernels and in channels-last). A contiguous input is given dense strides on every dimension, size-1 ones included.
 /// </remarks>
 public static class ConvolutionLayout
 {
@@ -110,27 +113,37 @@ public static class ConvolutionLayout
         Embedding = embedding;
     }
 
-    /// <summary>A restoration network's convolution input in <see cref="Model"/>'s format ([B, C, H, W]; other ranks as they are).</summary>
-    public static Tensor ForModel(Tensor x) => For(x, Model);
+    /// <summary>
+    /// A restoration network's convolution input in <see cref="Model"/>'s format ([B, C, H, W]; other ranks as they are).
+    /// <paramref name="outChannels"/>: the output channels of the convolution it is for (0 for a network's input).
+    /// </summary>
+    public static Tensor ForModel(Tensor x, long outChannels = 0) => For(x, Model, outChannels);
 
-    /// <summary>An embedding network's convolution input in <see cref="Embedding"/>'s format.</summary>
-    public static Tensor ForEmbedding(Tensor x) => For(x, Embedding);
+    /// <summary>An embedding network's convolution input in <see cref="Embedding"/>'s format (<paramref name="outChannels"/> as in <see cref="ForModel"/>).</summary>
+    public static Tensor ForEmbedding(Tensor x, long outChannels = 0) => For(x, Embedding, outChannels);
 
     /// <summary>
     /// <paramref name="x"/> [B, C, H, W] with <paramref name="format"/>'s strides (itself when it has them, else a
-    /// copy); channels-last regardless when C &gt; 16 and C is not a multiple of 16 (see the remarks).
+    /// copy); channels-last regardless when C &gt; 16 and C is not a multiple of 16, or when the convolution's
+    /// <paramref name="outChannels"/> (0: not known) is not a multiple of 16 (see the remarks).
     /// </summary>
-    public static Tensor For(Tensor x, MemoryFormat format)
+    public static Tensor For(Tensor x, MemoryFormat format, long outChannels = 0)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4) return x;
-        long c = x.shape[1];
-        if (format == MemoryFormat.ChannelsLast || (c > 16 && c % 16 != 0)) return ChannelsLast.Of(x);
+        if (format == MemoryFormat.ChannelsLast || !ContiguousIsCorrect(x.shape[1], outChannels)) return ChannelsLast.Of(x);
         if (IsDenseContiguous(x)) return x;
         var dense = empty(x.shape, x.dtype, x.device);
         dense.copy_(x);
         return dense;
     }
+
+    /// <summary>
+    /// False where libtorch 2.10's oneDNN computes a contiguous (blocked NCHW) convolution wrongly: more than 16 input
+    /// channels not a multiple of 16, or output channels (when known: &gt; 0) not a multiple of 16.
+    /// </summary>
+    public static bool ContiguousIsCorrect(long inChannels, long outChannels) =>
+        !(inChannels > 16 && inChannels % 16 != 0) && !(outChannels > 0 && outChannels % 16 != 0);
 
     /// <summary>True when every stride of <paramref name="t"/>, size-1 dimensions included, is the dense NCHW one.</summary>
     public static bool IsDenseContiguous(Tensor t)

@@ -286,8 +286,9 @@ public static class IsaProbe
         }
     }
 
-    /// <summary>Version of the cache entries' shape; older entries are measured again.</summary>
-    private const string CacheVersion = "v2";
+    /// <summary>Version of the cache entries' shape and of what the candidates compute (v3: contiguous gives convolutions with
+    /// output channels not a multiple of 16 channels-last); older entries are measured again.</summary>
+    private const string CacheVersion = "v3";
 
     /// <summary>Name of the negatives' outputs [K, B, C, H, W] in a probe's output file.</summary>
     public const string NegativesName = "negatives";

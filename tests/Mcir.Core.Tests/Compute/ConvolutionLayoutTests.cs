@@ -73,6 +73,56 @@ public class ConvolutionLayoutTests
     }
 
     [Fact]
+    public void A_convolution_whose_output_channels_are_not_a_multiple_of_16_takes_channels_last()
+    {
+        using var scope = NewDisposeScope();
+        var x = randn(1, 64, 4, 4);
+        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 3)));
+        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 8)));
+        Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 256));
+        Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous)); // a network's input: output unknown
+        Assert.True(ConvolutionLayout.ContiguousIsCorrect(3, 64));   // an RGB input into 64 features
+        Assert.False(ConvolutionLayout.ContiguousIsCorrect(60, 64)); // SwinIR's 60 features
+        Assert.False(ConvolutionLayout.ContiguousIsCorrect(64, 3));  // EDSR's conv_last
+    }
+
+    [Fact]
+    public void Under_contiguous_an_rgb_tail_gets_the_channels_last_input_gradient()
+    {
+        // EDSR's tail (64 features → pixel shuffle → 3 channels): oneDNN's blocked NCHW input gradient of the 64 → 3
+        // convolution was wrong or NaN under its AVX2 / AVX-512 kernels; the hook now gives that convolution
+        // channels-last, so both settings agree to float32 rounding on every CPU.
+        using var scope = NewDisposeScope();
+        var x = rand(2, 64, 12, 12, generator: new Generator(3));
+        var y = rand(2, 3, 24, 24, generator: new Generator(4));
+        (Tensor Output, Tensor Grad) Run(MemoryFormat format)
+        {
+            manual_seed(5);
+            var tail = ChannelsLast.ForConvolutions(nn.Sequential(
+                ("0", nn.Conv2d(64, 256, 3, padding: 1)), ("1", nn.PixelShuffle(2)), ("2", nn.Conv2d(64, 3, 3, padding: 1))));
+            ConvolutionLayout.Apply(format, MemoryFormat.ChannelsLast);
+            var input = x.clone().requires_grad_(true);
+            var output = tail.call(ConvolutionLayout.ForModel(input));
+            (output - y).abs().mean().backward();
+            return (output.detach(), input.grad!.clone());
+        }
+        try
+        {
+            var (outLast, gradLast) = Run(MemoryFormat.ChannelsLast);
+            var (outContiguous, gradContiguous) = Run(MemoryFormat.Contiguous);
+            Assert.True(outContiguous.allclose(outLast, rtol: 1e-4, atol: 1e-5));
+            // Other kernels' summation orders: float32 rounding relative to the gradient's largest entry.
+            double scale = gradLast.abs().max().item<float>();
+            Assert.True(gradContiguous.isfinite().all().item<bool>());
+            Assert.True((gradContiguous - gradLast).abs().max().item<float>() <= 1e-4 * scale);
+        }
+        finally
+        {
+            ConvolutionLayout.Apply(MemoryFormat.ChannelsLast, MemoryFormat.ChannelsLast);
+        }
+    }
+
+    [Fact]
     public void A_measured_auto_precision_overrides_the_cpu_rule()
     {
         try

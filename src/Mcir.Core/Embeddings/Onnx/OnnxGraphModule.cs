@@ -425,9 +425,9 @@ public sealed class OnnxGraphModule : nn.Module<Tensor, Tensor>
             long[] dil = Ints(node, "dilations", 2, 1);
             long[] pads = Pads(node, x, kernel, strides, dil);
             // Channels-last input: exact on every CPU (see ChannelsLast) and the fast oneDNN path.
-            if (Symmetric(pads)) return F.conv2d(Compute.ConvolutionLayout.ForEmbedding(x), w, b, strides, [pads[0], pads[1]], dil, group);
+            if (Symmetric(pads)) return F.conv2d(Compute.ConvolutionLayout.ForEmbedding(x, w.shape[0]), w, b, strides, [pads[0], pads[1]], dil, group);
             using var padded = PadExplicit(x, pads, 0);
-            return F.conv2d(Compute.ConvolutionLayout.ForEmbedding(padded), w, b, strides, [0, 0], dil, group);
+            return F.conv2d(Compute.ConvolutionLayout.ForEmbedding(padded, w.shape[0]), w, b, strides, [0, 0], dil, group);
         }
 
         /// <summary>y = x·s + t with s = scale/√(var+ε), t = bias − mean·s (per channel).</summary>
