@@ -72,10 +72,10 @@ public sealed partial class Edsr : nn.Module<Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         var mean = tensor(_mean, dtype: input.dtype, device: input.device).view(1, _mean.Length, 1, 1);
-        var x = conv_first.call((input - mean) * Options.ImgRange);
+        var x = conv_first.call((input - mean).mul_(Options.ImgRange));
         var res = conv_after_body.call(body.call(x));
         res.add_(x);
-        var y = conv_last.call(upsample.call(res)) / Options.ImgRange + mean;
+        var y = conv_last.call(upsample.call(res)).div_(Options.ImgRange).add_(mean);
         return y.MoveToOuterDisposeScope();
     }
 
@@ -97,9 +97,12 @@ public sealed partial class Edsr : nn.Module<Tensor, Tensor>
         public override Tensor forward(Tensor x)
         {
             using var scope = NewDisposeScope();
-            var h = conv1.call(x);
-            var r = conv2.call(nn.functional.relu(h)) * _resScale;
-            return (x + r).MoveToOuterDisposeScope();
+            // In place where autograd allows it (a convolution's backward needs its input, not its output): the same
+            // values as BasicSR's out-of-place code without its temporaries; ×1 is skipped (EDSR-light's res_scale).
+            var h = conv1.call(x).relu_();
+            var r = conv2.call(h);
+            if (_resScale != 1.0) r.mul_(_resScale);
+            return r.add_(x).MoveToOuterDisposeScope();
         }
     }
 }
