@@ -33,6 +33,17 @@ public class IsaProbeCommandTests
     }
 
     [Fact]
+    public void A_thread_candidate_child_runs_with_that_many_libtorch_threads()
+    {
+        using var tmp = new TempDir();
+        string config = TinyRun.Write(tmp, "probe-threads");
+        string output = Path.Combine(tmp.Path, "probe.safetensors");
+        Assert.Null(IsaProbeCommand.RunChild(new ComputeSetting("SSE41", Threads: 1), config, output, [], Host));
+        using var file = SafetensorsFile.Read(output);
+        Assert.Equal("1", file.Metadata["threads"]);
+    }
+
+    [Fact]
     public void A_probe_child_that_fails_reports_its_error_line()
     {
         using var tmp = new TempDir();

@@ -12,6 +12,9 @@ public sealed record CpuFeatures(string ModelName, string Vendor, int Family, IR
     /// <summary>This machine's CPU (read once per process).</summary>
     public static CpuFeatures Machine => Current.Value;
 
+    /// <summary>Hardware threads per physical core (SMT: <c>siblings</c> / <c>cpu cores</c> of <c>/proc/cpuinfo</c>; 1 when not known).</summary>
+    public int ThreadsPerCore { get; init; } = 1;
+
     public bool Avx2 => Flags.Contains("avx2");
     public bool Avx512F => Flags.Contains("avx512f");
     public bool Avx512Bf16 => Flags.Contains("avx512_bf16");
@@ -39,7 +42,7 @@ public sealed record CpuFeatures(string ModelName, string Vendor, int Family, IR
     public static CpuFeatures Read(string path)
     {
         string model = "unknown CPU", vendor = "", flags = "";
-        int family = 0;
+        int family = 0, siblings = 0, cores = 0;
         if (File.Exists(path))
         {
             foreach (var line in File.ReadLines(path))
@@ -54,9 +57,14 @@ public sealed record CpuFeatures(string ModelName, string Vendor, int Family, IR
                     case "vendor_id": vendor = value; break;
                     case "cpu family": int.TryParse(value, out family); break;
                     case "flags": flags = value; break;
+                    case "siblings": int.TryParse(value, out siblings); break;
+                    case "cpu cores": int.TryParse(value, out cores); break;
                 }
             }
-            return new CpuFeatures(model, vendor, family, flags.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal));
+            return new CpuFeatures(model, vendor, family, flags.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal))
+            {
+                ThreadsPerCore = cores > 0 && siblings >= cores ? siblings / cores : 1,
+            };
         }
 
         var set = new HashSet<string>(StringComparer.Ordinal);

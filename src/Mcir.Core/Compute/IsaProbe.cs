@@ -11,11 +11,12 @@ namespace Mcir.Core.Compute;
 /// <summary>
 /// One combination of the per-machine compute settings the probe chooses between: oneDNN's ISA cap
 /// (<c>ONEDNN_MAX_CPU_ISA</c>; <see cref="DefaultIsa"/> for none of the engine's), the convolution memory format of the
-/// restoration network and of the embedding (<see cref="ConvolutionLayout"/>), and what an <c>auto</c> negative
-/// precision resolves to (null where the workload asks for none).
+/// restoration network and of the embedding (<see cref="ConvolutionLayout"/>), what an <c>auto</c> negative
+/// precision resolves to (null where the workload asks for none), and libtorch's intra-op threads (null: libtorch's
+/// default, one per logical processor).
 /// </summary>
 public sealed record ComputeSetting(string Isa, MemoryFormat Model = MemoryFormat.ChannelsLast, MemoryFormat Embedding = MemoryFormat.ChannelsLast,
-    NegativePrecision? AutoPrecision = null)
+    NegativePrecision? AutoPrecision = null, int? Threads = null)
 {
     /// <summary>The ISA of a setting that leaves oneDNN's cap as the process found it.</summary>
     public const string DefaultIsa = "default";
@@ -27,6 +28,7 @@ public sealed record ComputeSetting(string Isa, MemoryFormat Model = MemoryForma
         if (Model != MemoryFormat.ChannelsLast) parts.Add("model contiguous");
         if (Embedding != MemoryFormat.ChannelsLast) parts.Add("embedding contiguous");
         if (AutoPrecision == NegativePrecision.BFloat16) parts.Add("negatives bfloat16");
+        if (Threads is { } t) parts.Add(t == 1 ? "1 thread" : $"{t} threads");
         return string.Join(", ", parts);
     }
 
@@ -36,6 +38,7 @@ public sealed record ComputeSetting(string Isa, MemoryFormat Model = MemoryForma
         ["ONEDNN_MAX_CPU_ISA"] = Isa == DefaultIsa ? null : Isa,
         [ConvolutionLayout.Variable] = ConvolutionLayout.Format(Model, Embedding),
         [NegativePrecisionExtensions.AutoVariable] = AutoPrecision is { } p ? (p == NegativePrecision.BFloat16 ? "bfloat16" : "float32") : null,
+        [IsaProbe.ThreadsVariable] = Threads?.ToString(CultureInfo.InvariantCulture),
     };
 }
 
@@ -108,6 +111,31 @@ public static class IsaProbe
     /// <summary>Environment variable that turns the probe off (<c>off</c>).</summary>
     public const string SwitchVariable = "MCIR_ISA_PROBE";
 
+    /// <summary>
+    /// libtorch's intra-op thread count (OpenMP's variable, which libtorch reads at start-up): a probe child runs a
+    /// thread candidate with it, and a user who sets it fixes the threads (they are then not measured).
+    /// </summary>
+    public const string ThreadsVariable = "OMP_NUM_THREADS";
+
+    /// <summary>
+    /// Thread counts worth measuring below libtorch's default of one per logical processor, largest first: one per
+    /// physical core where SMT gives a core several hardware threads (the usual best for convolutions), and half as many
+    /// as cores (on a shared or virtual machine fewer threads can win: less spinning and contention).
+    /// Empty when the user fixed the threads or there is a single logical processor.
+    /// </summary>
+    /// <param name="logicalProcessors">The processors this process may run on (<see cref="Environment.ProcessorCount"/>).</param>
+    /// <param name="threadsPerCore">Hardware threads per core (<see cref="CpuFeatures.ThreadsPerCore"/>).</param>
+    /// <param name="userSet">True when <see cref="ThreadsVariable"/> is set.</param>
+    public static IReadOnlyList<int> ThreadCandidates(int logicalProcessors, int threadsPerCore, bool userSet)
+    {
+        if (userSet || logicalProcessors <= 1) return [];
+        int cores = Math.Max(1, logicalProcessors / Math.Max(1, threadsPerCore));
+        return new[] { cores, Math.Max(1, cores / 2) }.Where(t => t < logicalProcessors).Distinct().ToList();
+    }
+
+    /// <summary>True when the user set <see cref="ThreadsVariable"/>.</summary>
+    public static bool ThreadsSetByUser => Environment.GetEnvironmentVariable(ThreadsVariable) is { Length: > 0 };
+
     /// <summary>Metadata key of the child's median step time (seconds) in its output file.</summary>
     public const string SecondsKey = "step_seconds";
 
@@ -142,7 +170,8 @@ public static class IsaProbe
     /// engine's (only where the engine capped oneDNN, not the user); then, under the best cap, a contiguous restoration
     /// network, a contiguous embedding and both (unless the user fixed the formats); then, where the workload asks for
     /// <c>auto</c> and the CPU has native bfloat16 kernels, bfloat16 negatives (under <c>ALL</c> when the best cap is below
-    /// bfloat16's). Empty stages when there is nothing to choose.
+    /// bfloat16's); last, fewer libtorch threads (<paramref name="threadCandidates"/>, see <see cref="ThreadCandidates"/>).
+    /// Empty stages when there is nothing to choose.
     /// </summary>
     /// <param name="cpu">This machine's CPU.</param>
     /// <param name="engineCap">The engine's fault cap (<see cref="OneDnnIsa.EngineCap"/>) or null.</param>
@@ -150,8 +179,9 @@ public static class IsaProbe
     /// <param name="formatsFixed">True when the user set <see cref="ConvolutionLayout.Variable"/>.</param>
     /// <param name="hasEmbedding">True when the workload has a feature embedding (SPN, CR).</param>
     /// <param name="autoPrecision">True when the workload's negatives or embedding precision is <c>auto</c>.</param>
+    /// <param name="threadCandidates">Thread counts to measure below libtorch's default (none: not measured).</param>
     public static (ComputeSetting Baseline, IReadOnlyList<Func<ComputeSetting, IEnumerable<ComputeSetting>>> Stages) Plan(CpuFeatures cpu,
-        string? engineCap, string? userCap, bool formatsFixed, bool hasEmbedding, bool autoPrecision)
+        string? engineCap, string? userCap, bool formatsFixed, bool hasEmbedding, bool autoPrecision, IReadOnlyList<int>? threadCandidates = null)
     {
         ArgumentNullException.ThrowIfNull(cpu);
         bool bf16 = autoPrecision && cpu.NativeBFloat16 && (userCap is null || !OneDnnIsa.IsBelowBFloat16(userCap));
@@ -171,6 +201,8 @@ public static class IsaProbe
                 AutoPrecision = NegativePrecision.BFloat16,
                 Isa = userCap is null && best.Isa != ComputeSetting.DefaultIsa && OneDnnIsa.IsBelowBFloat16(best.Isa) ? "ALL" : best.Isa,
             }]);
+        if (threadCandidates is { Count: > 0 } threads)
+            stages.Add(best => threads.Select(t => best with { Threads = t }));
         return (baseline, stages);
     }
 
@@ -182,7 +214,7 @@ public static class IsaProbe
 
     /// <summary>
     /// Puts <paramref name="choice"/> in force in this process: its oneDNN cap (before the first kernel), its memory
-    /// formats, and what <c>auto</c> precision resolves to.
+    /// formats, what <c>auto</c> precision resolves to, and its libtorch thread count (unless the user set it).
     /// </summary>
     public static void Apply(IsaChoice choice)
     {
@@ -190,6 +222,7 @@ public static class IsaProbe
         if (choice.Isa != ComputeSetting.DefaultIsa && OneDnnIsa.UserCap is null) OneDnnIsa.Apply(choice);
         if (!ConvolutionLayout.SetByUser) ConvolutionLayout.Apply(choice.Setting.Model, choice.Setting.Embedding);
         if (choice.Setting.AutoPrecision is { } p) NegativePrecisionExtensions.ApplyAuto(p);
+        if (choice.Setting.Threads is { } threads && !ThreadsSetByUser) set_num_threads(threads);
         Applied = choice;
     }
 
@@ -287,8 +320,8 @@ public static class IsaProbe
     }
 
     /// <summary>Version of the cache entries' shape and of what the candidates compute (v3: contiguous gives convolutions with
-    /// output channels not a multiple of 16 channels-last); older entries are measured again.</summary>
-    private const string CacheVersion = "v3";
+    /// output channels not a multiple of 16 channels-last; v4: threads); older entries are measured again.</summary>
+    private const string CacheVersion = "v4";
 
     /// <summary>Name of the negatives' outputs [K, B, C, H, W] in a probe's output file.</summary>
     public const string NegativesName = "negatives";

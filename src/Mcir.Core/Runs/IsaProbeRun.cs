@@ -52,6 +52,9 @@ public static class IsaProbeRun
         ArgumentNullException.ThrowIfNull(registries);
         var config = RunComposition.Bind(root);
         var (batch, lrSize, gtSize) = Shapes(config);
+        // A thread candidate: its count, whatever libtorch made of the inherited environment.
+        if (int.TryParse(Environment.GetEnvironmentVariable(IsaProbe.ThreadsVariable), NumberStyles.None, CultureInfo.InvariantCulture, out int threads) && threads > 0)
+            set_num_threads(threads);
         manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         int channels = RunComposition.ModelInputChannels(net, modelOptions, out _);
@@ -112,6 +115,7 @@ public static class IsaProbeRun
             {
                 [IsaProbe.SecondsKey] = median.ToString("R", CultureInfo.InvariantCulture),
                 ["isa"] = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? "default",
+                ["threads"] = get_num_threads().ToString(CultureInfo.InvariantCulture),
             });
             string tmp = outputPath + ".tmp";
             SafetensorsFile.Write(tmp, file);

@@ -41,7 +41,7 @@ internal static class IsaProbeCommand
     /// <summary>
     /// For a run on the CPU: measures (or reads from the cache) this machine's fastest compute settings for the run's step
     /// that compute it like the safe ones (<see cref="IsaProbe.Plan"/>: oneDNN's ISA cap where the engine capped it, the
-    /// memory formats, bfloat16 negatives under <c>auto</c>), and applies them. Prints one line per child it starts.
+    /// memory formats, bfloat16 negatives under <c>auto</c>, libtorch's threads), and applies them. Prints one line per child it starts.
     /// </summary>
     public static void SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log)
     {
@@ -50,10 +50,12 @@ internal static class IsaProbeCommand
         if (!TorchDevice.Same(TorchDevice.Resolve(config.Device, "device"), TorchSharp.torch.CPU)) return;
         bool hasEmbedding = config.Loss.Spn is not null || config.Loss.Cr is not null;
         bool auto = config.Negatives.Precision == NegativePrecision.Auto || config.Loss.Spn?.NegativePrecision == NegativePrecision.Auto;
-        var (baseline, stages) = IsaProbe.Plan(CpuFeatures.Machine, OneDnnIsa.EngineCap, OneDnnIsa.UserCap, ConvolutionLayout.SetByUser, hasEmbedding, auto);
+        var threads = IsaProbe.ThreadCandidates(Environment.ProcessorCount, CpuFeatures.Machine.ThreadsPerCore, IsaProbe.ThreadsSetByUser);
+        var (baseline, stages) = IsaProbe.Plan(CpuFeatures.Machine, OneDnnIsa.EngineCap, OneDnnIsa.UserCap, ConvolutionLayout.SetByUser, hasEmbedding, auto, threads);
         if (stages.Count == 0) return;
         // What the user fixed is part of the workload: a choice measured under another cap or format does not hold.
-        string fixedByUser = $"|isa cap {OneDnnIsa.UserCap ?? "engine"}|formats {(ConvolutionLayout.SetByUser ? ConvolutionLayout.Format(ConvolutionLayout.Model, ConvolutionLayout.Embedding) : "measured")}";
+        string fixedByUser = $"|isa cap {OneDnnIsa.UserCap ?? "engine"}|formats {(ConvolutionLayout.SetByUser ? ConvolutionLayout.Format(ConvolutionLayout.Model, ConvolutionLayout.Embedding) : "measured")}" +
+            $"|threads {(IsaProbe.ThreadsSetByUser ? Environment.GetEnvironmentVariable(IsaProbe.ThreadsVariable) : $"measured of {Environment.ProcessorCount}")}";
         string workload = IsaProbe.WorkloadKey(IsaProbeRun.WorkloadDescription(root) + fixedByUser);
         string configFile = Path.Combine(Path.GetTempPath(), $"mcir-isa-probe-{Environment.ProcessId}-{workload}.json");
         try

@@ -36,6 +36,21 @@ public class CpuFeaturesTests
     }
 
     [Fact]
+    public void ThreadsPerCore_is_siblings_over_cores_and_one_when_not_said()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"cpuinfo-{Guid.NewGuid():N}");
+        try
+        {
+            File.WriteAllText(path, "processor\t: 0\nmodel name\t: SMT CPU\nsiblings\t: 32\ncpu cores\t: 16\nflags\t\t: avx2\n\n");
+            Assert.Equal(2, CpuFeatures.Read(path).ThreadsPerCore);
+            File.WriteAllText(path, "processor\t: 0\nmodel name\t: Guest\nsiblings\t: 2\ncpu cores\t: 2\nflags\t\t: avx2\n\n");
+            Assert.Equal(1, CpuFeatures.Read(path).ThreadsPerCore);
+        }
+        finally { File.Delete(path); }
+        Assert.Equal(1, Zen5.ThreadsPerCore); // neither line given
+    }
+
+    [Fact]
     public void NativeBFloat16_IsAvx512Bf16OrAmx()
     {
         Assert.False(Avx2Only.NativeBFloat16);

@@ -189,4 +189,40 @@ public class IsaProbeTests
         Assert.Equal("bfloat16", env[NegativePrecisionExtensions.AutoVariable]);
         Assert.Null(new ComputeSetting(ComputeSetting.DefaultIsa).ChildEnvironment()["ONEDNN_MAX_CPU_ISA"]);
     }
+    [Fact]
+    public void Thread_candidates_are_one_per_core_under_smt_and_half_the_processors_unless_the_user_set_them()
+    {
+        Assert.Equal([16, 8], IsaProbe.ThreadCandidates(32, threadsPerCore: 2, userSet: false)); // 16 cores × 2 hardware threads
+        Assert.Equal([1], IsaProbe.ThreadCandidates(3, threadsPerCore: 1, userSet: false));       // 3 cores: half is 1
+        Assert.Equal([4], IsaProbe.ThreadCandidates(8, threadsPerCore: 1, userSet: false));
+        Assert.Equal([1], IsaProbe.ThreadCandidates(2, threadsPerCore: 1, userSet: false));       // a 2-vCPU guest
+        Assert.Equal([2, 1], IsaProbe.ThreadCandidates(4, threadsPerCore: 2, userSet: false));
+        Assert.Empty(IsaProbe.ThreadCandidates(1, threadsPerCore: 1, userSet: false));
+        Assert.Empty(IsaProbe.ThreadCandidates(32, threadsPerCore: 2, userSet: true));            // OMP_NUM_THREADS wins
+    }
+
+    [Fact]
+    public void Threads_are_measured_last_on_the_best_setting_and_the_faster_count_wins()
+    {
+        using var tmp = new TempDir();
+        var (baseline, stages) = IsaProbe.Plan(Cpu("avx avx2"), engineCap: null, userCap: null, formatsFixed: false,
+            hasEmbedding: false, autoPrecision: false, threadCandidates: [4, 2]);
+        Assert.Equal(2, stages.Count);
+        var calls = new List<ComputeSetting>();
+        var choice = IsaProbe.Choose("w", baseline, stages, (s, path) =>
+        {
+            calls.Add(s);
+            // The contiguous model is the faster format; 4 threads beat the default, 2 do not.
+            Write(path, 0, 0, (s.Model == MemoryFormat.Contiguous ? 0.8 : 1.0) * (s.Threads switch { 4 => 0.9, 2 => 1.5, _ => 1.0 }));
+            return null;
+        }, Path.Combine(tmp.Path, "c.json"), "m");
+        Assert.Equal([null, null, 4, 2], calls.Select(c => c.Threads));
+        Assert.All(calls.Skip(2), c => Assert.Equal(MemoryFormat.Contiguous, c.Model)); // built on the best format
+        Assert.Equal(new ComputeSetting(ComputeSetting.DefaultIsa, MemoryFormat.Contiguous, Threads: 4), choice.Setting);
+        Assert.Contains("model contiguous, 4 threads", choice.Describe(), StringComparison.Ordinal);
+        Assert.Equal("4", choice.Setting.ChildEnvironment()[IsaProbe.ThreadsVariable]);
+        Assert.Null(baseline.ChildEnvironment()[IsaProbe.ThreadsVariable]); // the default: inherited
+        // No candidates: no stage.
+        Assert.Single(IsaProbe.Plan(Cpu("avx avx2"), null, null, formatsFixed: false, hasEmbedding: false, autoPrecision: false, threadCandidates: []).Stages);
+    }
 }
