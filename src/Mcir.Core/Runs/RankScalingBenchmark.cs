@@ -177,7 +177,7 @@ public static class RankScalingBenchmark
             var sw = Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
-                adam.zero_grad();
+                net.zero_grad(set_to_none: true); // as the trainer does
                 var input = Compute.ConvolutionLayout.ForModel(lq);
                 var output = net.call(input);
                 l1.Compute(new LossContext(output, gt, input, null)).Value.backward();

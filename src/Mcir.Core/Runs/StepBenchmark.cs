@@ -93,7 +93,7 @@ public static class StepBenchmark
             var sw = Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
-                _adam.zero_grad();
+                net.zero_grad(set_to_none: true); // as the trainer does
                 ForwardBackward(net, terms, bank, lq, gt);
                 _adam.step();
             }

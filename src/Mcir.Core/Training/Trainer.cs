@@ -298,7 +298,9 @@ public sealed class Trainer : IDisposable
         // Batches live on the target's device (a batch source made for another device is moved, not refused).
         if (!Compute.TorchDevice.Same(lq.device, _device)) lq = lq.to(_device);
         if (!Compute.TorchDevice.Same(gt.device, _device)) gt = gt.to(_device);
-        _optimizer.zero_grad();
+        // Gradients set to none, as PyTorch's zero_grad() does by default since 2.0 (what BasicSR then runs): backward
+        // writes them instead of adding to zeros; a parameter without a gradient in this step is not stepped.
+        _net.zero_grad(set_to_none: true);
         StepTrace?.Invoke("zero_grad");
         // The memory format measured fastest for the network (channels-last by default); values are unchanged (see ConvolutionLayout).
         lq = Compute.ConvolutionLayout.ForModel(lq);
