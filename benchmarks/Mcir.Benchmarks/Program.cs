@@ -49,5 +49,25 @@ embeddings.SetAction(r =>
     return 0;
 });
 
-var root = new RootCommand("mcir-bench: measurements that are not tests (timings, memory)") { embeddings };
+// mcir-bench grouped-negatives [--negatives 4] [--batch 4] [--lr-size 48] [--scale 4] [--rounds 9]
+var negativesOption = new Option<int>("--negatives") { Description = "Negative models K", DefaultValueFactory = _ => 4 };
+var lrSizeOption = new Option<int>("--lr-size") { Description = "LR patch side (pixels)", DefaultValueFactory = _ => 48 };
+var scaleOption = new Option<int>("--scale") { Description = "EDSR-light scale (2, 3, 4)", DefaultValueFactory = _ => 4 };
+var roundsOption = new Option<int>("--rounds") { Description = "Alternating timed rounds", DefaultValueFactory = _ => 9 };
+var groupedBatchOption = new Option<int>("--batch") { Description = "LR patches per batch", DefaultValueFactory = _ => 4 };
+var grouped = new Command("grouped-negatives", "The K negatives' forwards as K calls against one grouped call (weights stacked)")
+{
+    negativesOption, groupedBatchOption, lrSizeOption, scaleOption, roundsOption,
+};
+grouped.SetAction(r =>
+{
+    Mcir.Core.Compute.OneDnnIsa.EnsureApplied(); // the engine's oneDNN cap, as mcir-host runs
+    var result = GroupedNegativesBenchmark.Run(r.GetValue(negativesOption), r.GetValue(groupedBatchOption), r.GetValue(lrSizeOption),
+        r.GetValue(scaleOption), rounds: r.GetValue(roundsOption));
+    Console.WriteLine($"{Mcir.Core.Compute.OneDnnIsa.Note}; {TorchSharp.torch.get_num_threads()} libtorch threads");
+    Console.WriteLine(result.Describe());
+    return 0;
+});
+
+var root = new RootCommand("mcir-bench: measurements that are not tests (timings, memory)") { embeddings, grouped };
 return root.Parse(args).Invoke();
