@@ -54,6 +54,7 @@ public class StopSignalTests
 
         Assert.True(second.Code == 1, $"second run: exit {second.Code}\n{second.Err}");
         Assert.Contains($"is in use by another run (PID {pid} on host", second.Err);
+        Assert.DoesNotContain("run terminated: model", second.Out + second.Err); // refused before its model was built
         Assert.Equal(configBefore, File.ReadAllBytes(Path.Combine(runDir, "config.resolved.json")));
         Assert.True(code == 75, $"exit code {code}; stderr:\n{err}");
         Assert.Contains("terminate (SIGTERM)", err);

@@ -50,8 +50,7 @@ public sealed class RunFolderLock : IDisposable
             string holder = ReadAll(fd);
             Native.close(fd);
             if (errno is 11 or 35) // EWOULDBLOCK (Linux 11, macOS 35): a live process holds it
-                throw new McirException($"run folder {System.IO.Path.GetDirectoryName(path)} is in use by another run ({Describe(holder)}); " +
-                    $"wait for it to stop, or use another train name / output_root");
+                throw InUse(path, holder);
             throw new McirException($"run folder lock {path}: flock failed (errno {errno})");
         }
         string previous = ReadAll(fd);
@@ -64,6 +63,34 @@ public sealed class RunFolderLock : IDisposable
         }
         return new RunFolderLock(fd, path, previous.Length > 0 ? previous.Trim() : null);
     }
+
+    /// <summary>
+    /// Refuses at once when a live process holds <paramref name="runDirectory"/>'s lock, without taking it (it is tried
+    /// and released at once): a second run then stops before it builds its model or measures its compute settings.
+    /// <see cref="Acquire"/> remains the lock itself. Does nothing when the folder or its lock file does not exist.
+    /// </summary>
+    /// <exception cref="McirException">Another live process holds it (the same message as <see cref="Acquire"/>'s).</exception>
+    public static void ThrowIfHeld(string runDirectory)
+    {
+        string path = System.IO.Path.Combine(System.IO.Path.GetFullPath(runDirectory), FileName);
+        if (!File.Exists(path) || !(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())) return;
+        int fd = Native.open(path, Native.O_RDWR | Native.O_CLOEXEC, 0);
+        if (fd < 0) return; // unreadable here: Acquire reports it
+        try
+        {
+            if (Native.flock(fd, Native.LOCK_EX | Native.LOCK_NB) == 0) return; // free (closing the descriptor releases it)
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is 11 or 35) throw InUse(path, ReadAll(fd));
+        }
+        finally
+        {
+            Native.close(fd);
+        }
+    }
+
+    private static McirException InUse(string path, string holder) =>
+        new($"run folder {System.IO.Path.GetDirectoryName(path)} is in use by another run ({Describe(holder)}); " +
+            $"wait for it to stop, or use another train name / output_root");
 
     /// <summary>
     /// The holder line of <paramref name="runDirectory"/>'s lock file ("pid N host H started T"), or null when there is

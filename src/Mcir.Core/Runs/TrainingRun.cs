@@ -56,6 +56,7 @@ public static class TrainingRun
         if (!comm.IsRoot) log = TextWriter.Null; // rank 0 speaks for the job
         var config = RunComposition.Bind(resolvedRoot);
         string runDir = Path.GetFullPath(Path.Combine(config.OutputRoot, config.Name));
+        if (comm.IsRoot) RunFolderLock.ThrowIfHeld(runDir); // before anything is built or measured; Acquire below is the lock
         if (comm.Size > 1)
         {
             int? threads = Distributed.Communicators.SplitThreads(comm);

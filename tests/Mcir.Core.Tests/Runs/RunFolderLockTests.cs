@@ -24,6 +24,24 @@ public class RunFolderLockTests
     }
 
     [Fact]
+    public void ThrowIfHeld_refuses_a_held_folder_without_taking_a_free_one()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        using var tmp = new Data.Datasets.TempDir();
+        RunFolderLock.ThrowIfHeld(Path.Combine(tmp.Path, "missing")); // no folder: nothing to refuse
+        RunFolderLock.ThrowIfHeld(tmp.Path);                           // no lock file
+        Assert.False(File.Exists(Path.Combine(tmp.Path, RunFolderLock.FileName)));
+        using (var held = RunFolderLock.Acquire(tmp.Path))
+        {
+            var e = Assert.Throws<McirException>(() => RunFolderLock.ThrowIfHeld(tmp.Path));
+            Assert.Contains("in use by another run", e.Message);
+            Assert.Contains($"PID {Environment.ProcessId}", e.Message);
+        }
+        RunFolderLock.ThrowIfHeld(tmp.Path); // released: free again, and the check left it free
+        using var again = RunFolderLock.Acquire(tmp.Path);
+    }
+
+    [Fact]
     public void ALockLeftByADeadProcessIsTakenOver()
     {
         if (!OperatingSystem.IsLinux()) return;
