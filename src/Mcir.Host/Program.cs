@@ -1,3 +1,7 @@
+// An MPI rank's output is a log, not a terminal: Open MPI's mpirun hands each rank a pseudo-terminal, on which .NET's
+// console would switch on keypad mode and put its escape sequence (ESC [?1h ESC =) first in the rank's output, ahead of
+// e.g. --json. With TERM=dumb there is no such sequence (and no live progress line).
+if (Mcir.Core.Distributed.Communicators.LaunchedSize() is not null) Environment.SetEnvironmentVariable("TERM", "dumb");
 // Before any libtorch kernel is chosen and any tensor allocated: CPU-specific oneDNN settings and the native heap's
 // (see Mcir.Core.Compute.OneDnnIsa, NativeHeap).
 Mcir.Core.Compute.OneDnnIsa.EnsureApplied();

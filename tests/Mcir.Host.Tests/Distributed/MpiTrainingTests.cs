@@ -50,6 +50,16 @@ public class MpiTrainingTests
     }
 
     [Fact]
+    public void A_ranks_output_starts_with_what_it_prints_not_terminal_escapes()
+    {
+        using var tmp = new TempDir();
+        var r = Mpi.Run(tmp.Path, [["--version"]]);
+        Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Output}");
+        Assert.True(char.IsDigit(r.Output[0]), $"output starts with {string.Join(" ", r.Output.Take(8).Select(c => ((int)c).ToString("x2")))}");
+        Assert.DoesNotContain('\u001b', r.Output);
+    }
+
+    [Fact]
     public void ANanOnOneRankStopsBothRanksWithTheGuardsMessage()
     {
         using var tmp = new TempDir();
