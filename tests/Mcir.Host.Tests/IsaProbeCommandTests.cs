@@ -44,6 +44,37 @@ public class IsaProbeCommandTests
     }
 
     [Fact]
+    public async Task A_run_logs_the_settings_in_force_after_the_probe_chose_them()
+    {
+        using var tmp = new TempDir();
+        string config = TinyRun.Write(tmp, "probed");
+        // The user's cap and formats leave only the thread stage (one child per candidate besides the baseline's).
+        var psi = new System.Diagnostics.ProcessStartInfo(Host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in new[] { "run", "--config", config }) psi.ArgumentList.Add(a);
+        psi.Environment["ONEDNN_MAX_CPU_ISA"] = "SSE41";
+        psi.Environment[ConvolutionLayout.Variable] = "channels_last";
+        psi.Environment.Remove(IsaProbe.ThreadsVariable);
+        psi.Environment["XDG_CACHE_HOME"] = Path.Combine(tmp.Path, "cache");
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string err = await p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "mcir-host run did not finish within 5 minutes");
+        Assert.True(p.ExitCode == 0, $"exit {p.ExitCode}\n{err}\n{await stdout}");
+        var lines = err.Split('\n');
+        int cpu = Array.FindIndex(lines, l => l.StartsWith("cpu: ", StringComparison.Ordinal));
+        Assert.True(cpu >= 0, err);
+        if (IsaProbe.ThreadCandidates(Environment.ProcessorCount, CpuFeatures.Machine.ThreadsPerCore, userSet: false).Count == 0) return; // nothing to measure
+        int timing = Array.FindLastIndex(lines, l => l.StartsWith("compute settings: timing", StringComparison.Ordinal));
+        Assert.True(timing >= 0 && timing < cpu, $"the settings line comes after the probe's children:\n{err}");
+        Assert.StartsWith("compute settings measured for this workload on this machine: ", lines[cpu + 1]);
+        Assert.Contains("1 thread", lines[cpu + 1]); // the candidate was measured
+        // When the probe chose fewer threads, the settings line says so: it is printed after the choice was applied.
+        string chosen = lines[cpu + 1]["compute settings measured for this workload on this machine: ".Length..].Split(" (")[0];
+        if (System.Text.RegularExpressions.Regex.Match(chosen, @"(\d+) threads?$") is { Success: true } m)
+            Assert.Contains($", {m.Groups[1].Value} libtorch threads;", lines[cpu]);
+    }
+
+    [Fact]
     public void A_probe_child_that_fails_reports_its_error_line()
     {
         using var tmp = new TempDir();

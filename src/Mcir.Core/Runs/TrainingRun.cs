@@ -74,8 +74,6 @@ public static class TrainingRun
         torch.manual_seed(config.Train.Seed);
         using var net = RunComposition.CreateModel(registries.Models, config.Model, out var modelOptions);
         log.WriteLine($"run {config.Name}: model {config.Model.Name} ({net.parameters().Sum(p => p.numel()):N0} parameters), folder {runDir}");
-        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}");
-        if (Compute.IsaProbe.Note is { } probed) log.WriteLine(probed);
         log.WriteLine($"device: {TorchDevice.Describe(device)} (device = {config.Device})");
         string? checkpoint = comm.IsRoot ? CheckpointStore.ResolveResume(runDir, resume) : null; // rank 0 sends its state to the others
         if (config.Path.PretrainNetworkG is { Length: > 0 } && checkpoint is null)
@@ -96,6 +94,9 @@ public static class TrainingRun
             log.WriteLine($"images are read as 1 channel (gray) for model '{config.Model.Name}' ({channelSource})");
         }
         beforeFirstKernel?.Invoke();
+        // The settings in force, after the probe (if any) chose them.
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}");
+        if (Compute.IsaProbe.Note is { } probed) log.WriteLine(probed);
         ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
         {
