@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Mcir.Core.Compute;
+using Mcir.Core.Runs;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -58,7 +59,7 @@ public static class GroupedNegativesBenchmark
             separate.Add(Time(Separate));
             grouped.Add(Time(Grouped));
         }
-        return new GroupedNegativesResult(negatives, batch, lrSize, scale, Median(separate), Median(grouped), maxDiff);
+        return new GroupedNegativesResult(negatives, batch, lrSize, scale, StepBenchmark.Median(separate), StepBenchmark.Median(grouped), maxDiff);
     }
 
     private static double Time(Func<Tensor> forward)
@@ -67,12 +68,6 @@ public static class GroupedNegativesBenchmark
         var sw = Stopwatch.StartNew();
         forward();
         return sw.Elapsed.TotalMilliseconds;
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.Order().ToList();
-        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
     }
 
     /// <summary>EDSR-light's convolutions in call order: conv_first, body (conv1, conv2)×16, conv_after_body, upsample, conv_last.</summary>
