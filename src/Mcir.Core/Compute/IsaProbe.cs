@@ -234,10 +234,11 @@ public static class IsaProbe
         return Path.Combine(root, "mcir", "onednn-isa.json");
     }
 
-    /// <summary>This machine's part of a cache key: CPU model, family, ISA flags and the libtorch build.</summary>
+    /// <summary>This machine's part of a cache key: CPU model, family, ISA flags, the libtorch build, and whether the
+    /// engine corrected oneDNN's cache sizes (<see cref="OneDnnCacheSizes"/>: other kernels, other timings).</summary>
     public static string MachineKey(CpuFeatures cpu) =>
         $"{cpu.ModelName}|family {cpu.Family}|{string.Join(",", cpu.Flags.Where(f => f.StartsWith("avx", StringComparison.Ordinal) || f.StartsWith("amx", StringComparison.Ordinal)).Order(StringComparer.Ordinal))}" +
-        $"|TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}";
+        $"|TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version}{(OneDnnCacheSizes.Corrected ? "|oneDNN cache sizes corrected" : "")}";
 
     /// <summary>A short hash of a workload description (e.g. the run's model and shapes), for the cache key.</summary>
     public static string WorkloadKey(string description) =>

@@ -23,8 +23,15 @@ namespace Mcir.Core.Compute;
 /// </remarks>
 public static class OneDnnIsa
 {
-    /// <summary>The ISA cap in force for this process and why, for run logs and <c>bench</c>.</summary>
-    public static string Note { get; private set; } = "oneDNN: default ISA";
+    private static string isaNote = "oneDNN: default ISA";
+
+    /// <summary>The ISA cap in force for this process and why, and the cache-size correction where one was made
+    /// (<see cref="OneDnnCacheSizes"/>), for run logs and <c>bench</c>.</summary>
+    public static string Note
+    {
+        get => OneDnnCacheSizes.Note is { } cache ? $"{isaNote}; {cache}" : isaNote;
+        private set => isaNote = value;
+    }
 
     /// <summary>
     /// True when the cap in force keeps oneDNN from its native bfloat16 kernels (AVX512-BF16/AMX), so bfloat16 is
@@ -62,13 +69,16 @@ public static class OneDnnIsa
         cpu.Avx512F && cpu.Vendor == "AuthenticAMD" && cpu.Family >= 0x1A;
 
     /// <summary>
-    /// The cap this process needs and why, or null for none: <c>AVX</c> when the machine reports no cache hierarchy
+    /// The cap this process needs and why, or null for none: none where the engine corrected oneDNN's cache sizes
+    /// (<paramref name="cacheSizesCorrected"/>: the faults below were all oneDNN blocking for 1-byte caches, see
+    /// <see cref="OneDnnCacheSizes"/>); else <c>AVX</c> when the machine reports no cache hierarchy
     /// (<paramref name="cachesReported"/> false; oneDNN's AVX2+ brgemm kernels would divide by zero), else <c>AVX2</c> on
     /// CPUs whose AVX-512 kernels are wrong (<see cref="NeedsAvx2Cap"/>).
     /// </summary>
-    public static (string Isa, string Reason)? Choose(CpuFeatures cpu, bool cachesReported)
+    public static (string Isa, string Reason)? Choose(CpuFeatures cpu, bool cachesReported, bool cacheSizesCorrected = false)
     {
         ArgumentNullException.ThrowIfNull(cpu);
+        if (cacheSizesCorrected) return null;
         if (!cachesReported && cpu.Avx2)
             return ("AVX", "this machine reports no CPU caches, where oneDNN's AVX2+ brgemm convolutions can divide by zero; see OneDnnIsa");
         if (NeedsAvx2Cap(cpu))
@@ -95,6 +105,7 @@ public static class OneDnnIsa
 #pragma warning restore CA2255
     internal static void Initialize()
     {
+        OneDnnCacheSizes.Apply();
         string? user = Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") ?? Environment.GetEnvironmentVariable("DNNL_MAX_CPU_ISA");
         if (user is not null)
         {
@@ -103,7 +114,7 @@ public static class OneDnnIsa
             CapsBelowBFloat16 = IsBelowBFloat16(user);
             return;
         }
-        if (!OperatingSystem.IsLinux() || Choose(CpuFeatures.Machine, CachesReported()) is not { } cap) return;
+        if (!OperatingSystem.IsLinux() || Choose(CpuFeatures.Machine, CachesReported(), OneDnnCacheSizes.Corrected) is not { } cap) return;
         // .NET's Environment.SetEnvironmentVariable does not reach native getenv: set it in libc's environment.
         if (setenv("ONEDNN_MAX_CPU_ISA", cap.Isa, 0) == 0)
         {
