@@ -20,6 +20,12 @@ namespace Mcir.Core.Compute;
 /// up) divides by zero for NAFNet width 32's convolutions and the process dies with SIGFPE. Where the kernel lists no
 /// caches the cap is <c>AVX</c> (no brgemm kernels; convolutions about 1.5× slower): a slower run rather than a crash.
 /// </para>
+/// <para>
+/// Both faults, and the NCHW faults <see cref="ChannelsLast"/> and <see cref="ConvolutionLayout"/> guard against, turned
+/// out to come from one cause on that guest: oneDNN read its caches as 1 byte each (<see cref="OneDnnCacheSizes"/>).
+/// Where the engine corrects the sizes (this module initializer, before the cap is chosen) all of them are exact and no
+/// cap is set; the caps remain for machines where the correction cannot be made.
+/// </para>
 /// </remarks>
 public static class OneDnnIsa
 {
