@@ -38,8 +38,8 @@ public readonly record struct CacheSizes(uint L1, uint L2, uint L3)
 /// empty-leaf pattern (3 levels of 1 byte) at the field offsets of oneDNN 3.7.1's Xbyak; anything else (another
 /// libtorch, a stripped library, a machine with a topology leaf) leaves it untouched and the engine's ISA caps for
 /// such machines (<see cref="OneDnnIsa"/>) stay in force. <c>MCIR_ONEDNN_CACHE_SIZES=off</c> turns it off. The two symbol
-/// offsets are cached per libtorch file in <c>$XDG_CACHE_HOME/mcir/libtorch-symbols.json</c> (reading the 460 MB
-/// library's symbol table takes seconds).
+/// offsets are cached per libtorch file (name, size, time) in <c>$XDG_CACHE_HOME/mcir/libtorch-symbols.json</c>: reading
+/// the 460 MB library's symbol table with ELFSharp takes about 3 s and 400 MB once per machine.
 /// </remarks>
 public static class OneDnnCacheSizes
 {
@@ -188,13 +188,14 @@ public static class OneDnnCacheSizes
 
     /// <summary>
     /// The offsets of <see cref="CpuFunctionSymbol"/> and <see cref="CpuObjectSymbol"/> in <paramref name="library"/>'s
-    /// symbol table (null when either is missing), through the cache file when it knows this file (path, size, time).
+    /// symbol table (null when either is missing), through the cache file when it knows this file (name, size, time).
     /// </summary>
     internal static (ulong Function, ulong Object)? Symbols(string library, string? cachePath = null)
     {
         cachePath ??= Path.Combine(Path.GetDirectoryName(IsaProbe.DefaultCachePath())!, "libtorch-symbols.json");
         var info = new FileInfo(library);
-        string key = string.Create(CultureInfo.InvariantCulture, $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}");
+        // Name, size and time, not the folder: every build output holds a copy of the same NuGet file (same time).
+        string key = string.Create(CultureInfo.InvariantCulture, $"{info.Name}|{info.Length}|{info.LastWriteTimeUtc.Ticks}");
         var cache = ReadCache(cachePath);
         if (cache.TryGetValue(key, out var known)) return known.Function == 0 ? null : (known.Function, known.Object);
         var found = ReadSymbolTable(library);
