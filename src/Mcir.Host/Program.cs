@@ -5,7 +5,8 @@ if (Mcir.Core.Distributed.Communicators.LaunchedSize() is not null) Environment.
 // Before any libtorch kernel is chosen and any tensor allocated: CPU-specific oneDNN settings and the native heap's
 // (see Mcir.Core.Compute.OneDnnIsa, NativeHeap).
 Mcir.Core.Compute.OneDnnIsa.EnsureApplied();
-if ((Mcir.Core.Compute.NativeHeap.ConfigurationError ?? Mcir.Core.Compute.ConvolutionLayout.ConfigurationError) is { } settingError)
+if ((Mcir.Core.Compute.NativeHeap.ConfigurationError ?? Mcir.Core.Compute.ConvolutionLayout.ConfigurationError
+        ?? Mcir.Core.Compute.OneDnnCacheSizes.ConfigurationError) is { } settingError)
 {
     Console.Error.WriteLine($"error: {settingError}");
     return Mcir.Host.HostCommands.UserError;

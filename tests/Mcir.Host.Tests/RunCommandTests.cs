@@ -105,6 +105,26 @@ public class RunCommandTests
     }
 
     [Fact]
+    public void A_new_run_into_a_used_folder_moves_the_earlier_run_aside_as_basicsr_does()
+    {
+        using var tmp = new TempDir();
+        string config = TinyRun.Write(tmp, "again");
+        var first = HostRunner.Run("run", "--config", config, "--set", "loss.spn=null", "train.total_iter=2");
+        Assert.True(first.Code == 0, first.Err);
+        var second = HostRunner.Run("run", "--config", config, "--set", "loss.spn=null", "train.total_iter=3");
+        Assert.True(second.Code == 0, second.Err);
+
+        string runs = Path.Combine(tmp.Path, "runs");
+        string archived = Assert.Single(Directory.GetDirectories(runs, "again_archived_*"));
+        Assert.Matches(@"again_archived_\d{8}_\d{6}$", archived);
+        Assert.Contains($"moved it to {archived}", second.Err);
+        static List<long> TrainIters(string run) => File.ReadAllLines(Path.Combine(run, "metrics.jsonl"))
+            .Select(l => JsonNode.Parse(l)!).Where(m => (string?)m["event"] == "train").Select(m => (long)m["iter"]!).ToList();
+        Assert.Equal([1L, 2], TrainIters(archived));                       // the first run, whole
+        Assert.Equal([1L, 2, 3], TrainIters(Path.Combine(runs, "again"))); // the second alone
+    }
+
+    [Fact]
     public void MisspelledKeyNamesTheClosestValidKey()
     {
         using var tmp = new TempDir();

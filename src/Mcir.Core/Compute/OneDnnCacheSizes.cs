@@ -19,7 +19,7 @@ public readonly record struct CacheSizes(uint L1, uint L2, uint L3)
 
 /// <summary>
 /// Gives libtorch's oneDNN the CPU's real cache sizes on AMD machines whose CPUID cache-topology leaf
-/// (<c>0x8000001D</c>) is empty — virtual machines that hide it (no TOPOEXT). oneDNN 3.7.1's Xbyak
+/// (<c>0x8000001D</c>) is empty — virtual machines that leave it empty (even with <c>topoext</c> in <c>/proc/cpuinfo</c>). oneDNN 3.7.1's Xbyak
 /// (<c>Xbyak::util::Cpu::setCacheHierarchy</c>, <c>src/cpu/x64/xbyak/xbyak_util.h</c>; unchanged upstream) reads AMD
 /// caches from that leaf only and, from an empty leaf, computes every cache level as <b>1 byte</b>. Every kernel
 /// heuristic then blocks for a 1-byte L1/L2: the brgemm convolutions reject themselves (slower direct kernels run
@@ -64,6 +64,18 @@ public static class OneDnnCacheSizes
 
     /// <summary>True when this process's oneDNN now has the corrected sizes.</summary>
     public static bool Corrected { get; private set; }
+
+    /// <summary>
+    /// One line naming <see cref="SwitchVariable"/>'s value when it is neither <c>on</c> nor <c>off</c>, else null (the
+    /// host refuses to start with it, as with its other settings).
+    /// </summary>
+    public static string? ConfigurationError => CheckSwitch(Environment.GetEnvironmentVariable(SwitchVariable));
+
+    /// <summary>Null for an unset, <c>on</c> or <c>off</c> value of <see cref="SwitchVariable"/> (any case), else the error line.</summary>
+    public static string? CheckSwitch(string? value) =>
+        value is { Length: > 0 } v && !v.Equals("on", StringComparison.OrdinalIgnoreCase) && !v.Equals("off", StringComparison.OrdinalIgnoreCase)
+            ? $"{SwitchVariable}: expected 'on' or 'off', got '{v}'"
+            : null;
 
     /// <summary>
     /// True on an AMD CPU whose cache-topology leaf <c>0x8000001D</c> is empty: the machines whose caches oneDNN's Xbyak
@@ -131,6 +143,7 @@ public static class OneDnnCacheSizes
             if (applied) return;
             applied = true;
             if (!OperatingSystem.IsLinux() || !TopologyLeafEmpty()) return;
+            if (ConfigurationError is not null) return; // the host stops with it before any kernel
             if (string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase))
             {
                 Note = $"oneDNN cache sizes not corrected ({SwitchVariable}=off)";

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Nodes;
 using Mcir.Abstractions.Losses;
 using Mcir.Abstractions.Models;
@@ -125,6 +126,15 @@ public static class TrainingRun
             // The collapse guard watches the reconstruction term's part, whichever term that is.
             var guard = RunComposition.Configured("collapse_guard", () => new CollapseGuard(config.CollapseGuard with { ReconstructionPart = terms[0].Name }));
 
+            // A new run into a folder an earlier run wrote to: the earlier one is kept aside, as BasicSR's
+            // mkdir_and_rename does (<run>_archived_<yyyyMMdd_HHmmss>), so logs, metrics and curves never mix two runs.
+            if (comm.IsRoot && checkpoint is null && Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
+            {
+                string archived = $"{runDir}_archived_{DateTime.Now.ToString("yyyyMMdd_HHmmss", CultureInfo.InvariantCulture)}";
+                for (int n = 2; Directory.Exists(archived); n++) archived = $"{runDir}_archived_{DateTime.Now.ToString("yyyyMMdd_HHmmss", CultureInfo.InvariantCulture)}_{n}";
+                Directory.Move(runDir, archived);
+                log.WriteLine($"{runDir} holds an earlier run and this one does not resume it: moved it to {archived}");
+            }
             string? created = comm.IsRoot ? IO.CreatedFolders.TopmostMissing(runDir) : null;
             bool started = false;
             if (comm.IsRoot) Directory.CreateDirectory(runDir);
