@@ -82,7 +82,8 @@ public sealed record IsaChoice(ComputeSetting Setting, ComputeSetting Baseline, 
 /// workload's real training step in a child process (a crash kills only the child); it is accepted when its output, the
 /// negatives' outputs and the embedding's features agree with the baseline cap's (the engine's safe default) within
 /// <see cref="Tolerance"/> and every gradient within <see cref="GradientTolerance"/>, and the
-/// fastest accepted one wins; the baseline wins ties and whenever nothing else is accepted. The choice is cached per
+/// fastest accepted one wins when it is faster by more than <see cref="MinimumGain"/> (else the earlier one, the baseline
+/// first, stays); the baseline wins whenever nothing else is accepted. The choice is cached per
 /// machine (CPU model, family, ISA flags, libtorch version) and workload in
 /// <c>$XDG_CACHE_HOME/mcir/onednn-isa.json</c> (default <c>~/.cache/mcir/</c>).
 /// </summary>
@@ -104,6 +105,10 @@ public static class IsaProbe
     /// residual is within rounding of zero, another summation order flips its derivative, which moves the gradients by
     /// up to about 1e-2 (measured: 2e-3); a wrong kernel moves them by far more.</summary>
     public const double GradientTolerance = 5e-2;
+
+    /// <summary>How much faster (relative) a setting must measure to replace the best one so far: a child's median step
+    /// time moves by about this much between repeats on a shared machine.</summary>
+    public const double MinimumGain = 0.02;
 
     /// <summary>Name prefix of the gradients in a probe's output file.</summary>
     public const string GradientPrefix = "grad.";
@@ -288,7 +293,10 @@ public static class IsaProbe
                 throw new McirException($"the ISA probe's baseline run ({baseline.Describe()}) failed: {baseFailure}");
             using var reference = SafetensorsFile.Read(basePath, "ISA probe output");
             var results = new List<IsaProbeResult> { new(baseline, null, Seconds(reference), 0) };
-            IsaProbeResult Best() => results.Where(r => r.Failure is null).OrderBy(r => r.StepSeconds).First(); // the baseline wins ties
+            // In the order measured (the baseline first), a setting replaces the best so far only when it is faster by
+            // more than MinimumGain: ties and measurement noise keep the earlier, safer setting.
+            IsaProbeResult Best() => results.Where(r => r.Failure is null)
+                .Aggregate((best, r) => r.StepSeconds < best.StepSeconds * (1 - MinimumGain) ? r : best);
             int n = 0;
             foreach (var stage in stages)
             {
@@ -321,8 +329,8 @@ public static class IsaProbe
     }
 
     /// <summary>Version of the cache entries' shape and of what the candidates compute (v3: contiguous gives convolutions with
-    /// output channels not a multiple of 16 channels-last; v4: threads); older entries are measured again.</summary>
-    private const string CacheVersion = "v4";
+    /// output channels not a multiple of 16 channels-last; v4: threads; v5: the 2 % minimum gain); older entries are measured again.</summary>
+    private const string CacheVersion = "v5";
 
     /// <summary>Name of the negatives' outputs [K, B, C, H, W] in a probe's output file.</summary>
     public const string NegativesName = "negatives";

@@ -69,6 +69,26 @@ public class IsaProbeTests
     }
 
     [Fact]
+    public void A_setting_must_be_faster_by_more_than_the_minimum_gain_to_replace_the_best_so_far()
+    {
+        using var tmp = new TempDir();
+        string? Child(string isa, string path)
+        {
+            switch (isa)
+            {
+                case "AVX": Write(path, 0, 0, 1.00); return null;
+                case "AVX2": Write(path, 0, 0, 0.99); return null;        // 1 % faster: noise, the baseline stays
+                case "AVX512_CORE": Write(path, 0, 0, 0.97); return null; // 3 % faster than the baseline: replaces it
+                case "ALL": Write(path, 0, 0, 0.96); return null;         // 1 % faster than that: noise again
+                default: throw new InvalidOperationException(isa);
+            }
+        }
+        Assert.Equal("AVX", IsaProbe.Choose("a", "AVX", ["AVX2"], Child, Path.Combine(tmp.Path, "a.json"), "m").Isa);
+        Assert.Equal("AVX512_CORE", IsaProbe.Choose("b", "AVX", ["AVX2", "AVX512_CORE", "ALL"], Child, Path.Combine(tmp.Path, "b.json"), "m").Isa);
+        Assert.Equal(0.02, IsaProbe.MinimumGain);
+    }
+
+    [Fact]
     public void Gradients_that_differ_beyond_rounding_or_a_slower_cap_keep_the_baseline()
     {
         using var tmp = new TempDir();
