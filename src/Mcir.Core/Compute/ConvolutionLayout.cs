@@ -131,12 +131,19 @@ public static class ConvolutionLayout
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4) return x;
-        if (format == MemoryFormat.ChannelsLast || !ContiguousIsCorrect(x.shape[1], outChannels)) return ChannelsLast.Of(x);
+        if (format == MemoryFormat.ChannelsLast || (GuardContiguous && !ContiguousIsCorrect(x.shape[1], outChannels))) return ChannelsLast.Of(x);
         if (IsDenseContiguous(x)) return x;
         var dense = empty(x.shape, x.dtype, x.device);
         dense.copy_(x);
         return dense;
     }
+
+    /// <summary>
+    /// True while the <see cref="ContiguousIsCorrect"/> rule is applied: unless this process corrected oneDNN's cache
+    /// sizes (<see cref="OneDnnCacheSizes"/>), since the faults behind the rule were oneDNN blocking for 1-byte caches
+    /// (with the sizes corrected, contiguous convolutions of every channel count agree with float64 to float32 rounding).
+    /// </summary>
+    internal static bool GuardContiguous { get; set; } = !OneDnnCacheSizes.Corrected;
 
     /// <summary>
     /// False where libtorch 2.10's oneDNN computes a contiguous (blocked NCHW) convolution wrongly: more than 16 input

@@ -31,9 +31,22 @@ public class ConvolutionLayoutTests
         var nchw = ConvolutionLayout.For(cl, MemoryFormat.Contiguous);
         Assert.True(ConvolutionLayout.IsDenseContiguous(nchw));
         Assert.True(nchw.equal(cl).all().item<bool>());
-        // 60 channels (SwinIR): channels-last whatever the setting (the oneDNN padding fault of contiguous inputs).
+        // 60 channels (SwinIR): channels-last whatever the setting where oneDNN's cache sizes could not be corrected
+        // (the oneDNN padding fault of contiguous inputs), contiguous where they were.
         var sixty = randn(1, 60, 4, 4);
-        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(sixty, MemoryFormat.Contiguous)));
+        Assert.Equal(ConvolutionLayout.GuardContiguous, ChannelsLast.IsChannelsLast(ConvolutionLayout.For(sixty, MemoryFormat.Contiguous)));
+        bool saved = ConvolutionLayout.GuardContiguous;
+        try
+        {
+            ConvolutionLayout.GuardContiguous = true;
+            Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(sixty, MemoryFormat.Contiguous)));
+            ConvolutionLayout.GuardContiguous = false;
+            Assert.Same(sixty, ConvolutionLayout.For(sixty, MemoryFormat.Contiguous));
+        }
+        finally
+        {
+            ConvolutionLayout.GuardContiguous = saved;
+        }
         // A size-1 batch with an odd batch stride (a transpose, then a view) is copied to dense strides.
         var odd = randn(3, 1, 16, 4).permute(1, 0, 2, 3);
         Assert.False(ConvolutionLayout.IsDenseContiguous(odd));
@@ -73,25 +86,41 @@ public class ConvolutionLayoutTests
     }
 
     [Fact]
-    public void A_convolution_whose_output_channels_are_not_a_multiple_of_16_takes_channels_last()
+    public void Where_oneDNNs_cache_sizes_are_not_corrected_a_convolution_whose_output_channels_are_not_a_multiple_of_16_takes_channels_last()
     {
         using var scope = NewDisposeScope();
         var x = randn(1, 64, 4, 4);
-        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 3)));
-        Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 8)));
-        Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 256));
-        Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous)); // a network's input: output unknown
+        // The guard is on exactly where this process could not correct oneDNN's cache sizes.
+        Assert.Equal(!OneDnnCacheSizes.Corrected, ConvolutionLayout.GuardContiguous);
+        bool saved = ConvolutionLayout.GuardContiguous;
+        try
+        {
+            ConvolutionLayout.GuardContiguous = true;
+            Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 3)));
+            Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 8)));
+            Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 256));
+            Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous)); // a network's input: output unknown
+            // With the sizes corrected the rule is not applied: EDSR's conv_last stays NCHW, as in PyTorch.
+            ConvolutionLayout.GuardContiguous = false;
+            Assert.Same(x, ConvolutionLayout.For(x, MemoryFormat.Contiguous, outChannels: 3));
+            Assert.True(ChannelsLast.IsChannelsLast(ConvolutionLayout.For(x, MemoryFormat.ChannelsLast, outChannels: 3)));
+        }
+        finally
+        {
+            ConvolutionLayout.GuardContiguous = saved;
+        }
         Assert.True(ConvolutionLayout.ContiguousIsCorrect(3, 64));   // an RGB input into 64 features
         Assert.False(ConvolutionLayout.ContiguousIsCorrect(60, 64)); // SwinIR's 60 features
         Assert.False(ConvolutionLayout.ContiguousIsCorrect(64, 3));  // EDSR's conv_last
     }
 
     [Fact]
-    public void Under_contiguous_an_rgb_tail_gets_the_channels_last_input_gradient()
+    public void Under_contiguous_an_rgb_tails_input_gradient_agrees_with_channels_last()
     {
         // EDSR's tail (64 features → pixel shuffle → 3 channels): oneDNN's blocked NCHW input gradient of the 64 → 3
-        // convolution was wrong or NaN under its AVX2 / AVX-512 kernels; the hook now gives that convolution
-        // channels-last, so both settings agree to float32 rounding on every CPU.
+        // convolution was wrong or NaN under its AVX2 / AVX-512 kernels while it believed in 1-byte caches; there the
+        // hook gives that convolution channels-last, and where the sizes are corrected the NCHW one is right. Either
+        // way both settings agree to float32 rounding on every CPU.
         using var scope = NewDisposeScope();
         var x = rand(2, 64, 12, 12, generator: new Generator(3));
         var y = rand(2, 3, 24, 24, generator: new Generator(4));
