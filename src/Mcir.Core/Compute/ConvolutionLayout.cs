@@ -143,7 +143,13 @@ public static class ConvolutionLayout
     /// sizes (<see cref="OneDnnCacheSizes"/>), since the faults behind the rule were oneDNN blocking for 1-byte caches
     /// (with the sizes corrected, contiguous convolutions of every channel count agree with float64 to float32 rounding).
     /// </summary>
-    internal static bool GuardContiguous { get; set; } = !OneDnnCacheSizes.Corrected;
+    internal static bool GuardContiguous
+    {
+        get => guardContiguous ?? !OneDnnCacheSizes.Corrected; // read when used: the correction is made at start-up
+        set => guardContiguous = value;
+    }
+
+    private static bool? guardContiguous;
 
     /// <summary>
     /// False where libtorch 2.10's oneDNN computes a contiguous (blocked NCHW) convolution wrongly: more than 16 input
