@@ -418,9 +418,7 @@ public static class IsaProbe
             try { root = File.Exists(path) ? JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? [] : []; }
             catch (JsonException) { root = []; }
             root[key] = JsonSerializer.SerializeToNode(choice, CacheJson);
-            string tmp = path + $".{Environment.ProcessId}.tmp";
-            File.WriteAllText(tmp, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            File.Move(tmp, path, overwrite: true);
+            IO.AtomicFile.WriteAllText(path, root.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

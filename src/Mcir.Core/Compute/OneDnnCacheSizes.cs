@@ -249,10 +249,7 @@ public static class OneDnnCacheSizes
     {
         try
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            string tmp = path + $".{Environment.ProcessId}.tmp";
-            File.WriteAllText(tmp, JsonSerializer.Serialize(cache));
-            File.Move(tmp, path, overwrite: true);
+            IO.AtomicFile.WriteAllText(path, JsonSerializer.Serialize(cache));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -72,8 +72,12 @@ public class OneDnnCacheSizesTests
         Assert.NotNull(found);
         Assert.NotEqual(found!.Value.Function, found.Value.Object);
         Assert.Contains(Path.GetFileName(lib.Value.Path), File.ReadAllText(cache), StringComparison.Ordinal);
-        // From the cache: the same offsets, even when the library is not read again.
+        // From the cache: the same offsets; and the cache is what answers (offsets planted in it come back).
         Assert.Equal(found, OneDnnCacheSizes.Symbols(lib.Value.Path, cache));
+        string text = File.ReadAllText(cache);
+        File.WriteAllText(cache, text.Replace($"\"Function\":{found.Value.Function}", "\"Function\":11", StringComparison.Ordinal)
+            .Replace($"\"Object\":{found.Value.Object}", "\"Object\":22", StringComparison.Ordinal));
+        Assert.Equal((11UL, 22UL), OneDnnCacheSizes.Symbols(lib.Value.Path, cache));
         // A corrupt cache is rebuilt.
         File.WriteAllText(cache, "{not json");
         Assert.Equal(found, OneDnnCacheSizes.Symbols(lib.Value.Path, cache));
