@@ -17,6 +17,7 @@ public class BenchCommandTests
         #!/bin/sh
         dir=$(dirname "$0")
         echo "$@" > "$dir/args.txt"
+        env | grep '^MALLOC_' | sort > "$dir/env.txt"
         echo '{"ready": true, "torch": "0.0-fake", "python": "fake", "threads": 1}'
         n=0
         while read -r cmd; do
@@ -67,6 +68,21 @@ public class BenchCommandTests
         Assert.Contains("--serve --model edsr-light --scale 2 --batch 1 --lr-size 8 --negatives 1 --threads ", args);
         Assert.Equal(["round", "round", "quit"], File.ReadAllLines(Path.Combine(tmp.Path, "commands.txt")));
         Assert.Contains("pytorch: torch 0.0-fake", stdout);
+        // Both sides allocate the same way: where the engine keeps the native heap, the reference is given the same
+        // glibc settings as environment variables (else it inherits the environment, whose MALLOC_* made ours keep
+        // glibc's defaults).
+        var env = File.ReadAllLines(Path.Combine(tmp.Path, "env.txt"));
+        if (stdout.Contains("native heap: kept between steps", StringComparison.Ordinal))
+        {
+            Assert.Equal(["MALLOC_MMAP_MAX_=0", "MALLOC_TOP_PAD_=268435456", "MALLOC_TRIM_THRESHOLD_=2147483647"], env);
+            Assert.Contains("rounds alternating with ours, native heap as ours (MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647 MALLOC_TOP_PAD_=268435456)", stdout);
+        }
+        else
+        {
+            Assert.Equal(Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(k => k.StartsWith("MALLOC_", StringComparison.Ordinal)).Order(StringComparer.Ordinal),
+                env.Select(l => l[..l.IndexOf('=')]));
+            Assert.Contains("native heap from the environment", stdout);
+        }
         // Medians of the fake's two rounds, by hand: (0.5 + 0.7) / 2, (2.0 + 3.0) / 2, (1.0 + 1.4) / 2; channels-last
         // (0.4 + 0.6) / 2 and (1.5 + 1.7) / 2.
         Assert.Equal(0.6, Number(stdout, @"^pytorch plain L1 step: +median ([0-9.]+) s"), 6);

@@ -90,6 +90,21 @@ public static class NativeHeap
     }
 
     /// <summary>
+    /// The engine's settings as glibc's environment variables (<c>MALLOC_MMAP_MAX_=0</c>,
+    /// <c>MALLOC_TRIM_THRESHOLD_=2147483647</c>, <c>MALLOC_TOP_PAD_=268435456</c>) when they are in force, else empty:
+    /// what a child process compared with this one (<c>bench --compare-pytorch</c>) is given, so both sides allocate
+    /// the same way.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> EnvironmentEquivalent => Kept
+        ? new Dictionary<string, string>
+        {
+            ["MALLOC_MMAP_MAX_"] = "0",
+            ["MALLOC_TRIM_THRESHOLD_"] = int.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MALLOC_TOP_PAD_"] = (256 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }
+        : new Dictionary<string, string>();
+
+    /// <summary>
     /// Gives the heap's free memory back to the system (glibc's <c>malloc_trim(0)</c>); a no-op when the settings are not
     /// in force. Cheap next to a validation pass; call it after one.
     /// </summary>

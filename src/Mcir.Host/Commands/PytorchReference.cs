@@ -38,6 +38,11 @@ internal sealed class PytorchReference : IDisposable
     /// <summary>torch.__version__ of the reference.</summary>
     public string TorchVersion { get; private set; } = "";
 
+    /// <summary>How the reference's native heap is set up, for the report line.</summary>
+    public static string HeapNote => Mcir.Core.Compute.NativeHeap.EnvironmentEquivalent is { Count: > 0 } heap
+        ? "native heap as ours (" + string.Join(" ", heap.Select(e => $"{e.Key}={e.Value}")) + ")"
+        : "native heap from the environment";
+
     /// <summary>torch.get_num_threads() of the reference.</summary>
     public int Threads { get; private set; }
 
@@ -65,6 +70,9 @@ internal sealed class PytorchReference : IDisposable
         {
             RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        // The same native-heap settings as this process (glibc's defaults cost PyTorch page faults on every large tensor;
+        // variables the user set are inherited as they are).
+        foreach (var (name, value) in Mcir.Core.Compute.NativeHeap.EnvironmentEquivalent) info.Environment[name] = value;
         foreach (var arg in new[] { script, "--serve", "--model", model, "--scale", I(scale), "--batch", I(batch), "--lr-size", I(lrSize), "--negatives", I(negatives), "--threads", I(threads) })
             info.ArgumentList.Add(arg);
         Process process;
@@ -113,7 +121,7 @@ internal sealed class PytorchReference : IDisposable
         double plainCl = _times["plain_cl"].Count > 0 ? Median("plain_cl") : double.NaN;
         double batchedCl = _times["spn_batched_cl"].Count > 0 ? Median("spn_batched_cl") : double.NaN;
         static string Cl(double s) => double.IsNaN(s) ? "" : $", channels_last {s:F3} s";
-        output.WriteLine($"pytorch: torch {TorchVersion} ({_python}), {Threads} threads, the same shapes, {_times["plain"].Count} rounds alternating with ours");
+        output.WriteLine($"pytorch: torch {TorchVersion} ({_python}), {Threads} threads, the same shapes, {_times["plain"].Count} rounds alternating with ours, {HeapNote}");
         output.WriteLine($"pytorch plain L1 step:              median {plain:F3} s{Cl(plainCl)}");
         output.WriteLine($"pytorch L1 + SPN, authors' code:     median {authors:F3} s");
         output.WriteLine($"pytorch L1 + SPN, batched negatives: median {batched:F3} s{Cl(batchedCl)}");
