@@ -43,20 +43,22 @@ public class IsaProbeCommandTests
         Assert.Equal("1", file.Metadata["threads"]);
     }
 
-    [Fact]
-    public async Task A_bad_cache_size_switch_stops_the_host_with_one_line()
+    [Theory]
+    [InlineData(OneDnnCacheSizes.SwitchVariable)]
+    [InlineData(FusedConvolution.SwitchVariable)]
+    public async Task A_bad_compute_switch_stops_the_host_with_one_line(string variable)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(Host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("bench");
         psi.ArgumentList.Add("--rounds");
         psi.ArgumentList.Add("1");
-        psi.Environment[OneDnnCacheSizes.SwitchVariable] = "maybe";
+        psi.Environment[variable] = "maybe";
         using var p = System.Diagnostics.Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         string err = await p.StandardError.ReadToEndAsync();
         Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "mcir-host did not stop");
         Assert.Equal(1, p.ExitCode);
-        Assert.Equal("error: MCIR_ONEDNN_CACHE_SIZES: expected 'on' or 'off', got 'maybe'", err.Trim());
+        Assert.Equal($"error: {variable}: expected 'on' or 'off', got 'maybe'", err.Trim());
         Assert.Equal("", (await stdout).Trim());
     }
 

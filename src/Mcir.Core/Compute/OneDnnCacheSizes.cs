@@ -71,10 +71,13 @@ public static class OneDnnCacheSizes
     /// </summary>
     public static string? ConfigurationError => CheckSwitch(Environment.GetEnvironmentVariable(SwitchVariable));
 
-    /// <summary>Null for an unset, <c>on</c> or <c>off</c> value of <see cref="SwitchVariable"/> (any case), else the error line.</summary>
-    public static string? CheckSwitch(string? value) =>
+    /// <summary>
+    /// Null for an unset, <c>on</c> or <c>off</c> value (any case) of the switch <paramref name="variable"/> (default
+    /// <see cref="SwitchVariable"/>), else the error line naming it.
+    /// </summary>
+    public static string? CheckSwitch(string? value, string variable = SwitchVariable) =>
         value is { Length: > 0 } v && !v.Equals("on", StringComparison.OrdinalIgnoreCase) && !v.Equals("off", StringComparison.OrdinalIgnoreCase)
-            ? $"{SwitchVariable}: expected 'on' or 'off', got '{v}'"
+            ? $"{variable}: expected 'on' or 'off', got '{v}'"
             : null;
 
     /// <summary>

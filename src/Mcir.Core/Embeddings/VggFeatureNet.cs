@@ -41,7 +41,13 @@ public sealed class VggFeatureNet : nn.Module
     /// <summary>Index of the last entry built.</summary>
     public int LastIndex { get; }
 
-    /// <summary>Runs entries 0..max(<paramref name="indices"/>) and returns the outputs at <paramref name="indices"/>, in that order.</summary>
+    /// <summary>
+    /// Runs entries 0..max(<paramref name="indices"/>) and returns the outputs at <paramref name="indices"/>, in that order.
+    /// A convolution followed by its ReLU (the convolution's own output not requested) runs as one oneDNN kernel when
+    /// no gradient is needed (<see cref="Compute.FusedConvolution"/>; the negatives' features), else as the convolution
+    /// and an in-place ReLU (torchvision's <c>ReLU(inplace=True)</c>: autograd keeps the ReLU's output, not the
+    /// convolution's). The values are those of running every entry in turn.
+    /// </summary>
     public Tensor[] Run(Tensor x, IReadOnlyList<int> indices)
     {
         int last = indices.Max();
@@ -50,7 +56,14 @@ public sealed class VggFeatureNet : nn.Module
         Tensor h = x;
         for (int i = 0; i <= last; i++)
         {
-            h = _layers[i].call(h);
+            if (_layers[i] is Conv2d conv && i < last && _layers[i + 1] is ReLU && !indices.Contains(i))
+            {
+                h = Compute.FusedConvolution.CanFuse(h, conv.weight!, conv.bias)
+                    ? Compute.FusedConvolution.Conv2dRelu(h, conv.weight!, conv.bias, padding: 1)
+                    : conv.call(h).relu_();
+                i++;
+            }
+            else h = _layers[i].call(h);
             for (int k = 0; k < indices.Count; k++)
                 if (indices[k] == i) outputs[k] = h;
         }

@@ -78,6 +78,51 @@ public class VggEmbeddingTests
         Assert.All(emb.Network.parameters(), p => Assert.Null(p.grad));
     }
 
+    // Every entry called in turn, out of place: what Run computed before convolution + ReLU were fused.
+    private static Tensor[] LayerByLayer(VggFeatureNet net, Tensor x, int[] indices)
+    {
+        var layers = ((nn.Module)net).children().Single().children().Cast<nn.Module<Tensor, Tensor>>().ToArray();
+        var outs = new Tensor[indices.Length];
+        Tensor h = x;
+        for (int i = 0; i <= indices.Max(); i++)
+        {
+            h = layers[i].call(h);
+            for (int k = 0; k < indices.Length; k++) if (indices[k] == i) outs[k] = h;
+        }
+        return outs;
+    }
+
+    [Fact]
+    public void Run_FusedWithoutGradient_InPlaceReluWithGradient_SameValuesAndGradient_ConvolutionTapsKeptBeforeRelu()
+    {
+        using var emb = SpnFixture.SpnEmbedding();
+        using var scope = torch.NewDisposeScope();
+        // conv1_2 (2) is requested beside relu1_2 (3): it must stay the convolution's output, not be fused or overwritten.
+        int[] indices = [2, 3, 8, 15];
+        var x = Mcir.Core.Compute.ChannelsLast.Of(torch.rand(2, 3, 24, 24, generator: new Generator(21)) * 2 - 1);
+        Tensor[] reference;
+        using (torch.no_grad()) reference = LayerByLayer(emb.Network, x, indices);
+        Assert.True(reference[0].min().item<float>() < 0); // conv1_2 has negative values: a ReLU on it would show
+
+        Tensor[] fused;
+        using (torch.no_grad()) fused = emb.Network.Run(x, indices);
+        // Same oneDNN kernels with the ReLU as a post-op (see FusedConvolution): equal to float32 rounding.
+        for (int k = 0; k < indices.Length; k++)
+            Assert.True((fused[k] - reference[k]).abs().max().item<float>() <= 1e-5 * (1 + reference[k].abs().max().item<float>()), $"index {indices[k]}");
+
+        // With a gradient: convolution then in-place ReLU; values identical to the layer-by-layer run, and so is the
+        // gradient reaching the input.
+        var xa = x.detach().requires_grad_(true);
+        var xb = x.detach().requires_grad_(true);
+        var a = emb.Network.Run(xa, indices);
+        var b = LayerByLayer(emb.Network, xb, indices);
+        for (int k = 0; k < indices.Length; k++) Assert.True((a[k] - b[k]).abs().max().item<float>() == 0, $"index {indices[k]}");
+        (a[0].sum() + a[1].mean() + a[3].square().mean()).backward();
+        (b[0].sum() + b[1].mean() + b[3].square().mean()).backward();
+        Assert.True((xa.grad! - xb.grad!).abs().max().item<float>() == 0);
+        Assert.True(xa.grad!.abs().sum().item<float>() > 0);
+    }
+
     [Fact]
     public void Normalize_Off_EqualsManualNormalisationOutside()
     {

@@ -1,0 +1,120 @@
+using Mcir.Core.Compute;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Tests.Compute;
+
+public class FusedConvolutionTests
+{
+    // The operands of a fused call: a 3×3/pad-1 convolution with bias, as VGG's, in the given dtype and layout.
+    private static (Tensor X, Tensor W, Tensor B) Operands(long n, long c, long o, long hw, bool channelsLast, ScalarType dtype, ulong seed)
+    {
+        var g = new Generator(seed);
+        var x = randn([n, c, hw, hw], generator: g).to(dtype);
+        var w = (randn([o, c, 3, 3], generator: g) * (1.0 / Math.Sqrt(9 * c))).to(dtype);
+        var b = (randn([o], generator: g) * 0.1).to(dtype);
+        if (channelsLast) { x = ChannelsLast.Of(x); w = ChannelsLast.Of(w); }
+        return (x, w, b);
+    }
+
+    [Fact]
+    public void EntryPoint_IsExportedByTheShippedLibtorch()
+    {
+        using var warm = zeros(1); // libtorch is loaded
+        Assert.True(FusedConvolution.Available, $"{FusedConvolution.EntryPoint} not found in libtorch_cpu.so");
+    }
+
+    [Theory]
+    // VGG16's first blocks' channel counts, channels-last (the embedding's layout) and contiguous.
+    [InlineData(2, 3, 64, 24, true)]
+    [InlineData(2, 64, 64, 24, true)]
+    [InlineData(1, 64, 128, 12, true)]
+    [InlineData(2, 128, 256, 6, true)]
+    [InlineData(2, 3, 64, 24, false)]
+    [InlineData(2, 64, 64, 24, false)]
+    [InlineData(1, 60, 3, 10, false)]
+    public void Conv2dRelu_EqualsConvolutionThenRelu_InTheInputsLayout(long n, long c, long o, long hw, bool channelsLast)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, w, b) = Operands(n, c, o, hw, channelsLast, ScalarType.Float32, 11);
+        var expected = nn.functional.relu(nn.functional.conv2d(x, w, b, padding: [1, 1]));
+
+        var fused = FusedConvolution.Conv2dRelu(x, w, b, padding: 1);
+
+        Assert.Equal(expected.shape, fused.shape);
+        Assert.Equal(ScalarType.Float32, fused.dtype);
+        Assert.Equal(channelsLast, ChannelsLast.IsChannelsLast(fused));
+        Assert.Equal(!channelsLast, Mcir.Core.Compute.ConvolutionLayout.IsDenseContiguous(fused));
+        Assert.False(fused.requires_grad);
+        // ReLU applied: no negative value, and zeros exactly where the reference has them (bar values at rounding
+        // distance from 0). Values: the same oneDNN kernel where libtorch's own convolution picks oneDNN (then
+        // identical); for small shapes libtorch may pick another algorithm, so the bound is float32 rounding of a
+        // sum of up to 9·C products of magnitude ≤ ~4 (C ≤ 128: 1e-5 absolute against values of order 1).
+        Assert.True(fused.min().item<float>() >= 0);
+        double err = (fused - expected).abs().max().item<float>();
+        Assert.True(err <= 1e-5, $"max |fused - conv+relu| = {err}");
+        Assert.True(expected.abs().max().item<float>() > 0.5); // not a vacuous comparison
+    }
+
+    [Fact]
+    public void Conv2dRelu_BFloat16_WithinOneBfloat16Step()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, w, b) = Operands(2, 64, 64, 16, true, ScalarType.BFloat16, 12);
+        var expected = nn.functional.relu(nn.functional.conv2d(x, w, b, padding: [1, 1])).to(float32);
+        var fused = FusedConvolution.Conv2dRelu(x, w, b, padding: 1);
+        Assert.Equal(ScalarType.BFloat16, fused.dtype);
+        // Both round one float32 accumulation to bfloat16 (8 significant bits): at most one bfloat16 step apart,
+        // 2^-7 relative.
+        var diff = (fused.to(float32) - expected).abs();
+        var bound = expected.abs() * (1.0 / 128) + 1e-6;
+        Assert.True(diff.le(bound).all().item<bool>(), $"max diff {diff.max().item<float>()}");
+    }
+
+    [Fact]
+    public void Conv2dRelu_WithoutBias_StrideAndDilation()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, w, _) = Operands(2, 32, 32, 20, true, ScalarType.Float32, 13);
+        var expected = nn.functional.relu(nn.functional.conv2d(x, w, null, strides: [2, 2], padding: [2, 2], dilation: [2, 2]));
+        var fused = FusedConvolution.Conv2dRelu(x, w, null, stride: 2, padding: 2, dilation: 2);
+        Assert.Equal(expected.shape, fused.shape);
+        Assert.True((fused - expected).abs().max().item<float>() <= 1e-5);
+    }
+
+    [Fact]
+    public void CanFuse_RefusesWhatItCannotComputeExactly()
+    {
+        using var scope = NewDisposeScope();
+        var (x, w, b) = Operands(1, 8, 8, 6, true, ScalarType.Float32, 14);
+        Assert.True(FusedConvolution.CanFuse(x, w, b));
+        Assert.True(FusedConvolution.CanFuse(x, w, null));
+        // A gradient is needed: with grad mode on and an operand requiring grad, never (the result has no history) …
+        var xg = x.detach().requires_grad_(true);
+        Assert.False(FusedConvolution.CanFuse(xg, w, b));
+        // … but under no_grad it is only a value.
+        using (no_grad()) Assert.True(FusedConvolution.CanFuse(xg, w, b));
+        Assert.False(FusedConvolution.CanFuse(x.to(float64), w.to(float64), b.to(float64)));     // dtype
+        Assert.False(FusedConvolution.CanFuse(x, w.to(float64), b));                             // mixed dtypes
+        Assert.False(FusedConvolution.CanFuse(x[.., ..4], w[.., ..4], b));                      // a strided slice
+        Assert.False(FusedConvolution.CanFuse(x, w[.., ..4], b));                                // groups (C ≠ weight's C)
+        Assert.False(FusedConvolution.CanFuse(x[0], w, b));                                      // not 4-D
+        Assert.False(FusedConvolution.CanFuse(x, w, b[..4]));                                    // bias size
+
+        var ex = Assert.Throws<ArgumentException>(() => FusedConvolution.Conv2dRelu(xg, w, b));
+        Assert.Contains("fused convolution: input [1, 8, 6, 6] Float32 on CPU, weight [8, 8, 3, 3]", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("on", null)]
+    [InlineData("OFF", null)]
+    [InlineData("no", "MCIR_FUSED_CONVOLUTION: expected 'on' or 'off', got 'no'")]
+    public void Switch_AcceptsOnOrOff(string? value, string? error)
+    {
+        Assert.Equal(error, OneDnnCacheSizes.CheckSwitch(value, FusedConvolution.SwitchVariable));
+    }
+}
