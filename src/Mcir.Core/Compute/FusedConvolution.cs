@@ -38,6 +38,11 @@ public static class FusedConvolution
     /// <summary>True when the switch allows it and this process's libtorch exports <see cref="EntryPoint"/>.</summary>
     public static bool Available => !SwitchedOff && Function.Value != 0;
 
+    /// <summary>One clause for run logs and <c>bench</c>: whether the embedding's no-gradient convolutions are fused with their ReLU.</summary>
+    public static string Note => SwitchedOff ? $"convolution + ReLU not fused ({SwitchVariable}=off)"
+        : Function.Value == 0 ? $"convolution + ReLU not fused (libtorch does not export {EntryPoint})"
+        : "convolution + ReLU fused in the embedding's no-gradient passes";
+
     private static bool SwitchedOff => string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>

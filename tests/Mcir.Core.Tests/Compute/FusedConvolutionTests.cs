@@ -22,6 +22,7 @@ public class FusedConvolutionTests
     {
         using var warm = zeros(1); // libtorch is loaded
         Assert.True(FusedConvolution.Available, $"{FusedConvolution.EntryPoint} not found in libtorch_cpu.so");
+        Assert.Equal("convolution + ReLU fused in the embedding's no-gradient passes", FusedConvolution.Note);
     }
 
     [Theory]
