@@ -46,8 +46,15 @@ public static class FusedConvolution
     private static bool SwitchedOff => string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// Whether <see cref="Conv2dRelu"/> takes these operands: available; CPU tensors of float32 or bfloat16 of one
-    /// dtype; input [N, C, H, W] dense (contiguous or channels-last); weight [O, C, kH, kW] (one group); bias [O] or
+    /// True where bfloat16 operands are fused: the CPU has native bfloat16 (AVX512-BF16 or AMX) and no ISA cap in force
+    /// keeps oneDNN below it. libtorch's fused bfloat16 convolution refuses CPUs without AVX-512 (BW, VL, DQ) or under a
+    /// lower <c>ONEDNN_MAX_CPU_ISA</c>; there bfloat16 is emulated anyway and the unfused pair runs.
+    /// </summary>
+    public static bool NativeBFloat16 => CpuFeatures.Machine.NativeBFloat16 && !OneDnnIsa.CapsBelowBFloat16;
+
+    /// <summary>
+    /// Whether <see cref="Conv2dRelu"/> takes these operands: available; CPU tensors of float32, or of bfloat16 where
+    /// <see cref="NativeBFloat16"/>, of one dtype; input [N, C, H, W] dense (contiguous or channels-last); weight [O, C, kH, kW] (one group); bias [O] or
     /// none; and no gradient needed (gradient mode off, or no operand requires grad).
     /// </summary>
     public static bool CanFuse(Tensor input, Tensor weight, Tensor? bias)
@@ -56,6 +63,7 @@ public static class FusedConvolution
         ArgumentNullException.ThrowIfNull(weight);
         if (input.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU) return false;
         if (input.dtype is not (ScalarType.Float32 or ScalarType.BFloat16) || weight.dtype != input.dtype) return false;
+        if (input.dtype == ScalarType.BFloat16 && !NativeBFloat16) return false;
         if (input.dim() != 4 || weight.dim() != 4 || weight.shape[1] != input.shape[1]) return false;
         if (bias is not null && (bias.dtype != input.dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1 || bias.shape[0] != weight.shape[0])) return false;
         if (torch.is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
@@ -80,7 +88,7 @@ public static class FusedConvolution
         if (!CanFuse(input, weight, bias))
             throw new ArgumentException(
                 $"fused convolution: input {Shape(input)} {input.dtype} on {input.device_type}, weight {Shape(weight)} {weight.dtype}" +
-                (Available ? " are not float32/bfloat16 CPU tensors of one dtype with matching channels, dense, without gradient" : $" — {EntryPoint} is not available"));
+                (Available ? " are not float32 (or natively supported bfloat16) CPU tensors of one dtype with matching channels, dense, without gradient" : $" — {EntryPoint} is not available"));
         long* pad = stackalloc long[] { padding, padding };
         long* str = stackalloc long[] { stride, stride };
         long* dil = stackalloc long[] { dilation, dilation };

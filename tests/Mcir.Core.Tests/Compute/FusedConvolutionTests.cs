@@ -50,20 +50,26 @@ public class FusedConvolutionTests
         Assert.False(fused.requires_grad);
         // ReLU applied: no negative value, and zeros exactly where the reference has them (bar values at rounding
         // distance from 0). Values: the same oneDNN kernel where libtorch's own convolution picks oneDNN (then
-        // identical); for small shapes libtorch may pick another algorithm, so the bound is float32 rounding of a
-        // sum of up to 9·C products of magnitude ≤ ~4 (C ≤ 128: 1e-5 absolute against values of order 1).
+        // identical); for small shapes libtorch may pick another algorithm (another summation order), so the bound is
+        // the float32 rounding of a sum of 9·C ≤ 1,152 products, outputs of order 1: √1152 · 2⁻²⁴ ≈ 2e-6 typical, a
+        // few times that at the worst of ~10⁵ outputs (1.2e-6 measured on a Zen 5); 3e-5 leaves room for other CPUs'
+        // kernels, and is far below a wrong tap or bias (≥ 1e-2).
         Assert.True(fused.min().item<float>() >= 0);
         double err = (fused - expected).abs().max().item<float>();
-        Assert.True(err <= 1e-5, $"max |fused - conv+relu| = {err}");
+        Assert.True(err <= 3e-5, $"max |fused - conv+relu| = {err}");
         Assert.True(expected.abs().max().item<float>() > 0.5); // not a vacuous comparison
     }
 
     [Fact]
-    public void Conv2dRelu_BFloat16_WithinOneBfloat16Step()
+    public void Conv2dRelu_BFloat16_WithinOneBfloat16Step_WhereNative()
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var (x, w, b) = Operands(2, 64, 64, 16, true, ScalarType.BFloat16, 12);
+        // Fused only where the CPU has bfloat16 natively and no cap hides it (libtorch refuses the fused kernel
+        // elsewhere); there the unfused pair runs.
+        Assert.Equal(CpuFeatures.Machine.NativeBFloat16 && !OneDnnIsa.CapsBelowBFloat16, FusedConvolution.CanFuse(x, w, b));
+        if (!FusedConvolution.CanFuse(x, w, b)) return;
         var expected = nn.functional.relu(nn.functional.conv2d(x, w, b, padding: [1, 1])).to(float32);
         var fused = FusedConvolution.Conv2dRelu(x, w, b, padding: 1);
         Assert.Equal(ScalarType.BFloat16, fused.dtype);
@@ -83,7 +89,7 @@ public class FusedConvolutionTests
         var expected = nn.functional.relu(nn.functional.conv2d(x, w, null, strides: [2, 2], padding: [2, 2], dilation: [2, 2]));
         var fused = FusedConvolution.Conv2dRelu(x, w, null, stride: 2, padding: 2, dilation: 2);
         Assert.Equal(expected.shape, fused.shape);
-        Assert.True((fused - expected).abs().max().item<float>() <= 1e-5);
+        Assert.True((fused - expected).abs().max().item<float>() <= 3e-5); // as above
     }
 
     [Fact]
