@@ -104,6 +104,9 @@ public static class FusedConvolution
 
     private static nint Resolve()
     {
+        // Linux's libtorch only (the engine's CPU backend; /proc/self/maps names the file TorchSharp loaded).
+        if (!OperatingSystem.IsLinux()) return 0;
+        _ = torch.get_num_threads(); // loads libtorch
         if (OneDnnCacheSizes.LoadedLibrary("libtorch_cpu.so") is not { } lib) return 0;
         return NativeLibrary.TryLoad(lib.Path, out var handle) && NativeLibrary.TryGetExport(handle, EntryPoint, out var f) ? f : 0;
     }
