@@ -15,11 +15,14 @@ namespace Mcir.Core.Compute;
 /// "relu", [], None)</c> (aten/src/ATen/native/mkldnn/Conv.cpp, the op Inductor emits for conv + ReLU), reached through
 /// the C entry point libtorch exports for AOTInductor, <c>aoti_torch_cpu_mkldnn__convolution_pointwise</c>
 /// (torch/csrc/inductor/aoti_torch/shim_mkldnn.cpp); TorchSharp's tensor handles are <c>at::Tensor*</c>, the shim's
-/// <c>AtenTensorHandle</c>. Same oneDNN, same ISA, same memory format as the unfused convolution (the output takes the
-/// input's: channels-last in, channels-last out). Values: the same kernel where libtorch's own convolution uses
-/// oneDNN (bit-identical on the VGG16 shapes, checked in the tests); where libtorch picks another algorithm for a
-/// small shape, equal to float32 (bfloat16) rounding. Not for tensors that need a gradient: the result has no autograd
-/// history, so <see cref="CanFuse"/> refuses whenever gradient mode is on and any operand requires grad.
+/// <c>AtenTensorHandle</c>. Same oneDNN, same ISA, same memory format as the unfused convolution (channels-last output
+/// when the input or the weight is channels-last, else contiguous). Values: the same kernel where libtorch's own
+/// convolution uses oneDNN (bit-identical on the benchmark's VGG16 shapes, measured; the tests bound the difference by
+/// float32 rounding); where libtorch picks another algorithm for a small shape, equal to float32 (bfloat16) rounding.
+/// Contiguous shapes that oneDNN computes wrongly where its cache sizes could not be corrected
+/// (<see cref="ConvolutionLayout.ContiguousIsCorrect"/>) are refused there, as the layout guard refuses them to the
+/// unfused ones. Not for tensors that need a gradient: the result has no autograd history, so <see cref="CanFuse"/>
+/// refuses whenever gradient mode is on and any operand requires grad.
 /// <c>MCIR_FUSED_CONVOLUTION=off</c> turns it off (the convolution and ReLU then run as two kernels).
 /// </remarks>
 public static class FusedConvolution
@@ -54,8 +57,9 @@ public static class FusedConvolution
 
     /// <summary>
     /// Whether <see cref="Conv2dRelu"/> takes these operands: available; CPU tensors of float32, or of bfloat16 where
-    /// <see cref="NativeBFloat16"/>, of one dtype; input [N, C, H, W] dense (contiguous or channels-last); weight [O, C, kH, kW] (one group); bias [O] or
-    /// none; and no gradient needed (gradient mode off, or no operand requires grad).
+    /// <see cref="NativeBFloat16"/>, of one dtype; input [N, C, H, W] dense (contiguous or channels-last; contiguous
+    /// only where <see cref="ConvolutionLayout.ContiguousIsCorrect"/> or the cache sizes are corrected); weight
+    /// [O, C, kH, kW] (one group); bias [O] or none; and no gradient needed (gradient mode off, or no operand requires grad).
     /// </summary>
     public static bool CanFuse(Tensor input, Tensor weight, Tensor? bias)
     {
@@ -67,7 +71,9 @@ public static class FusedConvolution
         if (input.dim() != 4 || weight.dim() != 4 || weight.shape[1] != input.shape[1]) return false;
         if (bias is not null && (bias.dtype != input.dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1 || bias.shape[0] != weight.shape[0])) return false;
         if (torch.is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
-        if (!ConvolutionLayout.IsDenseContiguous(input) && !ChannelsLast.IsChannelsLast(input)) return false;
+        bool contiguous = ConvolutionLayout.IsDenseContiguous(input);
+        if (!contiguous && !ChannelsLast.IsChannelsLast(input)) return false;
+        if (contiguous && ConvolutionLayout.GuardContiguous && !ConvolutionLayout.ContiguousIsCorrect(input.shape[1], weight.shape[0])) return false;
         return Available;
     }
 
@@ -97,6 +103,7 @@ public static class FusedConvolution
         nint result = 0;
         var call = (delegate* unmanaged<nint, nint, nint*, long*, long, long*, long, long*, long, long, byte*, nint, long, nint, nint*, int>)Function.Value;
         int code = call(input.Handle, weight.Handle, bias is null ? null : &biasHandle, pad, 2, str, 2, dil, 2, 1, attr, 0, 0, 0, &result);
+        GC.KeepAlive(input); GC.KeepAlive(weight); GC.KeepAlive(bias); // their handles were used by the native call
         if (code != 0 || result == 0)
             throw new InvalidOperationException($"fused convolution: {EntryPoint} failed (code {code}) for input {Shape(input)}, weight {Shape(weight)}");
         return Tensor.UnsafeCreateTensor(result);

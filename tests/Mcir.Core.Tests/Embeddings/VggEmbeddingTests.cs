@@ -105,6 +105,7 @@ public class VggEmbeddingTests
         Assert.True(reference[0].min().item<float>() < 0); // conv1_2 has negative values: a ReLU on it would show
 
         Tensor[] fused;
+        Assert.True(Mcir.Core.Compute.FusedConvolution.Available); // the fused kernels run below, not the unfused pair
         using (torch.no_grad()) fused = emb.Network.Run(x, indices);
         // Same oneDNN kernels with the ReLU as a post-op (see FusedConvolution): equal to float32 rounding.
         for (int k = 0; k < indices.Length; k++)
