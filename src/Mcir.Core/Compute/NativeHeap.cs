@@ -27,6 +27,9 @@ public static class NativeHeap
 {
     private const int M_TRIM_THRESHOLD = -1, M_TOP_PAD = -2, M_MMAP_MAX = -4;
 
+    // The engine's values (see the remarks): one place for mallopt and for the environment a child process is given.
+    private const int MmapMax = 0, TrimThreshold = int.MaxValue, TopPad = 256 << 20;
+
     /// <summary>What is in force for this process, for run logs and <c>bench</c>.</summary>
     public static string Note { get; private set; } = "native heap: default";
 
@@ -84,7 +87,7 @@ public static class NativeHeap
             Note = $"native heap: glibc defaults ({keep})";
             return;
         }
-        bool ok = mallopt(M_MMAP_MAX, 0) == 1 & mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1 & mallopt(M_TOP_PAD, 256 << 20) == 1;
+        bool ok = mallopt(M_MMAP_MAX, MmapMax) == 1 & mallopt(M_TRIM_THRESHOLD, TrimThreshold) == 1 & mallopt(M_TOP_PAD, TopPad) == 1;
         Kept = ok;
         Note = ok ? "native heap: kept between steps (glibc mmap off, no trim; see NativeHeap)" : "native heap: glibc defaults (mallopt refused)";
     }
@@ -98,9 +101,9 @@ public static class NativeHeap
     public static IReadOnlyDictionary<string, string> EnvironmentEquivalent => Kept
         ? new Dictionary<string, string>
         {
-            ["MALLOC_MMAP_MAX_"] = "0",
-            ["MALLOC_TRIM_THRESHOLD_"] = int.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["MALLOC_TOP_PAD_"] = (256 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MALLOC_MMAP_MAX_"] = MmapMax.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MALLOC_TRIM_THRESHOLD_"] = TrimThreshold.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MALLOC_TOP_PAD_"] = TopPad.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }
         : new Dictionary<string, string>();
 
