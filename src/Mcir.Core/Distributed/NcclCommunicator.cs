@@ -1,3 +1,4 @@
+using Mcir.Core.Compute;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -214,13 +215,4 @@ public sealed class NcclCommunicator : ICommunicator, IDeviceCollectives
         if (rc != 0)
             throw new McirException($"dist_backend: nccl: {what} failed on rank {Rank}: {Marshal.PtrToStringUTF8(_errorString(rc))} (ncclResult {rc})");
     }
-}
-
-/// <summary>The address of a tensor's first element (libtorch's <c>data_ptr()</c>; a device address for CUDA tensors).</summary>
-internal static class TensorData
-{
-    [DllImport("LibTorchSharp")] private static extern nint THSTensor_data(nint handle);
-
-    /// <summary>The data pointer of <paramref name="tensor"/> (TorchSharp's own export, which <c>Tensor.bytes</c> uses on the CPU).</summary>
-    public static nint Pointer(Tensor tensor) => THSTensor_data(tensor.Handle);
 }

@@ -114,25 +114,29 @@ public sealed class SpnLoss : ILossTerm, IDisposable
                 .Select(layer => layer.Select(t => t.to(ScalarType.Float32)).ToArray()).ToArray();
 
         int n = _layers.Length;
-        var perLayerPerNeg = new Tensor[n];                      // [K] each: mean|φ_l(o) − φ_l(n_j)|
+        var perLayerPerNeg = new Tensor[n];                      // [K] each, no gradient: mean|φ_l(o) − φ_l(n_j)|
         var perLayerPos = new Tensor[n];
-        Tensor? weightedPerNeg = null;                           // [K]: Σ_l w_l d_lj
+        Tensor? weightedPerNeg = null;                           // [K], no gradient: Σ_l w_l d_lj
         Tensor? value = null;
         for (int i = 0; i < n; i++)
         {
             int p = _positions[i];
             var fn = chunks[p][0].view([k, b, .. chunks[p][0].shape.Skip(1)]);
-            perLayerPerNeg[i] = FeatureDistances.MeanAbsPerNegative(fo[p], fn);
-            var w = perLayerPerNeg[i] * _weights[i];
+            // Both forms use the d_lj only through their mean over j: (1/K) Σ_j d_lj, with its gradient.
+            var (meanOverNegatives, perNegative) = FeatureDistances.MeanAbsOverNegatives(fo[p], fn);
+            perLayerPerNeg[i] = perNegative;
+            var w = perNegative * _weights[i];
             weightedPerNeg = weightedPerNeg is null ? w : weightedPerNeg + w;
+            Tensor term;
             if (ratio)
             {
                 perLayerPos[i] = (fo[p] - chunks[p][1]).abs().mean();
-                var term = perLayerPos[i] * _weights[i] / (perLayerPerNeg[i].mean() + Options.Epsilon);
-                value = value is null ? term : value + term;
+                term = perLayerPos[i] * _weights[i] / (meanOverNegatives + Options.Epsilon);
             }
+            else term = meanOverNegatives * _weights[i];
+            value = value is null ? term : value + term;
         }
-        value = ratio ? value! * Options.Lambda : -Options.Lambda * weightedPerNeg!.mean();
+        value = (ratio ? 1 : -1) * Options.Lambda * value!;      // −λ Σ_l w_l (1/K) Σ_j d_lj, or λ Σ_l w_l pos_l / (mean_j d_lj + ε)
 
         // All reported numbers in one host transfer.
         var report = new List<Tensor> { value.detach().reshape(1), weightedPerNeg!.detach() };

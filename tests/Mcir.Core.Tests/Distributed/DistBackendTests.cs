@@ -1,3 +1,4 @@
+using Mcir.Core.Compute;
 using Mcir.Core.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -8,7 +8,9 @@ namespace Mcir.Core.Tests.ModelContrast;
 /// <summary>
 /// The in-place per-negative mean absolute distance (<see cref="FeatureDistances.MeanAbsPerNegative"/>) against
 /// autograd's (a.unsqueeze(0) − b).abs().mean(1..): values and gradients for any upstream gradient over the K
-/// distances (the ratio forms divide by them), for channels-last and contiguous layouts alike.
+/// distances (the ratio forms divide by them), for channels-last and contiguous layouts alike; SPN's mean over the
+/// negatives (<see cref="FeatureDistances.MeanAbsOverNegatives"/>) against autograd's, through the one-pass CPU kernel
+/// (<see cref="MeanAbsKernel"/>) and through ATen where the kernel does not apply.
 /// </summary>
 public class FeatureDistanceTests
 {
@@ -55,6 +57,99 @@ public class FeatureDistanceTests
         // The documented contract: the negatives' storage now holds sign(b_j − a).
         Assert.True(negatives.eq(1f).all().item<bool>());
         Assert.False(negatives.requires_grad);
+    }
+
+    [Theory]
+    [InlineData(true, true, 3)]
+    [InlineData(false, false, 3)]
+    [InlineData(true, false, 2)]      // layouts differ: ATen's formulation
+    [InlineData(false, true, 1)]
+    [InlineData(true, true, 1)]
+    public void MeanOverNegatives_MatchesAutograd(bool featuresChannelsLast, bool negativesChannelsLast, int k)
+    {
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(11);
+        // M = 7·151·139 = 146 923 values: two kernel blocks, the second ragged, and a tail shorter than a vector.
+        const int b = 1, c = 7, h = 151, w = 139;
+        Assert.True(b * c * h * w > MeanAbsKernel.BlockElements);
+        var a0 = randn([b, c, h, w], generator: gen);
+        var negFlat = randn([k * b, c, h, w], generator: gen);
+        // Exact ties with every negative at one element: sign(0) = 0, so that element gets no gradient.
+        for (int j = 0; j < k; j++) negFlat[j, 3, 100, 138] = a0[0, 3, 100, 138];
+
+        var aRef = (featuresChannelsLast ? ChannelsLast.Of(a0) : a0.contiguous()).detach().requires_grad_(true);
+        var expectedPerNegative = (aRef.unsqueeze(0) - negFlat.view(k, b, c, h, w)).abs().mean([1, 2, 3, 4]);
+        var expected = expectedPerNegative.mean();
+        (expected * 1.7).backward();
+
+        var a = (featuresChannelsLast ? ChannelsLast.Of(a0) : a0.contiguous()).detach().requires_grad_(true);
+        var consumed = (negativesChannelsLast ? ChannelsLast.Of(negFlat) : negFlat.clone()).view(k, b, c, h, w);
+        Assert.Equal(featuresChannelsLast == negativesChannelsLast, MeanAbsKernel.Applies(a, consumed));
+        var (mean, perNegative) = FeatureDistances.MeanAbsOverNegatives(a, consumed);
+        (mean * 1.7).backward();
+
+        Assert.Empty(mean.shape);
+        Assert.Equal(new long[] { k }, perNegative.shape);
+        Assert.False(perNegative.requires_grad);
+        // The kernel sums in float64 and ATen in a float32 cascade: agreement to float32 rounding of 1.5·10⁵ terms.
+        Assert.True(perNegative.allclose(expectedPerNegative.detach(), rtol: 2e-6, atol: 0), $"values {Str(perNegative)} vs {Str(expectedPerNegative)}");
+        Assert.True(mean.detach().allclose(expected.detach(), rtol: 2e-6, atol: 0));
+        // Gradient: 1.7·Σ_j sign(a − b_j)/(K·M), one rounding of the scale apart from autograd's (1.7/K)/M.
+        Assert.True(a.grad!.allclose(aRef.grad!, rtol: 1e-6, atol: 0), $"gradients differ by {(a.grad! - aRef.grad!).abs().max().item<float>()}");
+        Assert.Equal(0f, a.grad![0, 3, 100, 138].item<float>());
+        Assert.True(a.grad!.ne(0).sum().item<long>() > a.numel() / 2, "gradient mostly zero");
+    }
+
+    [Fact]
+    public void Kernel_RefusesWhatItCannotReadAsFlatMemory()
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(2, 3, 4, 5);
+        Assert.True(MeanAbsKernel.Applies(a, randn(new long[] { 3, 2, 3, 4, 5 })));
+        Assert.True(MeanAbsKernel.Applies(ChannelsLast.Of(a), ChannelsLast.Of(randn(6, 3, 4, 5)).view(3, 2, 3, 4, 5)));
+        Assert.False(MeanAbsKernel.Applies(a.to(ScalarType.Float64), randn(new long[] { 3, 2, 3, 4, 5 }, dtype: ScalarType.Float64)));
+        Assert.False(MeanAbsKernel.Applies(a, randn(new long[] { 2, 3, 4, 5, 3 }).permute(4, 0, 1, 2, 3)));     // negatives not back to back
+        Assert.False(MeanAbsKernel.Applies(a.transpose(2, 3).contiguous().transpose(2, 3), randn(new long[] { 3, 2, 3, 4, 5 })));
+        Assert.False(MeanAbsKernel.Applies(a[.., .., 1..], randn(new long[] { 3, 2, 3, 3, 5 })));               // a not dense
+        Assert.False(MeanAbsKernel.Applies(a, randn(new long[] { 3, 2, 3, 4, 4 })));                            // shapes differ
+    }
+
+    [Fact]
+    public void Kernel_ReadsTheEmbeddingsOwnFeatures()
+    {
+        // What SPN passes: φ(o) with gradient, and the K·B negatives' features from one batched no-grad forward, split.
+        using var scope = NewDisposeScope();
+        using var embedding = new Core.Embeddings.VggEmbedding(new Core.Embeddings.VggEmbeddingOptions { AllowRandomWeights = true, RandomSeed = 2 });
+        const int k = 3, b = 2;
+        var output = rand(new long[] { b, 3, 24, 24 }).requires_grad_(true);
+        var fo = embedding.Extract(output);
+        var chunks = FeatureDistances.NoGradFeatures(embedding, [rand(new long[] { k * b, 3, 24, 24 })]);
+        Assert.Equal(3, fo.Count);
+        for (int p = 0; p < fo.Count; p++)
+            Assert.True(MeanAbsKernel.Applies(fo[p], chunks[p][0].view([k, b, .. chunks[p][0].shape.Skip(1)])), $"layer {embedding.Layers[p]}");
+    }
+
+    [Fact]
+    public unsafe void Kernel_SameResultOnAnyThreadCount()
+    {
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(5);
+        long m = 3 * MeanAbsKernel.BlockElements + 13;
+        const int k = 4;
+        var a = randn([m], generator: gen);
+        var negatives = randn([k, m], generator: gen);
+        var one = empty(m);
+        var two = empty(m);
+        var sumsOne = MeanAbsKernel.Run((float*)TensorData.Pointer(a), (float*)TensorData.Pointer(negatives), m, k, (float*)TensorData.Pointer(one), 1);
+        var sumsTwo = MeanAbsKernel.Run((float*)TensorData.Pointer(a), (float*)TensorData.Pointer(negatives), m, k, (float*)TensorData.Pointer(two), 2);
+        Assert.Equal(sumsOne, sumsTwo);
+        Assert.True(one.eq(two).all().item<bool>());
+        // Against float64 arithmetic in ATen: Σ|a − b_j| and Σ_j sign(a − b_j).
+        var a64 = a.to(ScalarType.Float64);
+        var n64 = negatives.to(ScalarType.Float64);
+        var exact = (n64 - a64).abs().sum(1).data<double>().ToArray();
+        for (int j = 0; j < k; j++) Assert.Equal(exact[j], sumsOne[j], exact[j] * 1e-6);
+        Assert.True(one.eq((a.unsqueeze(0) - negatives).sign().sum([0L])).all().item<bool>());
     }
 
     private static string Str(Tensor t) => string.Join(", ", t.detach().data<float>().ToArray());

@@ -1,0 +1,16 @@
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Compute;
+
+/// <summary>The address of a tensor's first element (libtorch's <c>data_ptr()</c>; a device address for CUDA tensors).</summary>
+internal static class TensorData
+{
+    [DllImport("LibTorchSharp")] private static extern nint THSTensor_data(nint handle);
+
+    /// <summary>
+    /// The data pointer of <paramref name="tensor"/>, storage offset included (TorchSharp's own export, which
+    /// <c>Tensor.bytes</c> uses on the CPU). Valid while the tensor (and its storage) is alive: keep it alive across use.
+    /// </summary>
+    public static nint Pointer(Tensor tensor) => THSTensor_data(tensor.Handle);
+}
