@@ -54,6 +54,16 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void PairedRatio_IsTheMedianOfPerRoundRatios()
+    {
+        // Rounds 1–3 of ours against the same rounds of theirs: ratios 0.8, 0.4 (theirs slow that round), 0.9 → 0.8.
+        Assert.Equal(0.8, Mcir.Host.Commands.PytorchReference.PairedRatio([0.8, 0.4, 0.9], [1.0, 1.0, 1.0]), 12);
+        Assert.Equal(0.75, Mcir.Host.Commands.PytorchReference.PairedRatio([1.0, 3.0], [2.0, 3.0]), 12);   // median of 0.5, 1.0
+        Assert.Equal(2.0, Mcir.Host.Commands.PytorchReference.PairedRatio([2.0, 9.0], [1.0]), 12);          // rounds both sides have
+        Assert.True(double.IsNaN(Mcir.Host.Commands.PytorchReference.PairedRatio([], [1.0])));
+    }
+
+    [Fact]
     public void ComparePytorch_PrintsBothSidesMediansAndRatios_RoundsAlternatingWithTheReference()
     {
         if (!OperatingSystem.IsLinux()) return; // the fake interpreter is a shell script
@@ -97,6 +107,15 @@ public class BenchCommandTests
         Assert.Equal(plain / 0.5, Number(stdout, @"^ratio ours / pytorch, plain: +([0-9.]+)"), 0.006);
         Assert.Equal(spn / 1.2, Number(stdout, @"^ratio ours / pytorch, SPN: +([0-9.]+) of the batched"), 0.006);
         Assert.Equal(spn / 2.5, Number(stdout, @"of the batched formulation in its faster format \(target <= 0.85\), ([0-9.]+) of the authors'"), 0.006);
+        // Paired rounds: each of our rounds against the same round of PyTorch's faster format (plain: channels-last
+        // 0.4, 0.6; SPN: NCHW 1.0, 1.4), the median of the two ratios = their mean. Our round times are printed with 3
+        // decimals (each within 0.0005 s): 0.01 covers that on these tiny steps.
+        var rounds = Regex.Matches(stderr, @"^round (\d)/2: plain ([0-9.]+) s, spn ([0-9.]+) s", RegexOptions.Multiline)
+            .Select(m => (Plain: double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture), Spn: double.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)))
+            .ToArray();
+        Assert.Equal(2, rounds.Length);
+        Assert.Equal((rounds[0].Plain / 0.4 + rounds[1].Plain / 0.6) / 2, Number(stdout, @"^ratio ours / pytorch, paired rounds \(median of per-round ratios\): plain ([0-9.]+)"), 0.01);
+        Assert.Equal((rounds[0].Spn / 1.0 + rounds[1].Spn / 1.4) / 2, Number(stdout, @"^ratio ours / pytorch, paired rounds \(median of per-round ratios\): plain [0-9.]+, SPN ([0-9.]+)"), 0.01);
         Assert.Contains("cpu: ", stdout);
         Assert.Contains("threads: ", stdout);
     }

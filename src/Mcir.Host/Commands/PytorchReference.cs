@@ -130,6 +130,20 @@ internal sealed class PytorchReference : IDisposable
         double bestSpn = double.IsNaN(batchedCl) ? batched : Math.Min(batched, batchedCl);
         output.WriteLine($"ratio ours / pytorch, plain:  {ours.PlainSeconds / bestPlain:F2} of PyTorch's faster format (target <= 1.00)");
         output.WriteLine($"ratio ours / pytorch, SPN:    {ours.SpnSeconds / bestSpn:F2} of the batched formulation in its faster format (target <= 0.85), {ours.SpnSeconds / authors:F2} of the authors'");
+        // The same ratios round by round (each of ours against the PyTorch round that ran right after it, in the same
+        // format as above), then their median: a machine whose speed drifts between rounds moves both sides of a round
+        // alike, so this is the steadier of the two estimates when the machine is shared.
+        var plainTimes = !double.IsNaN(plainCl) && plainCl < plain ? _times["plain_cl"] : _times["plain"];
+        var spnTimes = !double.IsNaN(batchedCl) && batchedCl < batched ? _times["spn_batched_cl"] : _times["spn_batched"];
+        output.WriteLine($"ratio ours / pytorch, paired rounds (median of per-round ratios): plain {PairedRatio(ours.PlainSteps, plainTimes):F2}, SPN {PairedRatio(ours.SpnSteps, spnTimes):F2}");
+    }
+
+    /// <summary>Median over rounds of ours[r] / theirs[r] (as many rounds as both sides have).</summary>
+    internal static double PairedRatio(IReadOnlyList<double> ours, IReadOnlyList<double> theirs)
+    {
+        int n = Math.Min(ours.Count, theirs.Count);
+        if (n == 0) return double.NaN;
+        return Mcir.Core.Runs.StepBenchmark.Median(Enumerable.Range(0, n).Select(r => ours[r] / theirs[r]));
     }
 
     public void Dispose()

@@ -69,13 +69,14 @@ public class FeatureDistanceTests
     {
         using var scope = NewDisposeScope();
         using var gen = new Generator(11);
-        // M = 7·151·139 = 146 923 values: two kernel blocks, the second ragged, and a tail shorter than a vector.
-        const int b = 1, c = 7, h = 151, w = 139;
+        // M = 2·7·101·97 = 137 158 values: two kernel blocks, the second ragged, and a tail shorter than a vector; B = 2,
+        // so the batch axis's stride matters.
+        const int b = 2, c = 7, h = 101, w = 97;
         Assert.True(b * c * h * w > MeanAbsKernel.BlockElements);
         var a0 = randn([b, c, h, w], generator: gen);
         var negFlat = randn([k * b, c, h, w], generator: gen);
         // Exact ties with every negative at one element: sign(0) = 0, so that element gets no gradient.
-        for (int j = 0; j < k; j++) negFlat[j, 3, 100, 138] = a0[0, 3, 100, 138];
+        for (int j = 0; j < k; j++) negFlat[j * b + 1, 3, 100, 96] = a0[1, 3, 100, 96];
 
         var aRef = (featuresChannelsLast ? ChannelsLast.Of(a0) : a0.contiguous()).detach().requires_grad_(true);
         var expectedPerNegative = (aRef.unsqueeze(0) - negFlat.view(k, b, c, h, w)).abs().mean([1, 2, 3, 4]);
@@ -96,7 +97,7 @@ public class FeatureDistanceTests
         Assert.True(mean.detach().allclose(expected.detach(), rtol: 2e-6, atol: 0));
         // Gradient: 1.7·Σ_j sign(a − b_j)/(K·M), one rounding of the scale apart from autograd's (1.7/K)/M.
         Assert.True(a.grad!.allclose(aRef.grad!, rtol: 1e-6, atol: 0), $"gradients differ by {(a.grad! - aRef.grad!).abs().max().item<float>()}");
-        Assert.Equal(0f, a.grad![0, 3, 100, 138].item<float>());
+        Assert.Equal(0f, a.grad![1, 3, 100, 96].item<float>());
         Assert.True(a.grad!.ne(0).sum().item<long>() > a.numel() / 2, "gradient mostly zero");
     }
 
@@ -108,10 +109,19 @@ public class FeatureDistanceTests
         Assert.True(MeanAbsKernel.Applies(a, randn(new long[] { 3, 2, 3, 4, 5 })));
         Assert.True(MeanAbsKernel.Applies(ChannelsLast.Of(a), ChannelsLast.Of(randn(6, 3, 4, 5)).view(3, 2, 3, 4, 5)));
         Assert.False(MeanAbsKernel.Applies(a.to(ScalarType.Float64), randn(new long[] { 3, 2, 3, 4, 5 }, dtype: ScalarType.Float64)));
-        Assert.False(MeanAbsKernel.Applies(a, randn(new long[] { 2, 3, 4, 5, 3 }).permute(4, 0, 1, 2, 3)));     // negatives not back to back
+        // Each negative laid out like a, but not back to back (a gap of 120 values after each): only the K stride tells.
+        Assert.False(MeanAbsKernel.Applies(a, randn(new long[] { 3, 240 })[.., ..120].view(3, 2, 3, 4, 5)));
+        Assert.False(MeanAbsKernel.Applies(a, a.unsqueeze(0).expand(3, 2, 3, 4, 5)));                           // K stride 0
         Assert.False(MeanAbsKernel.Applies(a.transpose(2, 3).contiguous().transpose(2, 3), randn(new long[] { 3, 2, 3, 4, 5 })));
-        Assert.False(MeanAbsKernel.Applies(a[.., .., 1..], randn(new long[] { 3, 2, 3, 3, 5 })));               // a not dense
+        // a not dense, the negatives with a's very strides and back to back: only the density check tells.
+        var sparse = a[.., .., 1..];
+        Assert.Equal(new long[] { 60, 20, 5, 1 }, sparse.stride());
+        Assert.False(MeanAbsKernel.Applies(sparse, empty(3 * 90 + 30).as_strided(new long[] { 3, 2, 3, 3, 5 }, new long[] { 90, 60, 20, 5, 1 })));
         Assert.False(MeanAbsKernel.Applies(a, randn(new long[] { 3, 2, 3, 4, 4 })));                            // shapes differ
+        // What is allowed: any stride on a size-1 axis, any K stride for K = 1.
+        var single = randn(new long[] { 1, 3, 4, 5 });
+        Assert.True(MeanAbsKernel.Applies(single, randn(new long[] { 2, 60 }).as_strided(new long[] { 2, 1, 3, 4, 5 }, new long[] { 60, 7, 20, 5, 1 })));
+        Assert.True(MeanAbsKernel.Applies(a, randn(new long[] { 5, 120 })[..1].view(1, 2, 3, 4, 5).as_strided(new long[] { 1, 2, 3, 4, 5 }, new long[] { 999, 60, 20, 5, 1 })));
     }
 
     [Fact]
@@ -126,7 +136,22 @@ public class FeatureDistanceTests
         var chunks = FeatureDistances.NoGradFeatures(embedding, [rand(new long[] { k * b, 3, 24, 24 })]);
         Assert.Equal(3, fo.Count);
         for (int p = 0; p < fo.Count; p++)
+        {
             Assert.True(MeanAbsKernel.Applies(fo[p], chunks[p][0].view([k, b, .. chunks[p][0].shape.Skip(1)])), $"layer {embedding.Layers[p]}");
+            // The bfloat16 negatives' features come back to float32 with .to(Float32), which keeps the layout.
+            var back = chunks[p][0].to(ScalarType.BFloat16).to(ScalarType.Float32);
+            Assert.True(MeanAbsKernel.Applies(fo[p], back.view([k, b, .. back.shape.Skip(1)])), $"layer {embedding.Layers[p]} from bfloat16");
+        }
+    }
+
+    [Fact]
+    public void LayerPositions_RefuseTwoNamesOfOneLayer()
+    {
+        // The distances consume a layer's negative features, so a layer named twice (names compare without case) is an error.
+        using var embedding = new Core.Embeddings.VggEmbedding(new Core.Embeddings.VggEmbeddingOptions { Layers = ["relu1_2", "relu2_2"], AllowRandomWeights = true });
+        Assert.Equal(new[] { 1, 0 }, FeatureDistances.LayerPositions(embedding, ["relu2_2", "relu1_2"], "spn"));
+        var e = Assert.Throws<ArgumentException>(() => FeatureDistances.LayerPositions(embedding, ["relu1_2", "relu2_2", "RELU1_2"], "spn"));
+        Assert.Equal("spn: layers 'relu1_2' and 'RELU1_2' name the same layer of embedding 'vgg16'; give each layer once.", e.Message);
     }
 
     [Fact]
