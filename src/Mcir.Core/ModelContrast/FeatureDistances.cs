@@ -99,7 +99,7 @@ internal static class FeatureDistances
     /// sum, and the gradient flows through (Σ_j sign(a − b_j)) · a / (K·M), a dot product whose backward is one
     /// M-sized multiply — against the [K, M] matrix–vector product <see cref="MeanAbsPerNegative"/> needs for unequal
     /// per-negative gradients (the SPN step of EDSR-light ×4, batch 4 of 48², K = 4, on the Zen 5 guest: the three
-    /// layers' distances, forward and backward, 69 → 35 ms; whole steps 1.3–1.7 % faster in paired runs). Elsewhere
+    /// layers' distances, forward and backward, 69 → 35 ms; whole steps 0.9–1.7 % faster in paired runs). Elsewhere
     /// (CUDA, other layouts or types) the same formulation runs on ATen's operations, in place in
     /// <paramref name="negatives"/>.
     /// </remarks>
