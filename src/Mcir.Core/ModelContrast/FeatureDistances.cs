@@ -90,13 +90,14 @@ internal static class FeatureDistances
     /// <paramref name="a"/> [B, ...] (float, may require grad) and <paramref name="negatives"/> [K, B, ...] (no grad).
     /// Returns <c>Mean</c> (a scalar whose gradient with respect to a is Σ_j sign(a − b_j) / (K·M), M = a's element
     /// count) and <c>PerNegative</c> (the K values d_j, without gradient, for reports).
-    /// <paramref name="negatives"/> may be OVERWRITTEN: pass features that are not read again.
+    /// <paramref name="negatives"/> is OVERWRITTEN (its first negative's memory holds the sign sum, which the gradient
+    /// reads): pass features that are not read again.
     /// </summary>
     /// <remarks>
     /// Equal to autograd's <c>(a.unsqueeze(0) − b).abs().mean(1..).mean()</c> to float32 rounding, values and gradient.
     /// On the CPU, for float32 features laid out alike (the embedding's features of the network's output and of the
     /// batched negatives are), <see cref="MeanAbsKernel"/> reads the K negatives once and writes only the M-sized sign
-    /// sum, and the gradient flows through (Σ_j sign(a − b_j)) · a / (K·M), a dot product whose backward is one
+    /// sum, over the first negative's features (no allocation), and the gradient flows through (Σ_j sign(a − b_j)) · a / (K·M), a dot product whose backward is one
     /// M-sized multiply — against the [K, M] matrix–vector product <see cref="MeanAbsPerNegative"/> needs for unequal
     /// per-negative gradients (the SPN step of EDSR-light ×4, batch 4 of 48², K = 4, on the Zen 5 guest: the three
     /// layers' distances, forward and backward, 69 → 35 ms; whole steps 0.9–1.7 % faster in paired runs). Elsewhere
@@ -112,7 +113,9 @@ internal static class FeatureDistances
         {
             if (MeanAbsKernel.Applies(a, negatives))
             {
-                signSum = torch.empty_strided(a.shape, a.stride(), dtype: a.dtype, device: a.device);   // a's memory order
+                // Written over the first negative's features (read before written; see MeanAbsKernel.Run), viewed
+                // with a's strides: its memory order is a's, which Applies checked.
+                signSum = negatives.as_strided(a.shape, a.stride(), negatives.storage_offset());
                 double[] host;
                 unsafe
                 {

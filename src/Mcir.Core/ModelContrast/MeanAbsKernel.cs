@@ -41,7 +41,8 @@ internal static unsafe class MeanAbsKernel
     /// <param name="b">K·M values, b_j at b + j·M.</param>
     /// <param name="m">Values per feature tensor (M ≥ 0).</param>
     /// <param name="k">Number of negatives (K ≥ 1).</param>
-    /// <param name="signSum">M values, written (must not alias a or b).</param>
+    /// <param name="signSum">M values, written. It may be b itself (the first negative's memory: each value of b_0 is read
+    /// before the sign sum is written over it, and b_0 is not read again); it must not alias a or any other part of b.</param>
     /// <param name="threads">Threads to use (≥ 1); the result does not depend on it.</param>
     public static double[] Run(float* a, float* b, long m, int k, float* signSum, int threads)
     {

@@ -102,6 +102,33 @@ public class FeatureDistanceTests
     }
 
     [Fact]
+    public void MeanOverNegatives_NegativesInsideALargerBuffer()
+    {
+        // The negatives start at a storage offset (here after one block of other features), as a split of a batch does;
+        // the sign sum is written over the first negative only, and the values before it stay.
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(13);
+        const int k = 2;
+        var a0 = randn(new long[] { 2, 3, 5, 7 }, generator: gen);
+        var buffer = ChannelsLast.Of(randn(new long[] { 2 + k * 2, 3, 5, 7 }, generator: gen));
+        var before = buffer[..2].clone();
+        var negatives = buffer[2..].view(k, 2, 3, 5, 7);
+        Assert.Equal(a0.numel(), negatives.storage_offset());
+        var expectedPerNegative = (ChannelsLast.Of(a0).unsqueeze(0) - negatives).abs().mean([1, 2, 3, 4]);
+        var aRef = ChannelsLast.Of(a0).requires_grad_(true);
+        (aRef.unsqueeze(0) - negatives.clone()).abs().mean([1, 2, 3, 4]).mean().backward();
+
+        var a = ChannelsLast.Of(a0).requires_grad_(true);
+        Assert.True(MeanAbsKernel.Applies(a, negatives));
+        var (mean, perNegative) = FeatureDistances.MeanAbsOverNegatives(a, negatives);
+        mean.backward();
+
+        Assert.True(perNegative.allclose(expectedPerNegative, rtol: 1e-6, atol: 0), $"values {Str(perNegative)} vs {Str(expectedPerNegative)}");
+        Assert.True(a.grad!.allclose(aRef.grad!, rtol: 1e-6, atol: 0));
+        Assert.True(buffer[..2].eq(before).all().item<bool>(), "values before the negatives were overwritten");
+    }
+
+    [Fact]
     public void Kernel_RefusesWhatItCannotReadAsFlatMemory()
     {
         using var scope = NewDisposeScope();
@@ -175,6 +202,12 @@ public class FeatureDistanceTests
         var exact = (n64 - a64).abs().sum(1).data<double>().ToArray();
         for (int j = 0; j < k; j++) Assert.Equal(exact[j], sumsOne[j], exact[j] * 1e-6);
         Assert.True(one.eq((a.unsqueeze(0) - negatives).sign().sum([0L])).all().item<bool>());
+        // The sign sum written over the first negative's own memory: the same sums and signs.
+        var consumed = negatives.clone();
+        var sumsInPlace = MeanAbsKernel.Run((float*)TensorData.Pointer(a), (float*)TensorData.Pointer(consumed), m, k, (float*)TensorData.Pointer(consumed), 2);
+        Assert.Equal(sumsOne, sumsInPlace);
+        Assert.True(consumed[0].eq(one).all().item<bool>());
+        Assert.True(consumed[1..].eq(negatives[1..]).all().item<bool>(), "the other negatives were written");
     }
 
     private static string Str(Tensor t) => string.Join(", ", t.detach().data<float>().ToArray());
