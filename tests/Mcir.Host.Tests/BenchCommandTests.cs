@@ -64,6 +64,16 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void FasterFormat_IsTheOneWithTheSmallerMedian()
+    {
+        double[] nchw = [1.0, 1.4, 1.2], cl = [1.5, 0.9, 1.1];                                  // medians 1.2, 1.1
+        Assert.Same(cl, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, cl));
+        Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, [1.3, 1.2, 1.25]));
+        Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, [1.2]));      // a tie: contiguous
+        Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, []));         // not timed
+    }
+
+    [Fact]
     public void ComparePytorch_PrintsBothSidesMediansAndRatios_RoundsAlternatingWithTheReference()
     {
         if (!OperatingSystem.IsLinux()) return; // the fake interpreter is a shell script

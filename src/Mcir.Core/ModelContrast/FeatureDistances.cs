@@ -97,8 +97,8 @@ internal static class FeatureDistances
     /// Equal to autograd's <c>(a.unsqueeze(0) − b).abs().mean(1..).mean()</c> to float32 rounding, values and gradient.
     /// On the CPU, for float32 features laid out alike (the embedding's features of the network's output and of the
     /// batched negatives are), <see cref="MeanAbsKernel"/> reads the K negatives once and writes only the M-sized sign
-    /// sum, over the first negative's features (no allocation), and the gradient flows through (Σ_j sign(a − b_j)) · a / (K·M), a dot product whose backward is one
-    /// M-sized multiply — against the [K, M] matrix–vector product <see cref="MeanAbsPerNegative"/> needs for unequal
+    /// sum, over the first negative's features (no allocation), and the gradient flows through
+    /// (Σ_j sign(a − b_j)) · a / (K·M), a dot product whose backward is one M-sized multiply — against the [K, M] matrix–vector product <see cref="MeanAbsPerNegative"/> needs for unequal
     /// per-negative gradients (the SPN step of EDSR-light ×4, batch 4 of 48², K = 4, on the Zen 5 guest: the three
     /// layers' distances, forward and backward, 69 → 35 ms; whole steps 0.9–1.7 % faster in paired runs). Elsewhere
     /// (CUDA, other layouts or types) the same formulation runs on ATen's operations, in place in

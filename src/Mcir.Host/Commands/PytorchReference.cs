@@ -125,18 +125,19 @@ internal sealed class PytorchReference : IDisposable
         output.WriteLine($"pytorch plain L1 step:              median {plain:F3} s{Cl(plainCl)}");
         output.WriteLine($"pytorch L1 + SPN, authors' code:     median {authors:F3} s");
         output.WriteLine($"pytorch L1 + SPN, batched negatives: median {batched:F3} s{Cl(batchedCl)}");
-        // Against PyTorch's faster memory format of each.
-        double bestPlain = double.IsNaN(plainCl) ? plain : Math.Min(plain, plainCl);
-        double bestSpn = double.IsNaN(batchedCl) ? batched : Math.Min(batched, batchedCl);
-        output.WriteLine($"ratio ours / pytorch, plain:  {ours.PlainSeconds / bestPlain:F2} of PyTorch's faster format (target <= 1.00)");
-        output.WriteLine($"ratio ours / pytorch, SPN:    {ours.SpnSeconds / bestSpn:F2} of the batched formulation in its faster format (target <= 0.85), {ours.SpnSeconds / authors:F2} of the authors'");
-        // The same ratios round by round (each of ours against the PyTorch round that ran right after it, in the same
-        // format as above), then their median: a machine whose speed drifts between rounds moves both sides of a round
-        // alike, so this is the steadier of the two estimates when the machine is shared.
-        var plainTimes = !double.IsNaN(plainCl) && plainCl < plain ? _times["plain_cl"] : _times["plain"];
-        var spnTimes = !double.IsNaN(batchedCl) && batchedCl < batched ? _times["spn_batched_cl"] : _times["spn_batched"];
-        output.WriteLine($"ratio ours / pytorch, paired rounds (median of per-round ratios): plain {PairedRatio(ours.PlainSteps, plainTimes):F2}, SPN {PairedRatio(ours.SpnSteps, spnTimes):F2}");
+        // Against PyTorch's faster memory format of each: its median, and round by round (each of ours against the
+        // PyTorch round that ran right after it) the median of the ratios — a machine whose speed drifts between rounds
+        // moves both sides of a round alike, so the latter is the steadier estimate when the machine is shared.
+        var bestPlain = FasterFormat(_times["plain"], _times["plain_cl"]);
+        var bestSpn = FasterFormat(_times["spn_batched"], _times["spn_batched_cl"]);
+        output.WriteLine($"ratio ours / pytorch, plain:  {ours.PlainSeconds / Mcir.Core.Runs.StepBenchmark.Median(bestPlain):F2} of PyTorch's faster format (target <= 1.00)");
+        output.WriteLine($"ratio ours / pytorch, SPN:    {ours.SpnSeconds / Mcir.Core.Runs.StepBenchmark.Median(bestSpn):F2} of the batched formulation in its faster format (target <= 0.85), {ours.SpnSeconds / authors:F2} of the authors'");
+        output.WriteLine($"ratio ours / pytorch, paired rounds (median of per-round ratios): plain {PairedRatio(ours.PlainSteps, bestPlain):F2}, SPN {PairedRatio(ours.SpnSteps, bestSpn):F2}");
     }
+
+    /// <summary>The step times of the faster of two formats by median (contiguous on a tie; the channels-last ones only if timed).</summary>
+    internal static IReadOnlyList<double> FasterFormat(IReadOnlyList<double> contiguous, IReadOnlyList<double> channelsLast) =>
+        channelsLast.Count > 0 && Mcir.Core.Runs.StepBenchmark.Median(channelsLast) < Mcir.Core.Runs.StepBenchmark.Median(contiguous) ? channelsLast : contiguous;
 
     /// <summary>Median over rounds of ours[r] / theirs[r] (as many rounds as both sides have).</summary>
     internal static double PairedRatio(IReadOnlyList<double> ours, IReadOnlyList<double> theirs)
