@@ -6,7 +6,8 @@ if (Mcir.Core.Distributed.Communicators.LaunchedSize() is not null) Environment.
 // (see Mcir.Core.Compute.OneDnnIsa, NativeHeap).
 Mcir.Core.Compute.OneDnnIsa.EnsureApplied();
 if ((Mcir.Core.Compute.NativeHeap.ConfigurationError ?? Mcir.Core.Compute.ConvolutionLayout.ConfigurationError
-        ?? Mcir.Core.Compute.OneDnnCacheSizes.ConfigurationError ?? Mcir.Core.Compute.FusedConvolution.ConfigurationError) is { } settingError)
+        ?? Mcir.Core.Compute.OneDnnCacheSizes.ConfigurationError ?? Mcir.Core.Compute.FusedConvolution.ConfigurationError
+        ?? Mcir.Core.Compute.WinogradConvolution.ConfigurationError) is { } settingError)
 {
     Console.Error.WriteLine($"error: {settingError}");
     return Mcir.Host.HostCommands.UserError;

@@ -44,9 +44,10 @@ public class IsaProbeCommandTests
     }
 
     [Theory]
-    [InlineData(OneDnnCacheSizes.SwitchVariable)]
-    [InlineData(FusedConvolution.SwitchVariable)]
-    public async Task A_bad_compute_switch_stops_the_host_with_one_line(string variable)
+    [InlineData(OneDnnCacheSizes.SwitchVariable, "'on' or 'off'")]
+    [InlineData(FusedConvolution.SwitchVariable, "'on' or 'off'")]
+    [InlineData(WinogradConvolution.SwitchVariable, "'auto', 'on' or 'off'")]
+    public async Task A_bad_compute_switch_stops_the_host_with_one_line(string variable, string expected)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(Host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("bench");
@@ -58,7 +59,7 @@ public class IsaProbeCommandTests
         string err = await p.StandardError.ReadToEndAsync();
         Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "mcir-host did not stop");
         Assert.Equal(1, p.ExitCode);
-        Assert.Equal($"error: {variable}: expected 'on' or 'off', got 'maybe'", err.Trim());
+        Assert.Equal($"error: {variable}: expected {expected}, got 'maybe'", err.Trim());
         Assert.Equal("", (await stdout).Trim());
     }
 

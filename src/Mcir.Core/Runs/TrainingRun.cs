@@ -171,6 +171,9 @@ public static class TrainingRun
                 }
                 started = true;
                 var result = trainer.Run(cancel);
+                // What the embedding's no-gradient convolutions ran as (measured during the first iterations).
+                if (Compute.WinogradConvolution.Decided.Count > 0 || Compute.WinogradConvolution.Mode != "auto")
+                    log.WriteLine(Compute.WinogradConvolution.Note);
                 if (!comm.IsRoot) return new RunOutcome(result, [], runDir);
                 RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
                 if (result.Status != TrainingStatus.Completed)

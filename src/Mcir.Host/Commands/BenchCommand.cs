@@ -62,7 +62,7 @@ internal static class BenchCommand
                 negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round());
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
-            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}; {WinogradConvolution.Note}");
             if (IsaProbe.Note is { } probed) console.Out.WriteLine(probed);
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");

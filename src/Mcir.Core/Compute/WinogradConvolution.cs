@@ -1,0 +1,349 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Compute;
+
+/// <summary>
+/// Inference-only 3×3 convolution (stride 1, zero padding 1) + bias + optional ReLU by Winograd's minimal filtering
+/// F(4×4, 3×3): 36 multiplications per 4×4 output tile and input channel instead of 144, so a quarter of the direct
+/// convolution's multiply-adds. Used for the frozen embedding's no-gradient passes (the negatives' VGG16 features) on
+/// the layers where it measures faster than oneDNN's direct kernel on this machine (<see cref="Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>).
+/// </summary>
+/// <remarks>
+/// Algorithm and matrices: A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
+/// (arXiv:1509.09308), F(4×4, 3×3) with interpolation points 0, ±1, ±2, ∞: Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A per tile.
+/// Three passes: the input transform (here, <c>System.Numerics.Vector</c> over channels: each 6×6 input tile → 36
+/// vectors of C values, laid out [tiles, 36, C]); the 36 products, one [tiles × C] · [C × O] matrix product per tile
+/// position, run by oneDNN as one grouped 1×1 convolution (36 groups) on the transformed weights; the output transform
+/// (36 → 16 values per tile, plus bias and ReLU, written channels-last). The weight transform G g Gᵀ is computed in
+/// float64 once per weight (<see cref="TransformWeight"/>). Only for channels-last float32 CPU tensors whose channel
+/// counts are multiples of <c>Vector&lt;float&gt;.Count</c>.
+/// <para>Values: exact arithmetic gives the convolution's values exactly; in float32 the transforms' coefficients (up
+/// to 8 and 1/24) amplify rounding: measured on VGG16's relu3 layers (256 channels, 48×48) the mean absolute difference
+/// from a float64 convolution is ~3× that of oneDNN's direct float32 kernel (2.2e-6 against 7.1e-7 for outputs up to
+/// 14), the largest ~6× (1.6e-4 against 2.8e-5) — float32 rounding of a different summation, far below what SPN's
+/// distance resolves. <c>MCIR_WINOGRAD</c>: <c>auto</c> (default; measured per shape), <c>on</c> (wherever it applies),
+/// <c>off</c>.</para>
+/// </remarks>
+public static unsafe class WinogradConvolution
+{
+    /// <summary>Environment variable: <c>auto</c> (default), <c>on</c> or <c>off</c>.</summary>
+    public const string SwitchVariable = "MCIR_WINOGRAD";
+
+    /// <summary>Winograd is chosen for a shape when its measured time is at most this fraction of the direct kernel's.</summary>
+    public const double RequiredRatio = 0.9;
+
+    private const int Tile = 4, Patch = 6, Positions = Patch * Patch;
+
+    private static readonly ConcurrentDictionary<string, (bool Winograd, double DirectMs, double WinogradMs)> Decisions = new();
+
+    /// <summary>
+    /// Shapes whose convolution has fewer multiply-adds than 9 × this (N·C·O·H·W below it: ~2.4 G multiply-adds, ~12 ms
+    /// of the direct kernel on two Zen 5 cores) are not measured in <c>auto</c> mode and run directly: there the
+    /// transforms' fixed costs leave nothing to gain (measured: VGG16's 64-channel layers of 16 images at 48×48 take
+    /// 7.6 ms directly, 13 ms by F(4×4, 3×3)), and small shapes keep the direct kernel's values without a measurement.
+    /// </summary>
+    public const long MinimumWork = 1L << 28;
+
+    /// <summary>The value of <see cref="SwitchVariable"/> in force: "auto", "on" or "off" (unset or invalid: "auto"; the host refuses an invalid one at start-up, <see cref="ConfigurationError"/>).</summary>
+    public static string Mode => ParseMode(Environment.GetEnvironmentVariable(SwitchVariable)) ?? "auto";
+
+    /// <summary>"auto" for null or empty, "auto", "on", "off" for those values in any case, else null.</summary>
+    public static string? ParseMode(string? value)
+    {
+        if (string.IsNullOrEmpty(value)) return "auto";
+        var v = value.ToLowerInvariant();
+        return v is "auto" or "on" or "off" ? v : null;
+    }
+
+    /// <summary>Null for an unset, <c>auto</c>, <c>on</c> or <c>off</c> value of <see cref="SwitchVariable"/> (any case), else the error line.</summary>
+    public static string? ConfigurationError => ErrorFor(Environment.GetEnvironmentVariable(SwitchVariable));
+
+    /// <summary>The error line for a value of <see cref="SwitchVariable"/>, or null when it is valid.</summary>
+    public static string? ErrorFor(string? value) =>
+        ParseMode(value) is null ? $"{SwitchVariable}: expected 'auto', 'on' or 'off', got '{value}'" : null;
+
+    /// <summary>
+    /// One clause for run logs and <c>bench</c>: the mode and, for <c>auto</c>, the shapes measured so far and what was
+    /// chosen for each (direct and Winograd times in ms).
+    /// </summary>
+    public static string Note
+    {
+        get
+        {
+            if (Mode == "off") return $"Winograd F(4x4,3x3) off ({SwitchVariable}=off)";
+            if (Mode == "on") return $"Winograd F(4x4,3x3) for every no-gradient embedding convolution it applies to ({SwitchVariable}=on)";
+            var d = Decisions.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => $"{kv.Key} {(kv.Value.Winograd ? "Winograd" : "direct")} ({kv.Value.DirectMs:F1} / {kv.Value.WinogradMs:F1} ms)").ToList();
+            return "Winograd F(4x4,3x3) where measured faster in the embedding's no-gradient passes" +
+                   (d.Count == 0 ? " (no shape measured yet)" : ": " + string.Join("; ", d));
+        }
+    }
+
+    /// <summary>
+    /// Whether <see cref="Conv2d"/> takes these operands: CPU float32; input [N, C, H, W] channels-last and dense;
+    /// weight [O, C, 3, 3]; bias [O] or none; C and O multiples of <c>Vector&lt;float&gt;.Count</c>; no gradient needed
+    /// (gradient mode off, or no operand requires grad).
+    /// </summary>
+    public static bool Applies(Tensor input, Tensor weight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (input.device_type != DeviceType.CPU || weight.device_type != DeviceType.CPU) return false;
+        if (input.dtype != ScalarType.Float32 || weight.dtype != ScalarType.Float32) return false;
+        if (input.dim() != 4 || weight.dim() != 4 || weight.shape[1] != input.shape[1] || weight.shape[2] != 3 || weight.shape[3] != 3) return false;
+        if (bias is not null && (bias.dtype != ScalarType.Float32 || bias.device_type != DeviceType.CPU || bias.dim() != 1 || bias.shape[0] != weight.shape[0])) return false;
+        if (torch.is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
+        int vl = Vector<float>.Count;
+        if (input.shape[1] % vl != 0 || weight.shape[0] % vl != 0 || input.numel() == 0) return false;
+        return ChannelsLast.IsChannelsLast(input);
+    }
+
+    /// <summary>
+    /// G g Gᵀ for every (output, input) channel pair, computed in float64, laid out as the weight of the grouped 1×1
+    /// convolution <see cref="Conv2d"/> runs: [36·O, C, 1, 1] float32 channels-last, group p = the 6×6 tile position p.
+    /// </summary>
+    /// <param name="weight">[O, C, 3, 3] float32 on the CPU (PyTorch's Conv2d weight).</param>
+    public static Tensor TransformWeight(Tensor weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        if (weight.dim() != 4 || weight.shape[2] != 3 || weight.shape[3] != 3)
+            throw new ArgumentException($"Winograd weight transform: expected [O, C, 3, 3], got [{string.Join(", ", weight.shape)}]", nameof(weight));
+        using var scope = NewDisposeScope();
+        using var g = tensor(new double[]
+        {
+            1 / 4.0, 0, 0,
+            -1 / 6.0, -1 / 6.0, -1 / 6.0,
+            -1 / 6.0, 1 / 6.0, -1 / 6.0,
+            1 / 24.0, 1 / 12.0, 1 / 6.0,
+            1 / 24.0, -1 / 12.0, 1 / 6.0,
+            0, 0, 1,
+        }).reshape(6, 3);
+        long o = weight.shape[0], c = weight.shape[1];
+        var u = matmul(matmul(g, weight.detach().to(ScalarType.Float64).contiguous()), g.t()); // [O, C, 6, 6]
+        var packed = u.permute(2, 3, 0, 1).reshape(Positions * o, c, 1, 1).to(ScalarType.Float32);
+        return ChannelsLast.Of(packed).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// relu?(conv2d(input, weight, bias, padding: 1)) for a 3×3 weight, by F(4×4, 3×3).
+    /// </summary>
+    /// <param name="input">[N, C, H, W] float32, channels-last, on the CPU (see <see cref="Applies"/>).</param>
+    /// <param name="transformedWeight"><see cref="TransformWeight"/> of the [O, C, 3, 3] weight.</param>
+    /// <param name="bias">[O] or null.</param>
+    /// <param name="relu">Apply ReLU to the output.</param>
+    /// <returns>[N, O, H, W] float32, channels-last, with no autograd history.</returns>
+    /// <exception cref="ArgumentException">The operands do not match (shapes, dtype, layout).</exception>
+    public static Tensor Conv2d(Tensor input, Tensor transformedWeight, Tensor? bias, bool relu)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(transformedWeight);
+        int vl = Vector<float>.Count;
+        if (input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32 || input.dim() != 4 || !ChannelsLast.IsChannelsLast(input)
+            || transformedWeight.dim() != 4 || transformedWeight.shape[1] != input.shape[1] || transformedWeight.shape[0] % Positions != 0
+            || input.shape[1] % vl != 0 || transformedWeight.shape[0] / Positions % vl != 0
+            || (bias is not null && (bias.dim() != 1 || bias.shape[0] != transformedWeight.shape[0] / Positions || bias.dtype != ScalarType.Float32)))
+            throw new ArgumentException($"Winograd convolution: input [{string.Join(", ", input.shape)}] {input.dtype}, transformed weight [{string.Join(", ", transformedWeight.shape)}] are not a channels-last float32 input and its F(4x4,3x3) weight with channel counts that are multiples of {vl}");
+        using var noGrad = no_grad();
+        int n = (int)input.shape[0], c = (int)input.shape[1], h = (int)input.shape[2], w = (int)input.shape[3];
+        int o = (int)(transformedWeight.shape[0] / Positions);
+        int threads = Math.Max(1, torch.get_num_threads());
+        using var v = InputTransform(input, n, c, h, w, threads);
+        var m = nn.functional.conv2d(v, transformedWeight, groups: Positions);
+        if (!ChannelsLast.IsChannelsLast(m))
+        {
+            var cl = ChannelsLast.Of(m);
+            m.Dispose();
+            m = cl;
+        }
+        using (m) return OutputTransform(m, bias, n, o, h, w, relu, threads);
+    }
+
+    /// <summary>
+    /// Whether a no-gradient 3×3 convolution of this shape should run by Winograd: <c>off</c> → no; <c>on</c> → yes;
+    /// <c>auto</c> → no below <see cref="MinimumWork"/>, else measured once per process and shape (as cuDNN's benchmark
+    /// mode does): direct (<paramref name="direct"/>) and Winograd (<paramref name="winograd"/>) alternately, three times
+    /// each after one warm-up each, Winograd chosen when its median is at most <see cref="RequiredRatio"/> of the
+    /// direct one's (<see cref="Prefers"/>); the choice is kept for the process and listed in <see cref="Note"/>.
+    /// </summary>
+    /// <param name="input">The convolution's input [N, C, H, W].</param>
+    /// <param name="outputChannels">O.</param>
+    /// <param name="direct">Runs the direct convolution once (its result is disposed).</param>
+    /// <param name="winograd">Runs the Winograd convolution once (its result is disposed).</param>
+    public static bool Choose(Tensor input, long outputChannels, Func<Tensor> direct, Func<Tensor> winograd) =>
+        Choose(Mode, input, outputChannels, direct, winograd);
+
+    internal static bool Choose(string mode, Tensor input, long outputChannels, Func<Tensor> direct, Func<Tensor> winograd)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(direct);
+        ArgumentNullException.ThrowIfNull(winograd);
+        switch (mode)
+        {
+            case "off": return false;
+            case "on": return true;
+        }
+        if (input.numel() * outputChannels < MinimumWork) return false;
+        string key = $"[{string.Join("x", input.shape)}]->{outputChannels}";
+        return Decisions.GetOrAdd(key, _ =>
+        {
+            var td = new List<double>();
+            var tw = new List<double>();
+            for (int i = 0; i < 4; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (NewDisposeScope()) direct().Dispose();
+                if (i > 0) td.Add(sw.Elapsed.TotalMilliseconds);
+                sw.Restart();
+                using (NewDisposeScope()) winograd().Dispose();
+                if (i > 0) tw.Add(sw.Elapsed.TotalMilliseconds);
+            }
+            double dm = Median(td), wm = Median(tw);
+            return (Prefers(dm, wm), dm, wm);
+        }).Winograd;
+    }
+
+    /// <summary>The shapes measured so far and the choice for each (key: "[N x C x H x W]->O").</summary>
+    public static IReadOnlyDictionary<string, bool> Decided => Decisions.ToDictionary(kv => kv.Key, kv => kv.Value.Winograd);
+
+    /// <summary>True when <paramref name="winogradMs"/> ≤ <see cref="RequiredRatio"/> × <paramref name="directMs"/>.</summary>
+    public static bool Prefers(double directMs, double winogradMs) => winogradMs <= RequiredRatio * directMs;
+
+    /// <summary>Forgets the shapes measured (tests).</summary>
+    internal static void ResetDecisions() => Decisions.Clear();
+
+    private static double Median(List<double> xs)
+    {
+        xs.Sort();
+        return xs[xs.Count / 2];
+    }
+
+    // Input [N, H, W, C] (channels-last) → V [1, 36·C, T, 1] channels-last, i.e. memory [T][36][C], T = N·⌈H/4⌉·⌈W/4⌉;
+    // tile (i, j) reads input rows 4i−1 … 4i+4 and columns 4j−1 … 4j+4 (zero outside: the padding).
+    private static Tensor InputTransform(Tensor input, int n, int c, int h, int w, int threads)
+    {
+        int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
+        long tiles = (long)n * th * tw;
+        var v = empty(1, tiles, 1, (long)Positions * c).permute(0, 3, 1, 2);
+        nint xp = TensorData.Pointer(input), vp = TensorData.Pointer(v);
+        int vl = Vector<float>.Count;
+        Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
+        {
+            int img = row / th, ti = row % th;
+            Span<Vector<float>> d = stackalloc Vector<float>[Positions];
+            float* x = (float*)xp;
+            for (int tj = 0; tj < tw; tj++)
+            {
+                float* dst = (float*)vp + ((long)row * tw + tj) * Positions * c;
+                for (int k = 0; k < c; k += vl)
+                {
+                    for (int r = 0; r < Patch; r++)
+                    {
+                        int y = Tile * ti - 1 + r;
+                        bool rowIn = y >= 0 && y < h;
+                        for (int q = 0; q < Patch; q++)
+                        {
+                            int xx = Tile * tj - 1 + q;
+                            d[r * Patch + q] = rowIn && xx >= 0 && xx < w
+                                ? *(Vector<float>*)(x + (((long)img * h + y) * w + xx) * c + k)
+                                : Vector<float>.Zero;
+                        }
+                    }
+                    for (int q = 0; q < Patch; q++)
+                        InputTransform1D(ref d[q], ref d[Patch + q], ref d[2 * Patch + q], ref d[3 * Patch + q], ref d[4 * Patch + q], ref d[5 * Patch + q]);
+                    for (int r = 0; r < Patch; r++)
+                    {
+                        int b = r * Patch;
+                        InputTransform1D(ref d[b], ref d[b + 1], ref d[b + 2], ref d[b + 3], ref d[b + 4], ref d[b + 5]);
+                        for (int q = 0; q < Patch; q++) *(Vector<float>*)(dst + (long)(b + q) * c + k) = d[b + q];
+                    }
+                }
+            }
+        });
+        GC.KeepAlive(input);
+        return v;
+    }
+
+    // Bᵀ applied to six values (Lavin & Gray's F(4, 3)):
+    // [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
+    private static void InputTransform1D(ref Vector<float> d0, ref Vector<float> d1, ref Vector<float> d2, ref Vector<float> d3, ref Vector<float> d4, ref Vector<float> d5)
+    {
+        var four = new Vector<float>(4f);
+        var five = new Vector<float>(5f);
+        var two = new Vector<float>(2f);
+        var a = d4 - d2;
+        var b = d3 - d1;
+        var o0 = four * d0 - five * d2 + d4;
+        var o1 = d4 + d3 - four * (d1 + d2);
+        var o2 = d4 - d3 + four * (d1 - d2);
+        var o3 = a + two * b;
+        var o4 = a - two * b;
+        var o5 = four * d1 - five * d3 + d5;
+        d0 = o0; d1 = o1; d2 = o2; d3 = o3; d4 = o4; d5 = o5;
+    }
+
+    // M [1, 36·O, T, 1] channels-last (memory [T][36][O]) → Y [N, O, H, W] channels-last: Aᵀ M A per tile, plus bias
+    // and ReLU; Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]. Tiles past the edge write only their
+    // pixels inside the image.
+    private static Tensor OutputTransform(Tensor m, Tensor? bias, int n, int o, int h, int w, bool relu, int threads)
+    {
+        int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
+        var y = ChannelsLast.Of(empty(n, o, h, w));
+        using var biasValues = bias is null ? zeros(o) : bias.detach().contiguous();
+        nint mp = TensorData.Pointer(m), yp = TensorData.Pointer(y), bp = TensorData.Pointer(biasValues);
+        int vl = Vector<float>.Count;
+        Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
+        {
+            int img = row / th, ti = row % th;
+            Span<Vector<float>> s = stackalloc Vector<float>[Tile * Patch];
+            Span<Vector<float>> outs = stackalloc Vector<float>[Tile];
+            var two = new Vector<float>(2f);
+            var four = new Vector<float>(4f);
+            var eight = new Vector<float>(8f);
+            for (int tj = 0; tj < tw; tj++)
+            {
+                float* src = (float*)mp + ((long)row * tw + tj) * Positions * o;
+                int cols = Math.Min(Tile, w - Tile * tj);
+                for (int k = 0; k < o; k += vl)
+                {
+                    for (int q = 0; q < Patch; q++)
+                    {
+                        var m0 = *(Vector<float>*)(src + (long)(0 * Patch + q) * o + k);
+                        var m1 = *(Vector<float>*)(src + (long)(1 * Patch + q) * o + k);
+                        var m2 = *(Vector<float>*)(src + (long)(2 * Patch + q) * o + k);
+                        var m3 = *(Vector<float>*)(src + (long)(3 * Patch + q) * o + k);
+                        var m4 = *(Vector<float>*)(src + (long)(4 * Patch + q) * o + k);
+                        var m5 = *(Vector<float>*)(src + (long)(5 * Patch + q) * o + k);
+                        var p12 = m1 + m2; var d12 = m1 - m2; var p34 = m3 + m4; var d34 = m3 - m4;
+                        s[q] = m0 + p12 + p34;
+                        s[Patch + q] = d12 + two * d34;
+                        s[2 * Patch + q] = p12 + four * p34;
+                        s[3 * Patch + q] = d12 + eight * d34 + m5;
+                    }
+                    var bv = *(Vector<float>*)((float*)bp + k);
+                    for (int r = 0; r < Tile; r++)
+                    {
+                        int yy = Tile * ti + r;
+                        if (yy >= h) break;
+                        int b = r * Patch;
+                        var p12 = s[b + 1] + s[b + 2]; var d12 = s[b + 1] - s[b + 2];
+                        var p34 = s[b + 3] + s[b + 4]; var d34 = s[b + 3] - s[b + 4];
+                        outs[0] = s[b] + p12 + p34 + bv;
+                        outs[1] = d12 + two * d34 + bv;
+                        outs[2] = p12 + four * p34 + bv;
+                        outs[3] = d12 + eight * d34 + s[b + 5] + bv;
+                        float* dst = (float*)yp + (((long)img * h + yy) * w + Tile * tj) * o + k;
+                        for (int q = 0; q < cols; q++)
+                            *(Vector<float>*)(dst + (long)q * o) = relu ? Vector.Max(outs[q], Vector<float>.Zero) : outs[q];
+                    }
+                }
+            }
+        });
+        GC.KeepAlive(m);
+        GC.KeepAlive(biasValues);
+        return y;
+    }
+}

@@ -1,0 +1,197 @@
+using System.Numerics;
+using Mcir.Core.Compute;
+using Mcir.Core.Embeddings;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Mcir.Core.Tests.Compute;
+
+public class WinogradConvolutionTests
+{
+    // A 3×3/pad-1 convolution's operands as VGG's (weights ~ 1/√(9C), outputs of order 1), the input channels-last.
+    private static (Tensor X, Tensor W, Tensor B) Operands(long n, long c, long o, long h, long w, ulong seed)
+    {
+        var g = new Generator(seed);
+        var x = ChannelsLast.Of(randn([n, c, h, w], generator: g));
+        var wt = ChannelsLast.Of(randn([o, c, 3, 3], generator: g) * (1.0 / Math.Sqrt(9 * c)));
+        var b = randn([o], generator: g) * 0.1;
+        return (x, wt, b);
+    }
+
+    // The float32 error bound against a float64 convolution. F(4×4, 3×3)'s transforms multiply by up to 8 (Aᵀ) and
+    // divide by up to 24 (G): measured on 256-channel layers the largest error is ~6× the direct float32 kernel's
+    // (1.6e-4 for outputs up to 14, i.e. ~1e-5 of the largest output). 1e-4 of the largest output leaves room for other
+    // CPUs and vector widths; a wrong coefficient, tap, tile offset or bias is off by ≥ 1e-2 of it.
+    private static void AssertClose(Tensor actual, Tensor expected64)
+    {
+        double scale = expected64.abs().max().item<double>();
+        Assert.True(scale > 0.5, $"vacuous comparison: largest output {scale}");
+        double err = (actual.to(float64) - expected64).abs().max().item<double>();
+        Assert.True(err <= 1e-4 * scale, $"max |winograd - conv| = {err} (largest output {scale})");
+    }
+
+    [Theory]
+    // Tiles past the right and bottom edges (13 × 10: 4 × 3 tiles, the last ones partly outside), one whole tile, a
+    // single pixel (the whole 6×6 patch but its centre is padding), a wide image, batches of 1 and 2.
+    [InlineData(2, 16, 32, 13, 10, true, true)]
+    [InlineData(2, 16, 32, 13, 10, false, true)]
+    [InlineData(1, 32, 16, 4, 4, true, false)]
+    [InlineData(1, 16, 16, 1, 1, false, true)]
+    [InlineData(1, 16, 48, 5, 23, true, true)]
+    public void Conv2d_EqualsTheConvolution_UpToFloat32Rounding(long n, long c, long o, long h, long w, bool relu, bool bias)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, wt, b) = Operands(n, c, o, h, w, 21);
+        var b64 = bias ? b.to(float64) : null;
+        var expected = nn.functional.conv2d(x.to(float64), wt.to(float64), b64, padding: [1, 1]);
+        if (relu) expected = expected.relu();
+
+        var y = WinogradConvolution.Conv2d(x, WinogradConvolution.TransformWeight(wt), bias ? b : null, relu);
+
+        Assert.Equal(new[] { n, o, h, w }, y.shape);
+        Assert.Equal(ScalarType.Float32, y.dtype);
+        Assert.True(ChannelsLast.IsChannelsLast(y));
+        AssertClose(y, expected);
+        if (relu) Assert.True(y.min().item<float>() >= 0);
+        else Assert.True(y.min().item<float>() < 0); // signed values reach the output untouched
+    }
+
+    [Fact]
+    public void Conv2d_ReadsAnInputAtAStorageOffset()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, wt, b) = Operands(3, 16, 16, 8, 8, 22);
+        var second = x[1..]; // channels-last and dense, starting one image into the storage
+        Assert.True(ChannelsLast.IsChannelsLast(second));
+        var expected = nn.functional.conv2d(second.to(float64), wt.to(float64), b.to(float64), padding: [1, 1]);
+        AssertClose(WinogradConvolution.Conv2d(second, WinogradConvolution.TransformWeight(wt), b, relu: false), expected);
+    }
+
+    [Fact]
+    public void TransformWeight_IsTheGroupedWeightOfTheTilePositions()
+    {
+        using var scope = NewDisposeScope();
+        var (_, wt, _) = Operands(1, 16, 32, 4, 4, 23);
+        var u = WinogradConvolution.TransformWeight(wt);
+        Assert.Equal(new long[] { 36 * 32, 16, 1, 1 }, u.shape);
+        Assert.Equal(ScalarType.Float32, u.dtype);
+        // Position (0, 0) is G's first row twice: g[0, 0] / 16; position (5, 5) is g[2, 2] (G's last row is [0 0 1]).
+        var first = u[..32].reshape(32, 16);
+        var last = u[(35 * 32)..].reshape(32, 16);
+        Assert.True(first.allclose(wt[.., .., 0, 0] / 16, rtol: 1e-6, atol: 1e-7));
+        Assert.True(last.allclose(wt[.., .., 2, 2], rtol: 1e-6, atol: 1e-7));
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.TransformWeight(zeros(4, 4, 5, 5)));
+        Assert.Contains("expected [O, C, 3, 3], got [4, 4, 5, 5]", ex.Message);
+    }
+
+    [Fact]
+    public void Applies_RefusesWhatItCannotCompute()
+    {
+        using var scope = NewDisposeScope();
+        int vl = Vector<float>.Count;
+        var (x, w, b) = Operands(1, 2 * vl, vl, 6, 6, 24);
+        Assert.True(WinogradConvolution.Applies(x, w, b));
+        Assert.True(WinogradConvolution.Applies(x, w, null));
+        var xg = x.detach().requires_grad_(true);
+        Assert.False(WinogradConvolution.Applies(xg, w, b));                                  // a gradient is needed
+        using (no_grad()) Assert.True(WinogradConvolution.Applies(xg, w, b));                 // … not under no_grad
+        Assert.False(WinogradConvolution.Applies(x.contiguous(), w, b));                      // not channels-last
+        Assert.False(WinogradConvolution.Applies(x.to(float64), w.to(float64), b.to(float64))); // dtype
+        Assert.False(WinogradConvolution.Applies(x.to(bfloat16), w.to(bfloat16), b.to(bfloat16)));
+        Assert.False(WinogradConvolution.Applies(x, zeros(vl, 2 * vl, 5, 5), b));            // not 3×3
+        Assert.False(WinogradConvolution.Applies(x, w[.., ..vl], b));                         // channels differ
+        Assert.False(WinogradConvolution.Applies(x, w, b[..1]));                              // bias size
+        var (x3, w3, b3) = Operands(1, 3, vl, 6, 6, 25);
+        Assert.False(WinogradConvolution.Applies(x3, w3, b3));                                // C not a vector multiple
+        var (xo, wo, bo) = Operands(1, vl, 3, 6, 6, 26);
+        Assert.False(WinogradConvolution.Applies(xo, wo, bo));                                // O not a vector multiple
+
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Conv2d(x.contiguous(), WinogradConvolution.TransformWeight(w), b, relu: true));
+        Assert.Contains($"Winograd convolution: input [1, {2 * vl}, 6, 6] Float32", ex.Message);
+    }
+
+    [Fact]
+    public void Choose_OffAndOnDoNotMeasure_AutoMeasuresLargeShapesOnce()
+    {
+        int calls = 0;
+        Tensor Counted(int sleepMs)
+        {
+            calls++;
+            if (sleepMs > 0) Thread.Sleep(sleepMs);
+            return zeros(1);
+        }
+        using var big = zeros(1, 1, 1, 1).expand(16, 256, 48, 47); // no memory; N·C·H·W·O above MinimumWork
+        using var small = zeros(1, 1, 1, 1).expand(2, 64, 32, 32);
+        Assert.False(WinogradConvolution.Choose("off", big, 256, () => Counted(0), () => Counted(0)));
+        Assert.True(WinogradConvolution.Choose("on", small, 64, () => Counted(0), () => Counted(0)));
+        Assert.False(WinogradConvolution.Choose("auto", small, 64, () => Counted(0), () => Counted(0))); // below MinimumWork
+        Assert.Equal(0, calls);
+
+        // Direct 40 ms, Winograd ~0 ms: measured (four calls of each), chosen, and then kept without measuring again.
+        Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(40), () => Counted(0)));
+        Assert.Equal(8, calls);
+        Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(0), () => Counted(40)));
+        Assert.Equal(8, calls);
+        Assert.True(WinogradConvolution.Decided["[16x256x48x47]->256"]);
+        // Winograd slower: the direct kernel stays.
+        using var big2 = zeros(1, 1, 1, 1).expand(16, 256, 48, 46);
+        Assert.False(WinogradConvolution.Choose("auto", big2, 256, () => Counted(0), () => Counted(40)));
+        Assert.False(WinogradConvolution.Decided["[16x256x48x46]->256"]);
+    }
+
+    [Theory]
+    [InlineData(100.0, 90.0, true)]
+    [InlineData(100.0, 90.5, false)]
+    [InlineData(100.0, 120.0, false)]
+    public void Prefers_WinogradOnlyWhenTenPercentFaster(double direct, double winograd, bool expected) =>
+        Assert.Equal(expected, WinogradConvolution.Prefers(direct, winograd));
+
+    [Theory]
+    [InlineData(null, "auto", null)]
+    [InlineData("", "auto", null)]
+    [InlineData("ON", "on", null)]
+    [InlineData("off", "off", null)]
+    [InlineData("Auto", "auto", null)]
+    [InlineData("fast", null, "MCIR_WINOGRAD: expected 'auto', 'on' or 'off', got 'fast'")]
+    public void Switch_ValuesAndTheErrorLine(string? value, string? mode, string? error)
+    {
+        Assert.Equal(mode, WinogradConvolution.ParseMode(value));
+        Assert.Equal(error, WinogradConvolution.ErrorFor(value));
+    }
+
+    [Fact]
+    public void Vgg_NoGradientFeatures_ByWinograd_EqualTheDirectOnes_AndFollowNewWeights()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        using var net = new VggFeatureNet(VggVariant.Vgg16, 15); // to relu3_3: 64-, 128- and 256-channel layers
+        manual_seed(5);
+        foreach (var p in net.parameters()) p.normal_(0, 0.05);
+        ChannelsLast.ForConvolutions(net);
+        var x = ChannelsLast.Of(rand(2, 3, 20, 20, generator: new Generator(6)));
+        int[] taps = [3, 8, 15];
+
+        net.WinogradMode = "off";
+        var direct = net.Run(x, taps);
+        net.WinogradMode = "on";
+        var winograd = net.Run(x, taps);
+        // Features through two to seven convolutions: each layer's ~1e-5-relative rounding carries on.
+        for (int k = 0; k < taps.Length; k++)
+        {
+            double scale = direct[k].abs().max().item<float>();
+            Assert.True(scale > 0);
+            Assert.True((winograd[k] - direct[k]).abs().max().item<float>() <= 1e-4 * scale, $"tap {taps[k]}");
+        }
+
+        // The weights change in place (a load): the cached transform is not used any more.
+        foreach (var p in net.parameters()) p.mul_(2);
+        var winograd2 = net.Run(x, taps);
+        net.WinogradMode = "off";
+        var direct2 = net.Run(x, taps);
+        double s2 = direct2[2].abs().max().item<float>();
+        Assert.True((winograd2[2] - direct2[2]).abs().max().item<float>() <= 1e-4 * s2);
+        Assert.True((winograd2[2] - direct[2]).abs().max().item<float>() > 0.1 * s2);
+    }
+}
