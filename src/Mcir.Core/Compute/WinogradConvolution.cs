@@ -233,32 +233,47 @@ public static unsafe class WinogradConvolution
         Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
         {
             int img = row / th, ti = row % th;
-            Span<Vector<float>> d = stackalloc Vector<float>[Positions];
+            Vector<float>* d = stackalloc Vector<float>[Positions];
             float* x = (float*)xp;
+            bool rowsInside = Tile * ti - 1 >= 0 && Tile * ti + Patch - 1 <= h;
             for (int tj = 0; tj < tw; tj++)
             {
                 float* dst = (float*)vp + ((long)row * tw + tj) * Positions * c;
+                // The patch's top-left pixel (row 4i − 1, column 4j − 1); a patch wholly inside the image is read
+                // without per-pixel checks.
+                bool inside = rowsInside && Tile * tj - 1 >= 0 && Tile * tj + Patch - 1 <= w;
+                float* corner = x + (((long)img * h + Tile * ti - 1) * w + Tile * tj - 1) * c;
                 for (int k = 0; k < c; k += vl)
                 {
-                    for (int r = 0; r < Patch; r++)
+                    if (inside)
                     {
-                        int y = Tile * ti - 1 + r;
-                        bool rowIn = y >= 0 && y < h;
-                        for (int q = 0; q < Patch; q++)
+                        for (int r = 0; r < Patch; r++)
                         {
-                            int xx = Tile * tj - 1 + q;
-                            d[r * Patch + q] = rowIn && xx >= 0 && xx < w
-                                ? *(Vector<float>*)(x + (((long)img * h + y) * w + xx) * c + k)
-                                : Vector<float>.Zero;
+                            float* px = corner + (long)r * w * c + k;
+                            for (int q = 0; q < Patch; q++) d[r * Patch + q] = *(Vector<float>*)(px + (long)q * c);
                         }
                     }
-                    for (int q = 0; q < Patch; q++)
-                        InputTransform1D(ref d[q], ref d[Patch + q], ref d[2 * Patch + q], ref d[3 * Patch + q], ref d[4 * Patch + q], ref d[5 * Patch + q]);
+                    else
+                    {
+                        for (int r = 0; r < Patch; r++)
+                        {
+                            int y = Tile * ti - 1 + r;
+                            bool rowIn = y >= 0 && y < h;
+                            for (int q = 0; q < Patch; q++)
+                            {
+                                int xx = Tile * tj - 1 + q;
+                                d[r * Patch + q] = rowIn && xx >= 0 && xx < w
+                                    ? *(Vector<float>*)(x + (((long)img * h + y) * w + xx) * c + k)
+                                    : Vector<float>.Zero;
+                            }
+                        }
+                    }
+                    for (int q = 0; q < Patch; q++) InputTransform1D(d + q, Patch);
                     for (int r = 0; r < Patch; r++)
                     {
-                        int b = r * Patch;
-                        InputTransform1D(ref d[b], ref d[b + 1], ref d[b + 2], ref d[b + 3], ref d[b + 4], ref d[b + 5]);
-                        for (int q = 0; q < Patch; q++) *(Vector<float>*)(dst + (long)(b + q) * c + k) = d[b + q];
+                        Vector<float>* dr = d + r * Patch;
+                        InputTransform1D(dr, 1);
+                        for (int q = 0; q < Patch; q++) *(Vector<float>*)(dst + (long)(r * Patch + q) * c + k) = dr[q];
                     }
                 }
             }
@@ -269,20 +284,20 @@ public static unsafe class WinogradConvolution
 
     // Bᵀ applied to six values (Lavin & Gray's F(4, 3)):
     // [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
-    private static void InputTransform1D(ref Vector<float> d0, ref Vector<float> d1, ref Vector<float> d2, ref Vector<float> d3, ref Vector<float> d4, ref Vector<float> d5)
+    private static void InputTransform1D(Vector<float>* d, int stride)
     {
         var four = new Vector<float>(4f);
         var five = new Vector<float>(5f);
         var two = new Vector<float>(2f);
+        Vector<float> d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride], d4 = d[4 * stride], d5 = d[5 * stride];
         var a = d4 - d2;
         var b = d3 - d1;
-        var o0 = four * d0 - five * d2 + d4;
-        var o1 = d4 + d3 - four * (d1 + d2);
-        var o2 = d4 - d3 + four * (d1 - d2);
-        var o3 = a + two * b;
-        var o4 = a - two * b;
-        var o5 = four * d1 - five * d3 + d5;
-        d0 = o0; d1 = o1; d2 = o2; d3 = o3; d4 = o4; d5 = o5;
+        d[0] = four * d0 - five * d2 + d4;
+        d[stride] = d4 + d3 - four * (d1 + d2);
+        d[2 * stride] = d4 - d3 + four * (d1 - d2);
+        d[3 * stride] = a + two * b;
+        d[4 * stride] = a - two * b;
+        d[5 * stride] = four * d1 - five * d3 + d5;
     }
 
     // M [1, 36·O, T, 1] channels-last (memory [T][36][O]) → Y [N, O, H, W] channels-last: Aᵀ M A per tile, plus bias
@@ -291,15 +306,15 @@ public static unsafe class WinogradConvolution
     private static Tensor OutputTransform(Tensor m, Tensor? bias, int n, int o, int h, int w, bool relu, int threads)
     {
         int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
-        var y = ChannelsLast.Of(empty(n, o, h, w));
+        var y = empty(n, h, w, o).permute(0, 3, 1, 2); // [N, O, H, W] channels-last
         using var biasValues = bias is null ? zeros(o) : bias.detach().contiguous();
         nint mp = TensorData.Pointer(m), yp = TensorData.Pointer(y), bp = TensorData.Pointer(biasValues);
         int vl = Vector<float>.Count;
         Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
         {
             int img = row / th, ti = row % th;
-            Span<Vector<float>> s = stackalloc Vector<float>[Tile * Patch];
-            Span<Vector<float>> outs = stackalloc Vector<float>[Tile];
+            Vector<float>* s = stackalloc Vector<float>[Tile * Patch];
+            Vector<float>* outs = stackalloc Vector<float>[Tile];
             var two = new Vector<float>(2f);
             var four = new Vector<float>(4f);
             var eight = new Vector<float>(8f);
