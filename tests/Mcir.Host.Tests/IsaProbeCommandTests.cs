@@ -46,7 +46,7 @@ public class IsaProbeCommandTests
     [Theory]
     [InlineData(OneDnnCacheSizes.SwitchVariable, "'on' or 'off'")]
     [InlineData(FusedConvolution.SwitchVariable, "'on' or 'off'")]
-    [InlineData(WinogradConvolution.SwitchVariable, "'auto', 'on' or 'off'")]
+    [InlineData(WinogradConvolution.SwitchVariable, "'auto', 'benchmark', 'on' or 'off'")]
     public async Task A_bad_compute_switch_stops_the_host_with_one_line(string variable, string expected)
     {
         var psi = new System.Diagnostics.ProcessStartInfo(Host) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };

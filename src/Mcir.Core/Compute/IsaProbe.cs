@@ -330,7 +330,7 @@ public static class IsaProbe
 
     /// <summary>Version of the cache entries' shape and of what the candidates compute (v3: contiguous gives convolutions with
     /// output channels not a multiple of 16 channels-last; v4: threads; v5: the 2 % minimum gain, and contiguous convolutions of every channel count where oneDNN's cache sizes are corrected); older entries are measured again.</summary>
-    private const string CacheVersion = "v5";
+    private const string CacheVersion = "v6";
 
     /// <summary>Name of the negatives' outputs [K, B, C, H, W] in a probe's output file.</summary>
     public const string NegativesName = "negatives";

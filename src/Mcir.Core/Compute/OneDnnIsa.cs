@@ -70,6 +70,10 @@ public static class OneDnnIsa
     public static bool IsBelowBFloat16(string isa) =>
         isa.Trim().ToUpperInvariant() is "SSE41" or "AVX" or "AVX2" or "AVX2_VNNI" or "AVX2_VNNI_2" or "AVX512_CORE" or "AVX512_CORE_VNNI";
 
+    /// <summary>True when an <c>ONEDNN_MAX_CPU_ISA</c> value excludes AVX-512 (SSE41, AVX, AVX2 and its VNNI forms).</summary>
+    public static bool IsBelowAvx512(string isa) =>
+        isa.Trim().ToUpperInvariant() is "SSE41" or "AVX" or "AVX2" or "AVX2_VNNI" or "AVX2_VNNI_2";
+
     /// <summary>True when <paramref name="cpu"/> is one whose oneDNN AVX-512 kernels are known to be wrong (Zen 5 with AVX-512).</summary>
     public static bool NeedsAvx2Cap(CpuFeatures cpu) =>
         cpu.Avx512F && cpu.Vendor == "AuthenticAMD" && cpu.Family >= 0x1A;

@@ -10,7 +10,7 @@ namespace Mcir.Core.Compute;
 /// Inference-only 3×3 convolution (stride 1, zero padding 1) + bias + optional ReLU by Winograd's minimal filtering
 /// F(4×4, 3×3): 36 multiplications per 4×4 output tile and input channel instead of 144, so a quarter of the direct
 /// convolution's multiply-adds. Used for the frozen embedding's no-gradient passes (the negatives' VGG16 features) on
-/// the layers where it measures faster than oneDNN's direct kernel on this machine (<see cref="Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>).
+/// the layers where it is faster than oneDNN's direct kernel (<see cref="Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>).
 /// </summary>
 /// <remarks>
 /// Algorithm and matrices: A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
@@ -24,16 +24,20 @@ namespace Mcir.Core.Compute;
 /// <para>Values: exact arithmetic gives the convolution's values exactly; in float32 the transforms' coefficients (up
 /// to 8 and 1/24) amplify rounding: measured on VGG16's relu3 layers (256 channels, 48×48) the mean absolute difference
 /// from a float64 convolution is ~3× that of oneDNN's direct float32 kernel (2.2e-6 against 7.1e-7 for outputs up to
-/// 14), the largest ~6× (1.6e-4 against 2.8e-5) — float32 rounding of a different summation, far below what SPN's
-/// distance resolves. <c>MCIR_WINOGRAD</c>: <c>auto</c> (default; measured per shape), <c>on</c> (wherever it applies),
-/// <c>off</c>.</para>
+/// 14), the largest ~6× (1.6e-4 against 2.8e-5) — float32 rounding of a different summation. One consequence: features
+/// of identical networks (a negative equal to the target, as right after a <c>copy</c> initialisation) differ by that
+/// rounding between the with-gradient pass (direct) and the no-gradient one (Winograd), so their distance is ~1e-6 of
+/// the features instead of exactly 0. <c>MCIR_WINOGRAD</c>: <c>auto</c> (default: a fixed rule, so every process on a
+/// machine makes the same choice and a resumed run computes what the uninterrupted one would), <c>benchmark</c> (measured
+/// per shape in each process, as cuDNN's benchmark mode: possibly faster, not reproducible between processes),
+/// <c>on</c> (wherever it applies), <c>off</c>.</para>
 /// </remarks>
 public static unsafe class WinogradConvolution
 {
-    /// <summary>Environment variable: <c>auto</c> (default), <c>on</c> or <c>off</c>.</summary>
+    /// <summary>Environment variable: <c>auto</c> (default), <c>benchmark</c>, <c>on</c> or <c>off</c>.</summary>
     public const string SwitchVariable = "MCIR_WINOGRAD";
 
-    /// <summary>Winograd is chosen for a shape when its measured time is at most this fraction of the direct kernel's.</summary>
+    /// <summary>In <c>benchmark</c> mode Winograd is chosen for a shape when its measured time is at most this fraction of the direct kernel's.</summary>
     public const double RequiredRatio = 0.9;
 
     private const int Tile = 4, Patch = 6, Positions = Patch * Patch;
@@ -42,44 +46,61 @@ public static unsafe class WinogradConvolution
 
     /// <summary>
     /// Shapes whose convolution has fewer multiply-adds than 9 × this (N·C·O·H·W below it: ~2.4 G multiply-adds, ~12 ms
-    /// of the direct kernel on two Zen 5 cores) are not measured in <c>auto</c> mode and run directly: there the
+    /// of the direct kernel on two Zen 5 cores) run directly in <c>auto</c> and <c>benchmark</c> modes: there the
     /// transforms' fixed costs leave nothing to gain (measured: VGG16's 64-channel layers of 16 images at 48×48 take
-    /// 7.6 ms directly, 13 ms by F(4×4, 3×3)), and small shapes keep the direct kernel's values without a measurement.
+    /// 7.6 ms directly, 13 ms by F(4×4, 3×3)), and small shapes keep the direct kernel's values.
     /// </summary>
     public const long MinimumWork = 1L << 28;
 
-    /// <summary>The value of <see cref="SwitchVariable"/> in force: "auto", "on" or "off" (unset or invalid: "auto"; the host refuses an invalid one at start-up, <see cref="ConfigurationError"/>).</summary>
+    /// <summary>
+    /// <c>auto</c>'s rule: the fewest input and output channels for Winograd — 128 where oneDNN runs its AVX-512 kernels
+    /// (on the Zen 5 guest, 16 images: 256 channels at 48×48 114 → 66 ms, 128 → 256 channels 58 → 40 ms, 128 channels at
+    /// 96×96 116 → 77 ms, while the 64-channel layers were as fast or slower: 123 → 141 ms at 192×192, 56 → 55 ms), 64
+    /// below AVX-512 (oneDNN's AVX2 kernels are half as fast and every layer gains: 234 → 186 ms and 114 → 72 ms for the
+    /// 64-channel ones under the AVX2 cap).
+    /// </summary>
+    public static int MinimumChannels => Avx512InForce ? 128 : 64;
+
+    /// <summary>True when the CPU has AVX-512 and no ISA cap in force (<c>ONEDNN_MAX_CPU_ISA</c>) keeps oneDNN below it.</summary>
+    public static bool Avx512InForce =>
+        CpuFeatures.Machine.Avx512F && !((OneDnnIsa.UserCap ?? OneDnnIsa.EngineCap) is { } cap && OneDnnIsa.IsBelowAvx512(cap));
+
+    /// <summary>The value of <see cref="SwitchVariable"/> in force: "auto", "benchmark", "on" or "off" (unset or invalid: "auto"; the host refuses an invalid one at start-up, <see cref="ConfigurationError"/>).</summary>
     public static string Mode => ParseMode(Environment.GetEnvironmentVariable(SwitchVariable)) ?? "auto";
 
-    /// <summary>"auto" for null or empty, "auto", "on", "off" for those values in any case, else null.</summary>
+    /// <summary>"auto" for null or empty; "auto", "benchmark", "on", "off" for those values in any case; else null.</summary>
     public static string? ParseMode(string? value)
     {
         if (string.IsNullOrEmpty(value)) return "auto";
         var v = value.ToLowerInvariant();
-        return v is "auto" or "on" or "off" ? v : null;
+        return v is "auto" or "benchmark" or "on" or "off" ? v : null;
     }
 
-    /// <summary>Null for an unset, <c>auto</c>, <c>on</c> or <c>off</c> value of <see cref="SwitchVariable"/> (any case), else the error line.</summary>
+    /// <summary>Null for an unset or valid value of <see cref="SwitchVariable"/>, else the error line.</summary>
     public static string? ConfigurationError => ErrorFor(Environment.GetEnvironmentVariable(SwitchVariable));
 
     /// <summary>The error line for a value of <see cref="SwitchVariable"/>, or null when it is valid.</summary>
     public static string? ErrorFor(string? value) =>
-        ParseMode(value) is null ? $"{SwitchVariable}: expected 'auto', 'on' or 'off', got '{value}'" : null;
+        ParseMode(value) is null ? $"{SwitchVariable}: expected 'auto', 'benchmark', 'on' or 'off', got '{value}'" : null;
 
     /// <summary>
-    /// One clause for run logs and <c>bench</c>: the mode and, for <c>auto</c>, the shapes measured so far and what was
-    /// chosen for each (direct and Winograd times in ms).
+    /// One clause for run logs and <c>bench</c>: the mode, its rule, and for <c>benchmark</c> the shapes measured so far
+    /// with the direct and Winograd times (ms) and the choice.
     /// </summary>
     public static string Note
     {
         get
         {
-            if (Mode == "off") return $"Winograd F(4x4,3x3) off ({SwitchVariable}=off)";
-            if (Mode == "on") return $"Winograd F(4x4,3x3) for every no-gradient embedding convolution it applies to ({SwitchVariable}=on)";
+            switch (Mode)
+            {
+                case "off": return $"Winograd F(4x4,3x3) off ({SwitchVariable}=off)";
+                case "on": return $"Winograd F(4x4,3x3) for every no-gradient embedding convolution it applies to ({SwitchVariable}=on)";
+                case "auto": return $"Winograd F(4x4,3x3) for the embedding's no-gradient 3x3 convolutions with >= {MinimumChannels} channels in and out";
+            }
             var d = Decisions.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"{kv.Key} {(kv.Value.Winograd ? "Winograd" : "direct")} ({kv.Value.DirectMs:F1} / {kv.Value.WinogradMs:F1} ms)").ToList();
-            return "Winograd F(4x4,3x3) where measured faster in the embedding's no-gradient passes" +
-                   (d.Count == 0 ? " (no shape measured yet)" : ": " + string.Join("; ", d));
+            return $"Winograd F(4x4,3x3) where measured faster in the embedding's no-gradient passes ({SwitchVariable}=benchmark)" +
+                   (d.Count == 0 ? ": no shape measured yet" : ": " + string.Join("; ", d));
         }
     }
 
@@ -164,15 +185,16 @@ public static unsafe class WinogradConvolution
 
     /// <summary>
     /// Whether a no-gradient 3×3 convolution of this shape should run by Winograd: <c>off</c> → no; <c>on</c> → yes;
-    /// <c>auto</c> → no below <see cref="MinimumWork"/>, else measured once per process and shape (as cuDNN's benchmark
-    /// mode does): direct (<paramref name="direct"/>) and Winograd (<paramref name="winograd"/>) alternately, three times
-    /// each after one warm-up each, Winograd chosen when its median is at most <see cref="RequiredRatio"/> of the
-    /// direct one's (<see cref="Prefers"/>); the choice is kept for the process and listed in <see cref="Note"/>.
+    /// below <see cref="MinimumWork"/> → no; <c>auto</c> → when C and O are at least <see cref="MinimumChannels"/>;
+    /// <c>benchmark</c> → measured once per process and shape (as cuDNN's benchmark mode does): direct
+    /// (<paramref name="direct"/>) and Winograd (<paramref name="winograd"/>) alternately, three times each after one
+    /// warm-up each, Winograd chosen when its median is at most <see cref="RequiredRatio"/> of the direct one's
+    /// (<see cref="Prefers"/>); the choice is kept for the process and listed in <see cref="Note"/>.
     /// </summary>
     /// <param name="input">The convolution's input [N, C, H, W].</param>
     /// <param name="outputChannels">O.</param>
-    /// <param name="direct">Runs the direct convolution once (its result is disposed).</param>
-    /// <param name="winograd">Runs the Winograd convolution once (its result is disposed).</param>
+    /// <param name="direct">Runs the direct convolution once (its result is disposed; <c>benchmark</c> mode only).</param>
+    /// <param name="winograd">Runs the Winograd convolution once (its result is disposed; <c>benchmark</c> mode only).</param>
     public static bool Choose(Tensor input, long outputChannels, Func<Tensor> direct, Func<Tensor> winograd) =>
         Choose(Mode, input, outputChannels, direct, winograd);
 
@@ -187,6 +209,7 @@ public static unsafe class WinogradConvolution
             case "on": return true;
         }
         if (input.numel() * outputChannels < MinimumWork) return false;
+        if (mode == "auto") return input.shape[1] >= MinimumChannels && outputChannels >= MinimumChannels;
         string key = $"[{string.Join("x", input.shape)}]->{outputChannels}";
         return Decisions.GetOrAdd(key, _ =>
         {
@@ -227,7 +250,8 @@ public static unsafe class WinogradConvolution
     {
         int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
         long tiles = (long)n * th * tw;
-        var v = empty(1, tiles, 1, (long)Positions * c).permute(0, 3, 1, 2);
+        Tensor v;
+        using (var storage = empty(1, tiles, 1, (long)Positions * c)) v = storage.permute(0, 3, 1, 2); // the view keeps the storage
         nint xp = TensorData.Pointer(input), vp = TensorData.Pointer(v);
         int vl = Vector<float>.Count;
         Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
@@ -306,7 +330,8 @@ public static unsafe class WinogradConvolution
     private static Tensor OutputTransform(Tensor m, Tensor? bias, int n, int o, int h, int w, bool relu, int threads)
     {
         int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
-        var y = empty(n, h, w, o).permute(0, 3, 1, 2); // [N, O, H, W] channels-last
+        Tensor y;
+        using (var storage = empty(n, h, w, o)) y = storage.permute(0, 3, 1, 2); // [N, O, H, W] channels-last; the view keeps the storage
         using var biasValues = bias is null ? zeros(o) : bias.detach().contiguous();
         nint mp = TensorData.Pointer(m), yp = TensorData.Pointer(y), bp = TensorData.Pointer(biasValues);
         int vl = Vector<float>.Count;

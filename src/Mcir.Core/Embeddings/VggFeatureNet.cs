@@ -84,22 +84,21 @@ public sealed class VggFeatureNet : nn.Module
         return Compute.WinogradConvolution.Choose(WinogradMode ?? Compute.WinogradConvolution.Mode, h, weight.shape[0], Direct, Winograd) ? Winograd() : Direct();
     }
 
-    // The Winograd transform of layer index's weight, computed once and again only when the weight's values changed
-    // (its sum and sum of squares in float64 are the fingerprint: a load into the same storage changes them).
+    // The Winograd transform of layer index's weight, computed once and again only when the weight's values changed (a
+    // load into the same storage): a copy of the values it was computed from is kept and compared exactly.
     private Tensor TransformedWeight(int index, Tensor weight)
     {
-        (double, double) print;
-        using (torch.no_grad())
-        using (var w64 = weight.detach().to(ScalarType.Float64))
-            print = (w64.sum().item<double>(), w64.square().sum().item<double>());
-        if (_winogradWeights.TryGetValue(index, out var cached) && cached.Print == print) return cached.Weight;
+        bool found = _winogradWeights.TryGetValue(index, out var cached);
+        if (found && cached.From.shape.SequenceEqual(weight.shape) && cached.From.allclose(weight, rtol: 0, atol: 0)) return cached.Weight; // exactly equal
+        cached.From?.Dispose();
         cached.Weight?.Dispose();
+        var from = weight.detach().clone().DetachFromDisposeScope();
         var u = Compute.WinogradConvolution.TransformWeight(weight).DetachFromDisposeScope();
-        _winogradWeights[index] = (print, u);
+        _winogradWeights[index] = (from, u);
         return u;
     }
 
-    private readonly Dictionary<int, ((double, double) Print, Tensor Weight)> _winogradWeights = [];
+    private readonly Dictionary<int, (Tensor From, Tensor Weight)> _winogradWeights = [];
 
     /// <summary>Overrides <c>MCIR_WINOGRAD</c> for this network ("auto", "on", "off"; null: the variable's value). Tests.</summary>
     internal string? WinogradMode { get; set; }
@@ -109,7 +108,11 @@ public sealed class VggFeatureNet : nn.Module
         if (disposing)
         {
             features.Dispose();
-            foreach (var (_, w) in _winogradWeights.Values) w.Dispose();
+            foreach (var (from, w) in _winogradWeights.Values)
+            {
+                from.Dispose();
+                w.Dispose();
+            }
             _winogradWeights.Clear();
         }
         base.Dispose(disposing);

@@ -62,7 +62,7 @@ public class WinogradConvolutionTests
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var (x, wt, b) = Operands(3, 16, 16, 8, 8, 22);
+        var (x, wt, b) = Operands(3, 16, 16, 12, 12, 22); // 3 × 3 tiles: the middle one wholly inside the image
         var second = x[1..]; // channels-last and dense, starting one image into the storage
         Assert.True(ChannelsLast.IsChannelsLast(second));
         var expected = nn.functional.conv2d(second.to(float64), wt.to(float64), b.to(float64), padding: [1, 1]);
@@ -107,13 +107,16 @@ public class WinogradConvolutionTests
         Assert.False(WinogradConvolution.Applies(x3, w3, b3));                                // C not a vector multiple
         var (xo, wo, bo) = Operands(1, vl, 3, 6, 6, 26);
         Assert.False(WinogradConvolution.Applies(xo, wo, bo));                                // O not a vector multiple
+        Assert.False(WinogradConvolution.Applies(x, w, b.to(float64)));                       // bias dtype
+        Assert.False(WinogradConvolution.Applies(x[0], w, b));                                // not 4-D
+        Assert.False(WinogradConvolution.Applies(x[..0], w, b));                              // no elements
 
         var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Conv2d(x.contiguous(), WinogradConvolution.TransformWeight(w), b, relu: true));
         Assert.Contains($"Winograd convolution: input [1, {2 * vl}, 6, 6] Float32", ex.Message);
     }
 
     [Fact]
-    public void Choose_OffAndOnDoNotMeasure_AutoMeasuresLargeShapesOnce()
+    public void Choose_OnlyBenchmarkModeMeasures_AutoIsARuleOnTheChannels()
     {
         int calls = 0;
         Tensor Counted(int sleepMs)
@@ -122,24 +125,39 @@ public class WinogradConvolutionTests
             if (sleepMs > 0) Thread.Sleep(sleepMs);
             return zeros(1);
         }
-        using var big = zeros(1, 1, 1, 1).expand(16, 256, 48, 47); // no memory; N·C·H·W·O above MinimumWork
-        using var small = zeros(1, 1, 1, 1).expand(2, 64, 32, 32);
+        // Shapes without memory (expanded): N·C·H·W·O above MinimumWork for the big ones.
+        using var big = zeros(1, 1, 1, 1).expand(16, 256, 48, 47);
+        using var big64 = zeros(1, 1, 1, 1).expand(16, 64, 192, 192);
+        using var small = zeros(1, 1, 1, 1).expand(2, 256, 32, 32);
         Assert.False(WinogradConvolution.Choose("off", big, 256, () => Counted(0), () => Counted(0)));
         Assert.True(WinogradConvolution.Choose("on", small, 64, () => Counted(0), () => Counted(0)));
-        Assert.False(WinogradConvolution.Choose("auto", small, 64, () => Counted(0), () => Counted(0))); // below MinimumWork
+        Assert.False(WinogradConvolution.Choose("auto", small, 256, () => Counted(0), () => Counted(0)));      // below MinimumWork
+        Assert.False(WinogradConvolution.Choose("benchmark", small, 256, () => Counted(0), () => Counted(0))); // below MinimumWork
+        Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(40), () => Counted(0)));
+        Assert.False(WinogradConvolution.Choose("auto", big, 32, () => Counted(0), () => Counted(40)));       // too few output channels
+        Assert.Equal(64 >= WinogradConvolution.MinimumChannels, WinogradConvolution.Choose("auto", big64, 64, () => Counted(0), () => Counted(0)));
         Assert.Equal(0, calls);
 
-        // Direct 40 ms, Winograd ~0 ms: measured (four calls of each), chosen, and then kept without measuring again.
-        Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(40), () => Counted(0)));
+        // benchmark: direct 40 ms, Winograd ~0 ms: measured (four calls of each), chosen, and then kept without measuring again.
+        Assert.True(WinogradConvolution.Choose("benchmark", big, 256, () => Counted(40), () => Counted(0)));
         Assert.Equal(8, calls);
-        Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(0), () => Counted(40)));
+        Assert.True(WinogradConvolution.Choose("benchmark", big, 256, () => Counted(0), () => Counted(40)));
         Assert.Equal(8, calls);
         Assert.True(WinogradConvolution.Decided["[16x256x48x47]->256"]);
         // Winograd slower: the direct kernel stays.
         using var big2 = zeros(1, 1, 1, 1).expand(16, 256, 48, 46);
-        Assert.False(WinogradConvolution.Choose("auto", big2, 256, () => Counted(0), () => Counted(40)));
+        Assert.False(WinogradConvolution.Choose("benchmark", big2, 256, () => Counted(0), () => Counted(40)));
         Assert.False(WinogradConvolution.Decided["[16x256x48x46]->256"]);
     }
+
+    [Theory]
+    [InlineData("AVX2", true)]
+    [InlineData("avx2_vnni", true)]
+    [InlineData("SSE41", true)]
+    [InlineData("AVX512_CORE", false)]
+    [InlineData("AVX512_CORE_BF16", false)]
+    public void IsBelowAvx512_NamesTheCapsWithoutAvx512(string cap, bool below) =>
+        Assert.Equal(below, OneDnnIsa.IsBelowAvx512(cap));
 
     [Theory]
     [InlineData(100.0, 90.0, true)]
@@ -154,7 +172,8 @@ public class WinogradConvolutionTests
     [InlineData("ON", "on", null)]
     [InlineData("off", "off", null)]
     [InlineData("Auto", "auto", null)]
-    [InlineData("fast", null, "MCIR_WINOGRAD: expected 'auto', 'on' or 'off', got 'fast'")]
+    [InlineData("Benchmark", "benchmark", null)]
+    [InlineData("fast", null, "MCIR_WINOGRAD: expected 'auto', 'benchmark', 'on' or 'off', got 'fast'")]
     public void Switch_ValuesAndTheErrorLine(string? value, string? mode, string? error)
     {
         Assert.Equal(mode, WinogradConvolution.ParseMode(value));
