@@ -70,6 +70,25 @@ public class WinogradConvolutionTests
     }
 
     [Fact]
+    public void Conv2d_InChunksOfImages_EqualsTheWholeBatch()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (x, wt, b) = Operands(5, 16, 32, 9, 7, 27);
+        var u = WinogradConvolution.TransformWeight(wt);
+        var expected = nn.functional.conv2d(x.to(float64), wt.to(float64), b.to(float64), padding: [1, 1]).relu();
+        var whole = WinogradConvolution.Conv2d(x, u, b, relu: true, imagesPerChunk: 5);
+        var chunked = WinogradConvolution.Conv2d(x, u, b, relu: true, imagesPerChunk: 2); // 2 + 2 + 1 images
+        AssertClose(chunked, expected);
+        // Each image's tiles go through the same transforms; only the matrix products' blocking may differ.
+        Assert.True((chunked - whole).abs().max().item<float>() <= 1e-5 * expected.abs().max().item<double>());
+        // The default chunk: as many images as fit ChunkBytes of transformed tiles, at least one.
+        Assert.Equal(18, WinogradConvolution.ImagesPerChunk(256, 256, 48, 48)); // 5.3 MB per image: a batch of 16 in one chunk
+        Assert.Equal(9, WinogradConvolution.ImagesPerChunk(128, 128, 96, 96));   // 10.6 MB per image
+        Assert.Equal(1, WinogradConvolution.ImagesPerChunk(512, 512, 1024, 1024));
+    }
+
+    [Fact]
     public void TransformWeight_IsTheGroupedWeightOfTheTilePositions()
     {
         using var scope = NewDisposeScope();
