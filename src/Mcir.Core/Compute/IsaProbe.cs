@@ -46,7 +46,7 @@ public sealed record ComputeSetting(string Isa, MemoryFormat Model = MemoryForma
 /// <param name="Setting">What the child ran with.</param>
 /// <param name="Failure">Null when it ran and agreed with the baseline; else why it is rejected (crash, exit code,
 /// disagreement with the size of the error).</param>
-/// <param name="StepSeconds">Median time of the child's training steps (forward, loss, backward), when it ran.</param>
+/// <param name="StepSeconds">The fastest of the child's timed training steps (forward, loss, backward), when it ran.</param>
 /// <param name="MaxRelativeError">The larger of its forward and gradient disagreement with the baseline
 /// (<see cref="IsaProbe.RelativeErrors"/>; 0 for the baseline itself), when it ran.</param>
 public sealed record IsaProbeResult(ComputeSetting Setting, string? Failure, double? StepSeconds, double? MaxRelativeError)
