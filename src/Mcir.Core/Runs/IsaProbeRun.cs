@@ -45,8 +45,8 @@ public static class IsaProbeRun
     /// <summary>
     /// Runs the probe in this process and writes <paramref name="outputPath"/> (safetensors: <c>output</c> and
     /// <c>grad.&lt;parameter&gt;</c> of the first step, metadata <see cref="IsaProbe.SecondsKey"/>: the fastest of
-    /// <paramref name="timedSteps"/> further steps after one warm-up — on a shared machine noise only slows a step
-    /// down, so the fastest is the steadiest estimate of a setting's speed; a median of two let one slow step decide).
+    /// <paramref name="timedSteps"/> steps after <see cref="StepBenchmark.WarmUpSteps"/> untimed ones — on a shared machine noise only
+    /// slows a step down, so the fastest is the steadiest estimate of a setting's speed).
     /// </summary>
     public static void Execute(JsonObject root, RunRegistries registries, string outputPath, int timedSteps = 3)
     {
@@ -104,12 +104,12 @@ public static class IsaProbeRun
                     if (p.grad is { } g) recorded.Add(new(IsaProbe.GradientPrefix + name, Keep(g)));
             }
             var times = new List<double>();
-            for (int i = 0; i <= timedSteps; i++)
+            for (int i = 0; i < StepBenchmark.WarmUpSteps - 1 + timedSteps; i++) // the recorded step above was the first warm-up step
             {
                 using var scope = NewDisposeScope();
                 var sw = Stopwatch.StartNew();
                 Step();
-                if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
+                if (i >= StepBenchmark.WarmUpSteps - 1) times.Add(sw.Elapsed.TotalSeconds);
             }
             double fastest = times.Count == 0 ? 0 : times.Min();
             using var file = new TensorFile(recorded, new Dictionary<string, string>

@@ -20,8 +20,16 @@ public sealed record StepBenchmarkResult(double PlainSeconds, double SpnSeconds,
 /// </summary>
 public static class StepBenchmark
 {
+    /// <summary>
+    /// Untimed steps before timing (each side in <c>bench</c>, each candidate in the ISA probe). With bfloat16 negatives
+    /// the first steps run ~35 % slower than later ones (measured on the Zen 5 guest: 1.67–1.69 s for the fourth and
+    /// fifth SPN steps, 1.22 s from the sixth), so three warm-up steps left <c>bench</c>'s first rounds slow and the
+    /// probe's single one made bfloat16 negatives look slower than float32 ones.
+    /// </summary>
+    public const int WarmUpSteps = 5;
+
     public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
-        int batch, int lrSize, int scale, int warmup = 3, int rounds = 5, Action<string>? progress = null,
+        int batch, int lrSize, int scale, int warmup = WarmUpSteps, int rounds = 5, Action<string>? progress = null,
         Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null, Action<int>? afterRound = null)
     {
         device ??= CPU;

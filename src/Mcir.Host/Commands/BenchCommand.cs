@@ -19,7 +19,7 @@ internal static class BenchCommand
         var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 4 };
         var patch = new Option<int>("--lr-size") { Description = "LR patch size", DefaultValueFactory = _ => 48 };
         var negatives = new Option<int>("--negatives") { Description = "Number of negative models K", DefaultValueFactory = _ => 4 };
-        var rounds = new Option<int>("--rounds") { Description = "Timed rounds (after 3 warm-up steps)", DefaultValueFactory = _ => 5 };
+        var rounds = new Option<int>("--rounds") { Description = $"Timed rounds (after {Mcir.Core.Runs.StepBenchmark.WarmUpSteps} warm-up steps)", DefaultValueFactory = _ => 5 };
         var precision = new Option<NegativePrecision>("--negative-precision") { Description = "Arithmetic of the negatives' passes: Float32 (the authors' numbers), BFloat16, or Auto (bfloat16 where the CPU has it natively, else float32)", DefaultValueFactory = _ => NegativePrecision.Float32 };
         var device = new Option<string>("--device") { Description = "auto (the first CUDA device when the CUDA backend is present, else the CPU), cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
         var ranks = BenchRanks.RanksOption();
