@@ -44,8 +44,8 @@ public sealed class VggFeatureNet : nn.Module
     /// <summary>
     /// Runs entries 0..max(<paramref name="indices"/>) and returns the outputs at <paramref name="indices"/>, in that order.
     /// A convolution followed by its ReLU (the convolution's own output not requested) runs as one kernel when no
-    /// gradient is needed (the negatives' features): Winograd F(4×4, 3×3) where it applies and measures faster on this
-    /// machine (<see cref="Compute.WinogradConvolution"/>; values equal up to float32 rounding), else oneDNN's direct
+    /// gradient is needed (the negatives' features): Winograd F(4×4, 3×3) where it applies and <c>MCIR_WINOGRAD</c>'s rule
+    /// takes it (<see cref="Compute.WinogradConvolution"/>; values equal up to float32 rounding), else oneDNN's direct
     /// kernel with the ReLU fused (<see cref="Compute.FusedConvolution"/>); with a gradient, as the convolution and an
     /// in-place ReLU (torchvision's <c>ReLU(inplace=True)</c>: autograd keeps the ReLU's output, not the
     /// convolution's). The values are those of running every entry in turn.
@@ -100,7 +100,7 @@ public sealed class VggFeatureNet : nn.Module
 
     private readonly Dictionary<int, (Tensor From, Tensor Weight)> _winogradWeights = [];
 
-    /// <summary>Overrides <c>MCIR_WINOGRAD</c> for this network ("auto", "on", "off"; null: the variable's value). Tests.</summary>
+    /// <summary>Overrides <c>MCIR_WINOGRAD</c> for this network ("auto", "benchmark", "on", "off"; null: the variable's value). Tests.</summary>
     internal string? WinogradMode { get; set; }
 
     protected override void Dispose(bool disposing)

@@ -96,7 +96,7 @@ public static class TrainingRun
         }
         beforeFirstKernel?.Invoke();
         // The settings in force, after the probe (if any) chose them.
-        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}; {Compute.FusedConvolution.Note}");
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}; {Compute.FusedConvolution.Note}; {Compute.WinogradConvolution.Note}");
         if (Compute.IsaProbe.Note is { } probed) log.WriteLine(probed);
         ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions
@@ -171,9 +171,8 @@ public static class TrainingRun
                 }
                 started = true;
                 var result = trainer.Run(cancel);
-                // What the embedding's no-gradient convolutions ran as (measured during the first iterations).
-                if (Compute.WinogradConvolution.Decided.Count > 0 || Compute.WinogradConvolution.Mode != "auto")
-                    log.WriteLine(Compute.WinogradConvolution.Note);
+                // MCIR_WINOGRAD=benchmark: what each shape ran as (measured during the first iterations).
+                if (Compute.WinogradConvolution.Mode == "benchmark") log.WriteLine(Compute.WinogradConvolution.Note);
                 if (!comm.IsRoot) return new RunOutcome(result, [], runDir);
                 RunCurves.TryWrite(runDir, log); // <run>/curves.png, also after a collapse or an interrupt
                 if (result.Status != TrainingStatus.Completed)
