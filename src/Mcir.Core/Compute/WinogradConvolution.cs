@@ -265,9 +265,6 @@ public static unsafe class WinogradConvolution
     /// <summary>True when <paramref name="winogradMs"/> ≤ <see cref="RequiredRatio"/> × <paramref name="directMs"/>.</summary>
     public static bool Prefers(double directMs, double winogradMs) => winogradMs <= RequiredRatio * directMs;
 
-    /// <summary>Forgets the shapes measured (tests).</summary>
-    internal static void ResetDecisions() => Decisions.Clear();
-
     private static double Median(List<double> xs)
     {
         xs.Sort();
