@@ -124,6 +124,89 @@ public static unsafe class WinogradConvolution
     }
 
     /// <summary>
+    /// Whether <see cref="Conv2dRelu(Tensor, Tensor, Tensor, Tensor?)"/> takes these operands: as <see cref="Applies"/>,
+    /// but the gradient mode on and the input requiring grad while the weight and bias do not (a frozen network's layer
+    /// inside a differentiable computation, as the embedding's pass over the restored image).
+    /// </summary>
+    public static bool AppliesWithInputGradient(Tensor input, Tensor weight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (!torch.is_grad_enabled() || !input.requires_grad || weight.requires_grad || bias?.requires_grad == true) return false;
+        using (no_grad()) return Applies(input, weight, bias);
+    }
+
+    /// <summary>
+    /// relu(conv2d(input, weight, bias, padding: 1)) with autograd for the input only: the forward by F(4×4, 3×3) as
+    /// <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>, and the input's gradient — ReLU's backward (the gradient where the output is
+    /// positive, else 0) then the convolution's backward for its input, which for a 3×3 kernel, stride 1 and padding 1 is
+    /// the 3×3 convolution of the masked gradient with the weight's transpose flipped in both spatial axes — by
+    /// F(4×4, 3×3) too, the ReLU's mask applied in its input transform. Values as <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>'s (float32 rounding of
+    /// a different summation). No gradient for the weight or bias (they must not require one, see
+    /// <see cref="AppliesWithInputGradient"/>), no second-order gradient.
+    /// </summary>
+    /// <param name="input">[N, C, H, W] float32, channels-last, on the CPU, requiring grad.</param>
+    /// <param name="transformedWeight"><see cref="TransformWeight"/> of the [O, C, 3, 3] weight.</param>
+    /// <param name="transformedInputGradientWeight"><see cref="TransformWeightForInputGradient"/> of the same weight.</param>
+    /// <param name="bias">[O] or null.</param>
+    /// <returns>[N, O, H, W] float32, channels-last, whose backward gives the input's gradient [N, C, H, W] (channels-last).</returns>
+    /// <exception cref="ArgumentException">The operands do not match (shapes, dtype, layout).</exception>
+    public static Tensor Conv2dRelu(Tensor input, Tensor transformedWeight, Tensor transformedInputGradientWeight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(transformedInputGradientWeight);
+        if (transformedInputGradientWeight.dim() != 4 || transformedWeight.dim() != 4
+            || transformedInputGradientWeight.shape[0] != Positions * transformedWeight.shape[1]
+            || transformedInputGradientWeight.shape[1] * Positions != transformedWeight.shape[0])
+            throw new ArgumentException($"Winograd convolution: input-gradient weight [{string.Join(", ", transformedInputGradientWeight.shape)}] does not belong to the forward weight [{string.Join(", ", transformedWeight.shape)}]");
+        return WinogradConvReluFunction.apply(input, transformedWeight, transformedInputGradientWeight, bias!);
+    }
+
+    /// <summary>
+    /// The transformed weight of the input gradient's convolution (<see cref="Conv2dRelu(Tensor, Tensor, Tensor, Tensor?)"/>): <see cref="TransformWeight"/>
+    /// of w′[c, o, i, j] = w[o, c, 2 − i, 2 − j], i.e. [36·C, O, 1, 1].
+    /// </summary>
+    /// <param name="weight">[O, C, 3, 3] float32 on the CPU.</param>
+    public static Tensor TransformWeightForInputGradient(Tensor weight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        using var scope = NewDisposeScope();
+        using var flipped = weight.detach().flip(2, 3).transpose(0, 1);
+        return TransformWeight(flipped).MoveToOuterDisposeScope();
+    }
+
+    // The autograd node of Conv2dRelu: saves the output (ReLU's mask) and the input gradient's weight.
+    private sealed class WinogradConvReluFunction : torch.autograd.SingleTensorFunction<WinogradConvReluFunction>
+    {
+        public override string Name => "WinogradConv2dReluBackward";
+
+        public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+        {
+            var input = (Tensor)vars[0];
+            var weight = (Tensor)vars[1];
+            var inputGradientWeight = (Tensor)vars[2];
+            var bias = vars[3] as Tensor;
+            var y = Conv2d(input, weight, bias is null || bias.IsInvalid ? null : bias, relu: true);
+            ctx.save_for_backward([y.detach(), inputGradientWeight]);
+            return y;
+        }
+
+        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            var saved = ctx.get_saved_variables();
+            Tensor output = saved[0], inputGradientWeight = saved[1];
+            Tensor gradInput;
+            using (var scope = NewDisposeScope())
+            {
+                var g = ChannelsLast.Of(grad_output.dtype == ScalarType.Float32 ? grad_output : grad_output.to(ScalarType.Float32));
+                gradInput = Conv2d(g, inputGradientWeight, null, relu: false, imagesPerChunk: null, inputMask: output).MoveToOuterDisposeScope();
+            }
+            output.Dispose();
+            inputGradientWeight.Dispose();
+            return [gradInput, null!, null!, null!];
+        }
+    }
+
+    /// <summary>
     /// G g Gᵀ for every (output, input) channel pair, computed in float64, laid out as the weight of the grouped 1×1
     /// convolution <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/> runs: [36·O, C, 1, 1] float32 channels-last, group p = the 6×6 tile position p.
     /// </summary>
@@ -161,8 +244,10 @@ public static unsafe class WinogradConvolution
     public static Tensor Conv2d(Tensor input, Tensor transformedWeight, Tensor? bias, bool relu) =>
         Conv2d(input, transformedWeight, bias, relu, imagesPerChunk: null);
 
-    // imagesPerChunk: null for ImagesPerChunk's (tests set a smaller one).
-    internal static Tensor Conv2d(Tensor input, Tensor transformedWeight, Tensor? bias, bool relu, int? imagesPerChunk)
+    // imagesPerChunk: null for ImagesPerChunk's (tests set a smaller one). inputMask: null, or a tensor of the input's
+    // shape and layout whose non-positive entries zero the input's values as they are read (ReLU's backward fused into
+    // the input transform: the input is a gradient, the mask the ReLU's output).
+    internal static Tensor Conv2d(Tensor input, Tensor transformedWeight, Tensor? bias, bool relu, int? imagesPerChunk, Tensor? inputMask = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(transformedWeight);
@@ -172,6 +257,8 @@ public static unsafe class WinogradConvolution
             || input.shape[1] % vl != 0 || transformedWeight.shape[0] / Positions % vl != 0
             || (bias is not null && (bias.dim() != 1 || bias.shape[0] != transformedWeight.shape[0] / Positions || bias.dtype != ScalarType.Float32)))
             throw new ArgumentException($"Winograd convolution: input [{string.Join(", ", input.shape)}] {input.dtype}, transformed weight [{string.Join(", ", transformedWeight.shape)}] are not a channels-last float32 input and its F(4x4,3x3) weight with channel counts that are multiples of {vl}");
+        if (inputMask is not null && (inputMask.dtype != ScalarType.Float32 || !inputMask.shape.SequenceEqual(input.shape) || !ChannelsLast.IsChannelsLast(inputMask)))
+            throw new ArgumentException($"Winograd convolution: mask [{string.Join(", ", inputMask.shape)}] {inputMask.dtype} is not a channels-last float32 tensor of the input's shape [{string.Join(", ", input.shape)}]");
         using var noGrad = no_grad();
         int n = (int)input.shape[0], c = (int)input.shape[1], h = (int)input.shape[2], w = (int)input.shape[3];
         int o = (int)(transformedWeight.shape[0] / Positions);
@@ -184,7 +271,8 @@ public static unsafe class WinogradConvolution
         {
             int count = Math.Min(chunk, n - first);
             using var images = input.narrow(0, first, count);
-            using var v = InputTransform(images, count, c, h, w, threads);
+            using var maskImages = inputMask?.narrow(0, first, count);
+            using var v = InputTransform(images, maskImages, count, c, h, w, threads);
             var m = nn.functional.conv2d(v, transformedWeight, groups: Positions);
             if (!ChannelsLast.IsChannelsLast(m))
             {
@@ -272,20 +360,23 @@ public static unsafe class WinogradConvolution
     }
 
     // Input [N, H, W, C] (channels-last) → V [1, 36·C, T, 1] channels-last, i.e. memory [T][36][C], T = N·⌈H/4⌉·⌈W/4⌉;
-    // tile (i, j) reads input rows 4i−1 … 4i+4 and columns 4j−1 … 4j+4 (zero outside: the padding).
-    private static Tensor InputTransform(Tensor input, int n, int c, int h, int w, int threads)
+    // tile (i, j) reads input rows 4i−1 … 4i+4 and columns 4j−1 … 4j+4 (zero outside: the padding). With a mask (same
+    // shape and layout as the input), a value whose mask entry is not positive is read as zero.
+    private static Tensor InputTransform(Tensor input, Tensor? mask, int n, int c, int h, int w, int threads)
     {
         int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
         long tiles = (long)n * th * tw;
         Tensor v;
         using (var storage = empty(1, tiles, 1, (long)Positions * c)) v = storage.permute(0, 3, 1, 2); // the view keeps the storage
         nint xp = TensorData.Pointer(input), vp = TensorData.Pointer(v);
+        nint mp = mask is null ? 0 : TensorData.Pointer(mask);
         int vl = Vector<float>.Count;
         Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
         {
             int img = row / th, ti = row % th;
             Vector<float>* d = stackalloc Vector<float>[Positions];
             float* x = (float*)xp;
+            float* mk = (float*)mp;
             bool rowsInside = Tile * ti - 1 >= 0 && Tile * ti + Patch - 1 <= h;
             for (int tj = 0; tj < tw; tj++)
             {
@@ -293,7 +384,8 @@ public static unsafe class WinogradConvolution
                 // The patch's top-left pixel (row 4i − 1, column 4j − 1); a patch wholly inside the image is read
                 // without per-pixel checks.
                 bool inside = rowsInside && Tile * tj - 1 >= 0 && Tile * tj + Patch - 1 <= w;
-                float* corner = x + (((long)img * h + Tile * ti - 1) * w + Tile * tj - 1) * c;
+                long cornerOffset = (((long)img * h + Tile * ti - 1) * w + Tile * tj - 1) * c;
+                float* corner = x + cornerOffset;
                 for (int k = 0; k < c; k += vl)
                 {
                     if (inside)
@@ -302,6 +394,15 @@ public static unsafe class WinogradConvolution
                         {
                             float* px = corner + (long)r * w * c + k;
                             for (int q = 0; q < Patch; q++) d[r * Patch + q] = *(Vector<float>*)(px + (long)q * c);
+                        }
+                        if (mk is not null)
+                        {
+                            for (int r = 0; r < Patch; r++)
+                            {
+                                float* pm = mk + cornerOffset + (long)r * w * c + k;
+                                for (int q = 0; q < Patch; q++)
+                                    d[r * Patch + q] = Vector.ConditionalSelect(Vector.GreaterThan(*(Vector<float>*)(pm + (long)q * c), Vector<float>.Zero), d[r * Patch + q], Vector<float>.Zero);
+                            }
                         }
                     }
                     else
@@ -313,9 +414,10 @@ public static unsafe class WinogradConvolution
                             for (int q = 0; q < Patch; q++)
                             {
                                 int xx = Tile * tj - 1 + q;
-                                d[r * Patch + q] = rowIn && xx >= 0 && xx < w
-                                    ? *(Vector<float>*)(x + (((long)img * h + y) * w + xx) * c + k)
-                                    : Vector<float>.Zero;
+                                long at = (((long)img * h + y) * w + xx) * c + k;
+                                d[r * Patch + q] = !(rowIn && xx >= 0 && xx < w) ? Vector<float>.Zero
+                                    : mk is null ? *(Vector<float>*)(x + at)
+                                    : Vector.ConditionalSelect(Vector.GreaterThan(*(Vector<float>*)(mk + at), Vector<float>.Zero), *(Vector<float>*)(x + at), Vector<float>.Zero);
                             }
                         }
                     }
@@ -330,6 +432,7 @@ public static unsafe class WinogradConvolution
             }
         });
         GC.KeepAlive(input);
+        GC.KeepAlive(mask);
         return v;
     }
 

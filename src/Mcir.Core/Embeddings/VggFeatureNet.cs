@@ -70,35 +70,72 @@ public sealed class VggFeatureNet : nn.Module
         return outputs;
     }
 
-    // A no-gradient convolution + ReLU: Winograd where it applies and is chosen for this shape, else the direct fused
-    // kernel, else the two ATen operations.
+    // A convolution + ReLU. Without a gradient: Winograd where it applies and is chosen for this shape, else the direct
+    // fused kernel, else the two ATen operations. With a gradient for the input only (the restored image's pass; the
+    // network is frozen): Winograd with its own backward where it applies and is chosen, else the two ATen operations.
     private Tensor ConvRelu(int index, Conv2d conv, Tensor h)
     {
         var weight = conv.weight!;
+        if (Compute.WinogradConvolution.AppliesWithInputGradient(h, weight, conv.bias))
+        {
+            bool winograd;
+            using (torch.no_grad())
+            {
+                // benchmark mode measures the forward passes without gradient (a proxy for forward + backward: both are
+                // 3×3 convolutions of the same work, and the rule treats them alike).
+                using var x = h.detach();
+                winograd = Compute.WinogradConvolution.Choose(WinogradMode ?? Compute.WinogradConvolution.Mode, x, weight.shape[0],
+                    () => Compute.FusedConvolution.CanFuse(x, weight, conv.bias) ? Compute.FusedConvolution.Conv2dRelu(x, weight, conv.bias, padding: 1) : conv.call(x).relu_(),
+                    () => Compute.WinogradConvolution.Conv2d(x, Transformed(index, weight).Weight, conv.bias, relu: true));
+            }
+            if (winograd)
+            {
+                var t = Transformed(index, weight, inputGradient: true);
+                return Compute.WinogradConvolution.Conv2dRelu(h, t.Weight, t.InputGradientWeight!, conv.bias);
+            }
+            return conv.call(h).relu_();
+        }
         Tensor Direct() => Compute.FusedConvolution.CanFuse(h, weight, conv.bias)
             ? Compute.FusedConvolution.Conv2dRelu(h, weight, conv.bias, padding: 1)
             : conv.call(h).relu_();
         if (!Compute.WinogradConvolution.Applies(h, weight, conv.bias)) return Direct();
-        Tensor? u = null; // transformed on first use (not at all when the direct kernel is chosen without measuring)
-        Tensor Winograd() => Compute.WinogradConvolution.Conv2d(h, u ??= TransformedWeight(index, weight), conv.bias, relu: true);
+        Tensor Winograd() => Compute.WinogradConvolution.Conv2d(h, Transformed(index, weight).Weight, conv.bias, relu: true);
         return Compute.WinogradConvolution.Choose(WinogradMode ?? Compute.WinogradConvolution.Mode, h, weight.shape[0], Direct, Winograd) ? Winograd() : Direct();
     }
 
-    // The Winograd transform of layer index's weight, computed once and again only when the weight's values changed (a
-    // load into the same storage): a copy of the values it was computed from is kept and compared exactly.
-    private Tensor TransformedWeight(int index, Tensor weight)
+    // The Winograd transforms of layer index's weight (the input gradient's only when asked), computed once and again
+    // only when the weight's values changed (a load into the same storage): a copy of the values they were computed from
+    // is kept and compared exactly.
+    private TransformedWeights Transformed(int index, Tensor weight, bool inputGradient = false)
     {
-        bool found = _winogradWeights.TryGetValue(index, out var cached);
-        if (found && cached.From.shape.SequenceEqual(weight.shape) && cached.From.allclose(weight, rtol: 0, atol: 0)) return cached.Weight; // exactly equal
-        cached.From?.Dispose();
-        cached.Weight?.Dispose();
-        var from = weight.detach().clone().DetachFromDisposeScope();
-        var u = Compute.WinogradConvolution.TransformWeight(weight).DetachFromDisposeScope();
-        _winogradWeights[index] = (from, u);
-        return u;
+        if (!_winogradWeights.TryGetValue(index, out var cached)
+            || !(cached.From.shape.SequenceEqual(weight.shape) && cached.From.allclose(weight, rtol: 0, atol: 0))) // not exactly equal
+        {
+            cached?.Dispose();
+            cached = new TransformedWeights(weight.detach().clone().DetachFromDisposeScope(),
+                Compute.WinogradConvolution.TransformWeight(weight).DetachFromDisposeScope());
+            _winogradWeights[index] = cached;
+        }
+        if (inputGradient && cached.InputGradientWeight is null)
+            cached.InputGradientWeight = Compute.WinogradConvolution.TransformWeightForInputGradient(weight).DetachFromDisposeScope();
+        return cached;
     }
 
-    private readonly Dictionary<int, (Tensor From, Tensor Weight)> _winogradWeights = [];
+    private sealed class TransformedWeights(Tensor from, Tensor weight) : IDisposable
+    {
+        public Tensor From { get; } = from;
+        public Tensor Weight { get; } = weight;
+        public Tensor? InputGradientWeight { get; set; }
+
+        public void Dispose()
+        {
+            From.Dispose();
+            Weight.Dispose();
+            InputGradientWeight?.Dispose();
+        }
+    }
+
+    private readonly Dictionary<int, TransformedWeights> _winogradWeights = [];
 
     /// <summary>Overrides <c>MCIR_WINOGRAD</c> for this network ("auto", "benchmark", "on", "off"; null: the variable's value). Tests.</summary>
     internal string? WinogradMode { get; set; }
@@ -108,11 +145,7 @@ public sealed class VggFeatureNet : nn.Module
         if (disposing)
         {
             features.Dispose();
-            foreach (var (from, w) in _winogradWeights.Values)
-            {
-                from.Dispose();
-                w.Dispose();
-            }
+            foreach (var t in _winogradWeights.Values) t.Dispose();
             _winogradWeights.Clear();
         }
         base.Dispose(disposing);

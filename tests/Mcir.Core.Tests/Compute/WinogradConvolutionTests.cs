@@ -232,4 +232,104 @@ public class WinogradConvolutionTests
         Assert.True((winograd2[2] - direct2[2]).abs().max().item<float>() <= 1e-4 * s2);
         Assert.True((winograd2[2] - direct[2]).abs().max().item<float>() > 0.1 * s2);
     }
+
+    [Theory]
+    // Ragged tiles, a single pixel, no bias; the incoming gradient channels-last or contiguous (as a loss may give it).
+    [InlineData(2, 16, 32, 13, 10, true, true)]
+    [InlineData(1, 32, 16, 4, 4, false, false)]
+    [InlineData(1, 16, 16, 1, 1, true, true)]
+    [InlineData(2, 16, 48, 5, 23, true, false)]
+    public void Conv2dRelu_ValuesAndInputGradient_EqualTheConvolutions_UpToFloat32Rounding(long n, long c, long o, long h, long w, bool bias, bool channelsLastGradient)
+    {
+        using var scope = NewDisposeScope();
+        var (x, wt, b) = Operands(n, c, o, h, w, 31);
+        var r = randn([n, o, h, w], generator: new Generator(32));
+        var b64 = bias ? b.to(float64) : null;
+        var x64 = x.to(float64).requires_grad_(true);
+        var y64 = nn.functional.conv2d(x64, wt.to(float64), b64, padding: [1, 1]).relu();
+        (y64 * r.to(float64)).sum().backward();
+
+        var xg = x.detach().requires_grad_(true);
+        Assert.True(WinogradConvolution.AppliesWithInputGradient(xg, wt, bias ? b : null));
+        var y = WinogradConvolution.Conv2dRelu(xg, WinogradConvolution.TransformWeight(wt), WinogradConvolution.TransformWeightForInputGradient(wt), bias ? b : null);
+        Assert.True(y.requires_grad);
+        Assert.True(ChannelsLast.IsChannelsLast(y));
+        AssertClose(y.detach(), y64.detach());
+        Assert.True(y.min().item<float>() == 0 && (y64.detach() <= 0).any().item<bool>()); // the mask matters
+        var gradOutput = channelsLastGradient ? ChannelsLast.Of(r) : r.contiguous();
+        y.backward([gradOutput]);
+
+        Assert.Equal(x.shape, xg.grad!.shape);
+        Assert.True(ChannelsLast.IsChannelsLast(xg.grad!));
+        AssertClose(xg.grad!, x64.grad!);
+        Assert.Null(wt.grad);
+    }
+
+    [Fact]
+    public void AppliesWithInputGradient_OnlyForAnInputGradientOfAFrozenLayer()
+    {
+        using var scope = NewDisposeScope();
+        int vl = Vector<float>.Count;
+        var (x, w, b) = Operands(1, 2 * vl, vl, 6, 6, 33);
+        var xg = x.detach().requires_grad_(true);
+        Assert.True(WinogradConvolution.AppliesWithInputGradient(xg, w, b));
+        Assert.True(WinogradConvolution.AppliesWithInputGradient(xg, w, null));
+        Assert.False(WinogradConvolution.AppliesWithInputGradient(x, w, b));                          // no gradient needed
+        using (no_grad()) Assert.False(WinogradConvolution.AppliesWithInputGradient(xg, w, b));       // gradient mode off
+        Assert.False(WinogradConvolution.AppliesWithInputGradient(xg, w.detach().requires_grad_(true), b)); // weight trained
+        Assert.False(WinogradConvolution.AppliesWithInputGradient(xg, w, b.detach().requires_grad_(true))); // bias trained
+        Assert.False(WinogradConvolution.AppliesWithInputGradient(x.contiguous().requires_grad_(true), w, b)); // not channels-last
+        Assert.False(WinogradConvolution.AppliesWithInputGradient(xg, zeros(vl, 2 * vl, 5, 5), b));  // not 3×3
+
+        var u = WinogradConvolution.TransformWeight(w);
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Conv2dRelu(xg, u, u, b)); // the forward weight twice
+        Assert.Contains("does not belong to the forward weight", ex.Message);
+    }
+
+    [Fact]
+    public void Vgg_FeaturesWithGradient_ByWinograd_EqualTheDirectOnes_AndSoDoesTheImageGradient()
+    {
+        using var scope = NewDisposeScope();
+        using var net = new VggFeatureNet(VggVariant.Vgg16, 15);
+        manual_seed(7);
+        using (no_grad()) foreach (var p in net.parameters()) p.normal_(0, 0.05);
+        foreach (var p in net.parameters()) p.requires_grad = false;
+        ChannelsLast.ForConvolutions(net);
+        var image = ChannelsLast.Of(rand(2, 3, 20, 20, generator: new Generator(8)));
+        int[] taps = [3, 8, 15];
+
+        (Tensor[] Features, Tensor Gradient) Pass(string mode)
+        {
+            net.WinogradMode = mode;
+            var x = image.detach().requires_grad_(true);
+            var f = net.Run(x, taps);
+            (f[0].abs().mean() + f[1].abs().mean() + f[2].abs().mean()).backward(); // the SPN distance's kind of loss
+            return (f.Select(t => t.detach()).ToArray(), x.grad!);
+        }
+
+        var direct = Pass("off");
+        var winograd = Pass("on");
+        for (int k = 0; k < taps.Length; k++)
+        {
+            double scale = direct.Features[k].abs().max().item<float>();
+            Assert.True((winograd.Features[k] - direct.Features[k]).abs().max().item<float>() <= 1e-4 * scale, $"tap {taps[k]}");
+        }
+        // The image gradient passes back through up to seven layers, and the L1 loss's sign flips where a feature is
+        // within rounding of 0; compared in norm: a wrong transform or mask moves it by tens of percent.
+        double g = direct.Gradient.norm().item<float>();
+        Assert.True(g > 0);
+        Assert.True((winograd.Gradient - direct.Gradient).norm().item<float>() <= 1e-3 * g,
+            $"image gradient differs by {(winograd.Gradient - direct.Gradient).norm().item<float>() / g:E2} of its norm");
+
+        // "off" is the ATen layers themselves, bit for bit.
+        var x0 = image.detach().requires_grad_(true);
+        Tensor h = x0;
+        var seq = new List<Tensor>();
+        foreach (var (_, m) in net.named_children().SelectMany(c => ((nn.Module)c.module).named_children()))
+        {
+            h = ((nn.Module<Tensor, Tensor>)m).call(h);
+            seq.Add(h);
+        }
+        Assert.True(direct.Features[2].allclose(seq[15].detach(), rtol: 0, atol: 0));
+    }
 }
