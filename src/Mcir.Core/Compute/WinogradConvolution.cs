@@ -7,10 +7,13 @@ using static TorchSharp.torch;
 namespace Mcir.Core.Compute;
 
 /// <summary>
-/// Inference-only 3×3 convolution (stride 1, zero padding 1) + bias + optional ReLU by Winograd's minimal filtering
+/// 3×3 convolution (stride 1, zero padding 1) + bias + optional ReLU of a frozen layer by Winograd's minimal filtering
 /// F(4×4, 3×3): 36 multiplications per 4×4 output tile and input channel instead of 144, so a quarter of the direct
-/// convolution's multiply-adds. Used for the frozen embedding's no-gradient passes (the negatives' VGG16 features) on
-/// the layers where it is faster than oneDNN's direct kernel (<see cref="Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>).
+/// convolution's multiply-adds. Used for the frozen embedding's passes on the layers where it is faster than oneDNN's
+/// direct kernel (<see cref="Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>): the no-gradient ones (the negatives'
+/// VGG16 features, <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>) and the restored image's, whose input gradient
+/// is a 3×3 convolution too (<see cref="Conv2dRelu(Tensor, Tensor, Tensor, Tensor?)"/>, an autograd function). No
+/// gradient for the weights.
 /// </summary>
 /// <remarks>
 /// Algorithm and matrices: A. Lavin, S. Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016
@@ -25,9 +28,11 @@ namespace Mcir.Core.Compute;
 /// to 8 and 1/24) amplify rounding: measured on VGG16's relu3 layers (256 channels, 48×48) the mean absolute difference
 /// from a float64 convolution is ~3× that of oneDNN's direct float32 kernel (2.2e-6 against 7.1e-7 for outputs up to
 /// 14), the largest ~6× (1.6e-4 against 2.8e-5) — float32 rounding of a different summation. One consequence: features
-/// of identical networks (a negative equal to the target, as right after a <c>copy</c> initialisation) differ by that
-/// rounding between the with-gradient pass (direct) and the no-gradient one (Winograd), so their distance is ~1e-6 of
-/// the features instead of exactly 0. <c>MCIR_WINOGRAD</c>: <c>auto</c> (default: a fixed rule, so every process on a
+/// of identical networks (a negative equal to the target, as right after a <c>copy</c> initialisation) may differ by that
+/// rounding between the restored image's pass and the negatives' (different batch sizes: possibly other blockings of
+/// the products, and a layer that one pass takes and the other does not — the rule's <see cref="MinimumWork"/> counts
+/// the batch, e.g. one image of 256 channels at 48×48 stays direct while K·B images take Winograd — as can
+/// <c>benchmark</c> mode's measurements), so their distance is of rounding size instead of exactly 0. <c>MCIR_WINOGRAD</c>: <c>auto</c> (default: a fixed rule, so every process on a
 /// machine makes the same choice and a resumed run computes what the uninterrupted one would), <c>benchmark</c> (measured
 /// per shape in each process, as cuDNN's benchmark mode: possibly faster, not reproducible between processes),
 /// <c>on</c> (wherever it applies), <c>off</c>.</para>
@@ -94,12 +99,12 @@ public static unsafe class WinogradConvolution
             switch (Mode)
             {
                 case "off": return $"Winograd F(4x4,3x3) off ({SwitchVariable}=off)";
-                case "on": return $"Winograd F(4x4,3x3) for every no-gradient embedding convolution it applies to ({SwitchVariable}=on)";
-                case "auto": return $"Winograd F(4x4,3x3) for the embedding's no-gradient 3x3 convolutions with >= {MinimumChannels} channels in and out";
+                case "on": return $"Winograd F(4x4,3x3) for every embedding convolution it applies to ({SwitchVariable}=on)";
+                case "auto": return $"Winograd F(4x4,3x3) for the embedding's 3x3 convolutions (negatives' passes; the output's pass and its input gradient) with >= {MinimumChannels} channels in and out";
             }
             var d = Decisions.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"{kv.Key} {(kv.Value.Winograd ? "Winograd" : "direct")} ({kv.Value.DirectMs:F1} / {kv.Value.WinogradMs:F1} ms)").ToList();
-            return $"Winograd F(4x4,3x3) where measured faster in the embedding's no-gradient passes ({SwitchVariable}=benchmark)" +
+            return $"Winograd F(4x4,3x3) where measured faster in the embedding's passes ({SwitchVariable}=benchmark; the output's input gradient follows its forward)" +
                    (d.Count == 0 ? ": no shape measured yet" : ": " + string.Join("; ", d));
         }
     }
@@ -143,22 +148,27 @@ public static unsafe class WinogradConvolution
     /// the 3×3 convolution of the masked gradient with the weight's transpose flipped in both spatial axes — by
     /// F(4×4, 3×3) too, the ReLU's mask applied in its input transform. Values as <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>'s (float32 rounding of
     /// a different summation). No gradient for the weight or bias (they must not require one, see
-    /// <see cref="AppliesWithInputGradient"/>), no second-order gradient.
+    /// <see cref="AppliesWithInputGradient"/>), and no second-order gradient: with <c>create_graph</c> the input's gradient
+    /// is computed but has no history.
     /// </summary>
-    /// <param name="input">[N, C, H, W] float32, channels-last, on the CPU, requiring grad.</param>
+    /// <param name="input">[N, C, H, W] float32, channels-last, on the CPU; requiring grad (else the result has no autograd node, as any operation's).</param>
     /// <param name="transformedWeight"><see cref="TransformWeight"/> of the [O, C, 3, 3] weight.</param>
     /// <param name="transformedInputGradientWeight"><see cref="TransformWeightForInputGradient"/> of the same weight.</param>
     /// <param name="bias">[O] or null.</param>
     /// <returns>[N, O, H, W] float32, channels-last, whose backward gives the input's gradient [N, C, H, W] (channels-last).</returns>
-    /// <exception cref="ArgumentException">The operands do not match (shapes, dtype, layout).</exception>
+    /// <exception cref="ArgumentNullException">input, transformedWeight or transformedInputGradientWeight is null.</exception>
+    /// <exception cref="ArgumentException">The operands do not match (shapes, dtype, layout; the two transformed weights'
+    /// shapes are checked against each other, not their values). Checked before any autograd node is made.</exception>
     public static Tensor Conv2dRelu(Tensor input, Tensor transformedWeight, Tensor transformedInputGradientWeight, Tensor? bias)
     {
         ArgumentNullException.ThrowIfNull(transformedInputGradientWeight);
+        Validate(input, transformedWeight, bias); // before the autograd node exists: a refusal leaves nothing behind
         if (transformedInputGradientWeight.dim() != 4 || transformedWeight.dim() != 4
             || transformedInputGradientWeight.shape[0] != Positions * transformedWeight.shape[1]
             || transformedInputGradientWeight.shape[1] * Positions != transformedWeight.shape[0])
             throw new ArgumentException($"Winograd convolution: input-gradient weight [{string.Join(", ", transformedInputGradientWeight.shape)}] does not belong to the forward weight [{string.Join(", ", transformedWeight.shape)}]");
-        return WinogradConvReluFunction.apply(input, transformedWeight, transformedInputGradientWeight, bias!);
+        using var scope = NewDisposeScope(); // the forward's own handles (its output before wrapping, the saved alias)
+        return WinogradConvReluFunction.apply(input, transformedWeight, transformedInputGradientWeight, bias!).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -245,26 +255,19 @@ public static unsafe class WinogradConvolution
         Conv2d(input, transformedWeight, bias, relu, imagesPerChunk: null);
 
     // imagesPerChunk: null for ImagesPerChunk's (tests set a smaller one). inputMask: null, or a tensor of the input's
-    // shape and layout whose non-positive entries zero the input's values as they are read (ReLU's backward fused into
+    // shape and layout whose entries ≤ 0 zero the input's values as they are read (ReLU's backward fused into
     // the input transform: the input is a gradient, the mask the ReLU's output).
     internal static Tensor Conv2d(Tensor input, Tensor transformedWeight, Tensor? bias, bool relu, int? imagesPerChunk, Tensor? inputMask = null)
     {
-        ArgumentNullException.ThrowIfNull(input);
-        ArgumentNullException.ThrowIfNull(transformedWeight);
-        int vl = Vector<float>.Count;
-        if (input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32 || input.dim() != 4 || !ChannelsLast.IsChannelsLast(input)
-            || transformedWeight.dim() != 4 || transformedWeight.shape[1] != input.shape[1] || transformedWeight.shape[0] % Positions != 0
-            || input.shape[1] % vl != 0 || transformedWeight.shape[0] / Positions % vl != 0
-            || (bias is not null && (bias.dim() != 1 || bias.shape[0] != transformedWeight.shape[0] / Positions || bias.dtype != ScalarType.Float32)))
-            throw new ArgumentException($"Winograd convolution: input [{string.Join(", ", input.shape)}] {input.dtype}, transformed weight [{string.Join(", ", transformedWeight.shape)}] are not a channels-last float32 input and its F(4x4,3x3) weight with channel counts that are multiples of {vl}");
+        Validate(input, transformedWeight, bias);
         if (inputMask is not null && (inputMask.dtype != ScalarType.Float32 || !inputMask.shape.SequenceEqual(input.shape) || !ChannelsLast.IsChannelsLast(inputMask)))
             throw new ArgumentException($"Winograd convolution: mask [{string.Join(", ", inputMask.shape)}] {inputMask.dtype} is not a channels-last float32 tensor of the input's shape [{string.Join(", ", input.shape)}]");
         using var noGrad = no_grad();
         int n = (int)input.shape[0], c = (int)input.shape[1], h = (int)input.shape[2], w = (int)input.shape[3];
         int o = (int)(transformedWeight.shape[0] / Positions);
         int threads = Math.Max(1, torch.get_num_threads());
-        Tensor y;
-        using (var storage = empty(n, h, w, o)) y = storage.permute(0, 3, 1, 2); // [N, O, H, W] channels-last; the view keeps the storage
+        // [N, O, H, W] with channels-last strides, not a view (a view made inside an autograd function refuses in-place use).
+        var y = empty_strided([n, o, h, w], [(long)h * w * o, 1, (long)w * o, o]);
         using var biasValues = bias is null ? zeros(o) : bias.detach().contiguous();
         int chunk = imagesPerChunk ?? ImagesPerChunk(c, o, h, w);
         for (int first = 0; first < n; first += chunk)
@@ -285,6 +288,19 @@ public static unsafe class WinogradConvolution
         return y;
     }
 
+    // The operands' checks of Conv2d (one ArgumentException naming shapes, dtype and layout).
+    private static void Validate(Tensor input, Tensor transformedWeight, Tensor? bias)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(transformedWeight);
+        int vl = Vector<float>.Count;
+        if (input.device_type != DeviceType.CPU || input.dtype != ScalarType.Float32 || input.dim() != 4 || !ChannelsLast.IsChannelsLast(input)
+            || transformedWeight.dim() != 4 || transformedWeight.shape[1] != input.shape[1] || transformedWeight.shape[0] % Positions != 0
+            || input.shape[1] % vl != 0 || transformedWeight.shape[0] / Positions % vl != 0
+            || (bias is not null && (bias.dim() != 1 || bias.shape[0] != transformedWeight.shape[0] / Positions || bias.dtype != ScalarType.Float32)))
+            throw new ArgumentException($"Winograd convolution: input [{string.Join(", ", input.shape)}] {input.dtype}, transformed weight [{string.Join(", ", transformedWeight.shape)}] are not a channels-last float32 input and its F(4x4,3x3) weight with channel counts that are multiples of {vl}");
+    }
+
     /// <summary>
     /// Bytes of transformed tiles (input or products) one chunk of images may take: the transforms expand the data 2.25×,
     /// so the whole batch at once would hold two buffers of 2.25× the layer's input (340 MB for 16 images of 128 channels
@@ -302,7 +318,8 @@ public static unsafe class WinogradConvolution
     }
 
     /// <summary>
-    /// Whether a no-gradient 3×3 convolution of this shape should run by Winograd: <c>off</c> → no; <c>on</c> → yes;
+    /// Whether a 3×3 convolution of this shape should run by Winograd (with a gradient for the input, both its forward and
+    /// that gradient's convolution, which has the same work with C and O exchanged): <c>off</c> → no; <c>on</c> → yes;
     /// below <see cref="MinimumWork"/> → no; <c>auto</c> → when C and O are at least <see cref="MinimumChannels"/>;
     /// <c>benchmark</c> → measured once per process and shape (as cuDNN's benchmark mode does): direct
     /// (<paramref name="direct"/>) and Winograd (<paramref name="winograd"/>) alternately, three times each after one
@@ -361,7 +378,8 @@ public static unsafe class WinogradConvolution
 
     // Input [N, H, W, C] (channels-last) → V [1, 36·C, T, 1] channels-last, i.e. memory [T][36][C], T = N·⌈H/4⌉·⌈W/4⌉;
     // tile (i, j) reads input rows 4i−1 … 4i+4 and columns 4j−1 … 4j+4 (zero outside: the padding). With a mask (same
-    // shape and layout as the input), a value whose mask entry is not positive is read as zero.
+    // shape and layout as the input), a value whose mask entry is ≤ 0 is read as zero (ATen's threshold_backward: a NaN
+    // entry lets the value through).
     private static Tensor InputTransform(Tensor input, Tensor? mask, int n, int c, int h, int w, int threads)
     {
         int th = (h + Tile - 1) / Tile, tw = (w + Tile - 1) / Tile;
@@ -401,7 +419,7 @@ public static unsafe class WinogradConvolution
                             {
                                 float* pm = mk + cornerOffset + (long)r * w * c + k;
                                 for (int q = 0; q < Patch; q++)
-                                    d[r * Patch + q] = Vector.ConditionalSelect(Vector.GreaterThan(*(Vector<float>*)(pm + (long)q * c), Vector<float>.Zero), d[r * Patch + q], Vector<float>.Zero);
+                                    d[r * Patch + q] = Vector.ConditionalSelect(Vector.LessThanOrEqual(*(Vector<float>*)(pm + (long)q * c), Vector<float>.Zero), Vector<float>.Zero, d[r * Patch + q]);
                             }
                         }
                     }
@@ -417,7 +435,7 @@ public static unsafe class WinogradConvolution
                                 long at = (((long)img * h + y) * w + xx) * c + k;
                                 d[r * Patch + q] = !(rowIn && xx >= 0 && xx < w) ? Vector<float>.Zero
                                     : mk is null ? *(Vector<float>*)(x + at)
-                                    : Vector.ConditionalSelect(Vector.GreaterThan(*(Vector<float>*)(mk + at), Vector<float>.Zero), *(Vector<float>*)(x + at), Vector<float>.Zero);
+                                    : Vector.ConditionalSelect(Vector.LessThanOrEqual(*(Vector<float>*)(mk + at), Vector<float>.Zero), Vector<float>.Zero, *(Vector<float>*)(x + at));
                             }
                         }
                     }

@@ -48,7 +48,10 @@ public sealed class VggFeatureNet : nn.Module
     /// takes it (<see cref="Compute.WinogradConvolution"/>; values equal up to float32 rounding), else oneDNN's direct
     /// kernel with the ReLU fused (<see cref="Compute.FusedConvolution"/>); with a gradient, as the convolution and an
     /// in-place ReLU (torchvision's <c>ReLU(inplace=True)</c>: autograd keeps the ReLU's output, not the
-    /// convolution's). The values are those of running every entry in turn.
+    /// convolution's), or — when only the input needs a gradient (the network frozen: the restored image's pass) and
+    /// the rule takes the layer — by Winograd with its own backward for the input
+    /// (<see cref="Compute.WinogradConvolution.Conv2dRelu(Tensor, Tensor, Tensor, Tensor?)"/>). The values are those of running every entry in
+    /// turn, up to float32 rounding where Winograd runs.
     /// </summary>
     public Tensor[] Run(Tensor x, IReadOnlyList<int> indices)
     {

@@ -262,7 +262,48 @@ public class WinogradConvolutionTests
         Assert.Equal(x.shape, xg.grad!.shape);
         Assert.True(ChannelsLast.IsChannelsLast(xg.grad!));
         AssertClose(xg.grad!, x64.grad!);
-        Assert.Null(wt.grad);
+    }
+
+    [Fact]
+    public void InputGradient_MaskedInChunks_EqualsTheMaskedGradientConvolved_AndFollowsThresholdBackward()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (g, wt, _) = Operands(3, 32, 16, 9, 7, 34);
+        var mask = ChannelsLast.Of(randn([3, 32, 9, 7], generator: new Generator(35)).relu()); // half zeros, as a ReLU's output
+        mask[1, 3, 4, 2] = float.NaN; // ATen's threshold_backward lets the gradient through where the output is NaN
+        var u = WinogradConvolution.TransformWeightForInputGradient(wt.transpose(0, 1)); // an input-gradient weight: C = 32 → 16
+        var masked = ChannelsLast.Of(where(mask <= 0, zeros_like(g), g));
+        var expected = WinogradConvolution.Conv2d(masked, u, null, relu: false, imagesPerChunk: 3);
+        var chunked = WinogradConvolution.Conv2d(g, u, null, relu: false, imagesPerChunk: 1, inputMask: mask); // each chunk its own part of the mask
+        var whole = WinogradConvolution.Conv2d(g, u, null, relu: false, imagesPerChunk: 3, inputMask: mask);
+        double scale = expected.abs().max().item<float>();
+        Assert.True((chunked - expected).abs().max().item<float>() <= 1e-5 * scale);
+        Assert.True((whole - expected).abs().max().item<float>() <= 1e-5 * scale);
+        var unmasked = WinogradConvolution.Conv2d(g, u, null, relu: false, imagesPerChunk: 3);
+        Assert.True((unmasked - expected).abs().max().item<float>() > 0.1 * scale); // the mask matters
+
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Conv2d(g, u, null, relu: false, imagesPerChunk: 1, inputMask: mask[..2]));
+        Assert.Contains("is not a channels-last float32 tensor of the input's shape [3, 32, 9, 7]", ex.Message);
+    }
+
+    [Fact]
+    public void Conv2dRelu_Backward_TwiceWithRetainedGraph_AndFromASum()
+    {
+        using var scope = NewDisposeScope();
+        var (x, wt, b) = Operands(2, 16, 16, 6, 9, 36);
+        var u = WinogradConvolution.TransformWeight(wt);
+        var ub = WinogradConvolution.TransformWeightForInputGradient(wt);
+        var xg = x.detach().requires_grad_(true);
+        var y = WinogradConvolution.Conv2dRelu(xg, u, ub, b);
+        y.sum().backward(retain_graph: true); // the incoming gradient is a broadcast scalar (stride 0), not channels-last
+        var once = xg.grad!.clone();
+        y.sum().backward();                   // the saved output and weight still there: the gradient accumulates
+        Assert.True(xg.grad!.allclose(2 * once, rtol: 1e-6, atol: 1e-6));
+
+        var x64 = x.to(float64).requires_grad_(true);
+        nn.functional.conv2d(x64, wt.to(float64), b.to(float64), padding: [1, 1]).relu().sum().backward();
+        AssertClose(once, x64.grad!);
     }
 
     [Fact]
@@ -314,12 +355,22 @@ public class WinogradConvolutionTests
             double scale = direct.Features[k].abs().max().item<float>();
             Assert.True((winograd.Features[k] - direct.Features[k]).abs().max().item<float>() <= 1e-4 * scale, $"tap {taps[k]}");
         }
+        Assert.True((winograd.Features[2] - direct.Features[2]).abs().max().item<float>() > 0); // Winograd did run (other rounding)
         // The image gradient passes back through up to seven layers, and the L1 loss's sign flips where a feature is
         // within rounding of 0; compared in norm: a wrong transform or mask moves it by tens of percent.
         double g = direct.Gradient.norm().item<float>();
         Assert.True(g > 0);
         Assert.True((winograd.Gradient - direct.Gradient).norm().item<float>() <= 1e-3 * g,
             $"image gradient differs by {(winograd.Gradient - direct.Gradient).norm().item<float>() / g:E2} of its norm");
+
+        // The weights change in place (a load): both cached transforms follow.
+        using (no_grad()) foreach (var p in net.parameters()) p.mul_(2);
+        var direct2 = Pass("off");
+        var winograd2 = Pass("on");
+        double g2 = direct2.Gradient.norm().item<float>();
+        Assert.True((winograd2.Gradient - direct2.Gradient).norm().item<float>() <= 1e-3 * g2);
+        Assert.True((winograd2.Gradient - winograd.Gradient).norm().item<float>() > 0.1 * g2);
+        using (no_grad()) foreach (var p in net.parameters()) p.div_(2);
 
         // "off" is the ATen layers themselves, bit for bit.
         var x0 = image.detach().requires_grad_(true);
