@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -393,6 +394,7 @@ public static unsafe class WinogradConvolution
         {
             int img = row / th, ti = row % th;
             Vector<float>* d = stackalloc Vector<float>[Positions];
+            Vector<float>* a = stackalloc Vector<float>[Patch]; // an edge patch's raw row, apart from d (no aliasing of in and out)
             float* x = (float*)xp;
             float* mk = (float*)mp;
             bool rowsInside = Tile * ti - 1 >= 0 && Tile * ti + Patch - 1 <= h;
@@ -406,45 +408,56 @@ public static unsafe class WinogradConvolution
                 float* corner = x + cornerOffset;
                 for (int k = 0; k < c; k += vl)
                 {
+                    // Bᵀ along each patch row with its six values in registers (into d), then Bᵀ along each column of d
+                    // written straight to the tile's 36 vectors.
                     if (inside)
                     {
                         for (int r = 0; r < Patch; r++)
                         {
-                            float* px = corner + (long)r * w * c + k;
-                            for (int q = 0; q < Patch; q++) d[r * Patch + q] = *(Vector<float>*)(px + (long)q * c);
-                        }
-                        if (mk is not null)
-                        {
-                            for (int r = 0; r < Patch; r++)
+                            long rowOffset = (long)r * w * c + k;
+                            float* px = corner + rowOffset;
+                            Vector<float> a0 = *(Vector<float>*)px, a1 = *(Vector<float>*)(px + c), a2 = *(Vector<float>*)(px + 2L * c),
+                                a3 = *(Vector<float>*)(px + 3L * c), a4 = *(Vector<float>*)(px + 4L * c), a5 = *(Vector<float>*)(px + 5L * c);
+                            if (mk is not null)
                             {
-                                float* pm = mk + cornerOffset + (long)r * w * c + k;
-                                for (int q = 0; q < Patch; q++)
-                                    d[r * Patch + q] = Vector.ConditionalSelect(Vector.LessThanOrEqual(*(Vector<float>*)(pm + (long)q * c), Vector<float>.Zero), Vector<float>.Zero, d[r * Patch + q]);
+                                float* pm = mk + cornerOffset + rowOffset;
+                                a0 = Masked(a0, pm); a1 = Masked(a1, pm + c); a2 = Masked(a2, pm + 2L * c);
+                                a3 = Masked(a3, pm + 3L * c); a4 = Masked(a4, pm + 4L * c); a5 = Masked(a5, pm + 5L * c);
                             }
+                            Vector<float>* dr = d + r * Patch;
+                            InputTransform1D(a0, a1, a2, a3, a4, a5, out dr[0], out dr[1], out dr[2], out dr[3], out dr[4], out dr[5]);
                         }
                     }
                     else
                     {
+                        // A patch crossing the image's edge: read with per-pixel checks (zero outside: the padding).
                         for (int r = 0; r < Patch; r++)
                         {
                             int y = Tile * ti - 1 + r;
                             bool rowIn = y >= 0 && y < h;
+                            Vector<float>* dr = d + r * Patch;
                             for (int q = 0; q < Patch; q++)
                             {
                                 int xx = Tile * tj - 1 + q;
                                 long at = (((long)img * h + y) * w + xx) * c + k;
-                                d[r * Patch + q] = !(rowIn && xx >= 0 && xx < w) ? Vector<float>.Zero
+                                a[q] = !(rowIn && xx >= 0 && xx < w) ? Vector<float>.Zero
                                     : mk is null ? *(Vector<float>*)(x + at)
-                                    : Vector.ConditionalSelect(Vector.LessThanOrEqual(*(Vector<float>*)(mk + at), Vector<float>.Zero), Vector<float>.Zero, *(Vector<float>*)(x + at));
+                                    : Masked(*(Vector<float>*)(x + at), mk + at);
                             }
+                            InputTransform1D(a[0], a[1], a[2], a[3], a[4], a[5], out dr[0], out dr[1], out dr[2], out dr[3], out dr[4], out dr[5]);
                         }
                     }
-                    for (int q = 0; q < Patch; q++) InputTransform1D(d + q, Patch);
-                    for (int r = 0; r < Patch; r++)
+                    for (int q = 0; q < Patch; q++)
                     {
-                        Vector<float>* dr = d + r * Patch;
-                        InputTransform1D(dr, 1);
-                        for (int q = 0; q < Patch; q++) *(Vector<float>*)(dst + (long)(r * Patch + q) * c + k) = dr[q];
+                        InputTransform1D(d[q], d[Patch + q], d[2 * Patch + q], d[3 * Patch + q], d[4 * Patch + q], d[5 * Patch + q],
+                            out var o0, out var o1, out var o2, out var o3, out var o4, out var o5);
+                        float* dq = dst + (long)q * c + k;
+                        *(Vector<float>*)dq = o0;
+                        *(Vector<float>*)(dq + (long)Patch * c) = o1;
+                        *(Vector<float>*)(dq + 2L * Patch * c) = o2;
+                        *(Vector<float>*)(dq + 3L * Patch * c) = o3;
+                        *(Vector<float>*)(dq + 4L * Patch * c) = o4;
+                        *(Vector<float>*)(dq + 5L * Patch * c) = o5;
                     }
                 }
             }
@@ -454,23 +467,30 @@ public static unsafe class WinogradConvolution
         return v;
     }
 
-    // Bᵀ applied to six values (Lavin & Gray's F(4, 3)):
+    // A value read through the mask: zero where the mask's entry is ≤ 0 (a NaN entry lets the value through).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> Masked(Vector<float> value, float* mask) =>
+        Vector.ConditionalSelect(Vector.LessThanOrEqual(*(Vector<float>*)mask, Vector<float>.Zero), Vector<float>.Zero, value);
+
+    // Bᵀ applied to six values in registers (Lavin & Gray's F(4, 3)):
     // [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1].
-    private static void InputTransform1D(Vector<float>* d, int stride)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void InputTransform1D(Vector<float> d0, Vector<float> d1, Vector<float> d2, Vector<float> d3, Vector<float> d4, Vector<float> d5,
+        out Vector<float> o0, out Vector<float> o1, out Vector<float> o2, out Vector<float> o3, out Vector<float> o4, out Vector<float> o5)
     {
         var four = new Vector<float>(4f);
         var five = new Vector<float>(5f);
-        var two = new Vector<float>(2f);
-        Vector<float> d0 = d[0], d1 = d[stride], d2 = d[2 * stride], d3 = d[3 * stride], d4 = d[4 * stride], d5 = d[5 * stride];
         var a = d4 - d2;
         var b = d3 - d1;
-        d[0] = four * d0 - five * d2 + d4;
-        d[stride] = d4 + d3 - four * (d1 + d2);
-        d[2 * stride] = d4 - d3 + four * (d1 - d2);
-        d[3 * stride] = a + two * b;
-        d[4 * stride] = a - two * b;
-        d[5 * stride] = four * d1 - five * d3 + d5;
+        var b2 = b + b;
+        o0 = four * d0 - five * d2 + d4;
+        o1 = d4 + d3 - four * (d1 + d2);
+        o2 = d4 - d3 + four * (d1 - d2);
+        o3 = a + b2;
+        o4 = a - b2;
+        o5 = four * d1 - five * d3 + d5;
     }
+
 
     // M [1, 36·O, T, 1] channels-last (memory [T][36][O]) → images firstImage … firstImage + n − 1 of Y [N, O, H, W]
     // channels-last: Aᵀ M A per tile, plus bias and ReLU; Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]. Tiles past the edge write only their

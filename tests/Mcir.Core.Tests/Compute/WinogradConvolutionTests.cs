@@ -245,17 +245,22 @@ public class WinogradConvolutionTests
         var (x, wt, b) = Operands(n, c, o, h, w, 31);
         var r = randn([n, o, h, w], generator: new Generator(32));
         var b64 = bias ? b.to(float64) : null;
-        var x64 = x.to(float64).requires_grad_(true);
-        var y64 = nn.functional.conv2d(x64, wt.to(float64), b64, padding: [1, 1]).relu();
-        (y64 * r.to(float64)).sum().backward();
-
         var xg = x.detach().requires_grad_(true);
         Assert.True(WinogradConvolution.AppliesWithInputGradient(xg, wt, bias ? b : null));
         var y = WinogradConvolution.Conv2dRelu(xg, WinogradConvolution.TransformWeight(wt), WinogradConvolution.TransformWeightForInputGradient(wt), bias ? b : null);
         Assert.True(y.requires_grad);
         Assert.True(ChannelsLast.IsChannelsLast(y));
-        AssertClose(y.detach(), y64.detach());
-        Assert.True(y.min().item<float>() == 0 && (y64.detach() <= 0).any().item<bool>()); // the mask matters
+
+        // The reference: float64 autograd through the convolution and the ReLU's mask as the Winograd output has it. A
+        // pre-activation within float32 rounding of 0 may fall on the other side of the ReLU than in float64, and that one
+        // entry would move the gradient by a whole term: the mask is the function's own, its gradient is what is tested.
+        var x64 = x.to(float64).requires_grad_(true);
+        var pre64 = nn.functional.conv2d(x64, wt.to(float64), b64, padding: [1, 1]);
+        var mask = (y.detach() > 0).to(float64);
+        (pre64 * mask * r.to(float64)).sum().backward();
+        AssertClose(y.detach(), pre64.detach().relu());
+        Assert.True(y.min().item<float>() == 0 && (mask == 0).any().item<bool>()); // the mask matters
+        Assert.True(((y.detach() > 0) != (pre64.detach() > 0)).sum().item<long>() <= 1); // … and is the ReLU's, up to rounding at 0
         var gradOutput = channelsLastGradient ? ChannelsLast.Of(r) : r.contiguous();
         y.backward([gradOutput]);
 
@@ -302,7 +307,7 @@ public class WinogradConvolutionTests
         Assert.True(xg.grad!.allclose(2 * once, rtol: 1e-6, atol: 1e-6));
 
         var x64 = x.to(float64).requires_grad_(true);
-        nn.functional.conv2d(x64, wt.to(float64), b.to(float64), padding: [1, 1]).relu().sum().backward();
+        (nn.functional.conv2d(x64, wt.to(float64), b.to(float64), padding: [1, 1]) * (y.detach() > 0).to(float64)).sum().backward(); // the mask as y has it
         AssertClose(once, x64.grad!);
     }
 
@@ -356,11 +361,14 @@ public class WinogradConvolutionTests
             Assert.True((winograd.Features[k] - direct.Features[k]).abs().max().item<float>() <= 1e-4 * scale, $"tap {taps[k]}");
         }
         Assert.True((winograd.Features[2] - direct.Features[2]).abs().max().item<float>() > 0); // Winograd did run (other rounding)
-        // The image gradient passes back through up to seven layers, and the L1 loss's sign flips where a feature is
-        // within rounding of 0; compared in norm: a wrong transform or mask moves it by tens of percent.
+        // The image gradient passes back through up to seven ReLUs, and a pre-activation within float32 rounding of 0
+        // (there are ~1–2 among these 2·10⁵: one at 3e-8 in relu1_2 alone) can fall on the other side of its ReLU with
+        // Winograd's rounding than with the direct kernel's: measured, one such flip moves the image gradient by 1.8e-3 of
+        // its norm, all of them here by 6.4e-3. Compared in norm with room for a few flips; a wrong transform, weight
+        // flip or mask moves it by tens of percent.
         double g = direct.Gradient.norm().item<float>();
         Assert.True(g > 0);
-        Assert.True((winograd.Gradient - direct.Gradient).norm().item<float>() <= 1e-3 * g,
+        Assert.True((winograd.Gradient - direct.Gradient).norm().item<float>() <= 3e-2 * g,
             $"image gradient differs by {(winograd.Gradient - direct.Gradient).norm().item<float>() / g:E2} of its norm");
 
         // The weights change in place (a load): both cached transforms follow.
@@ -368,7 +376,7 @@ public class WinogradConvolutionTests
         var direct2 = Pass("off");
         var winograd2 = Pass("on");
         double g2 = direct2.Gradient.norm().item<float>();
-        Assert.True((winograd2.Gradient - direct2.Gradient).norm().item<float>() <= 1e-3 * g2);
+        Assert.True((winograd2.Gradient - direct2.Gradient).norm().item<float>() <= 3e-2 * g2);
         Assert.True((winograd2.Gradient - winograd.Gradient).norm().item<float>() > 0.1 * g2);
         using (no_grad()) foreach (var p in net.parameters()) p.div_(2);
 
