@@ -491,7 +491,6 @@ public static unsafe class WinogradConvolution
         o5 = four * d1 - five * d3 + d5;
     }
 
-
     // M [1, 36·O, T, 1] channels-last (memory [T][36][O]) → images firstImage … firstImage + n − 1 of Y [N, O, H, W]
     // channels-last: Aᵀ M A per tile, plus bias and ReLU; Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]. Tiles past the edge write only their
     // pixels inside the image.
