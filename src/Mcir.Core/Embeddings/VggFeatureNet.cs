@@ -79,31 +79,26 @@ public sealed class VggFeatureNet : nn.Module
     private Tensor ConvRelu(int index, Conv2d conv, Tensor h)
     {
         var weight = conv.weight!;
+        string mode = WinogradMode ?? Compute.WinogradConvolution.Mode;
+        // Direct: the fused kernel where it applies (never with a gradient), else the two ATen operations.
+        Tensor Direct(Tensor x) => Compute.FusedConvolution.CanFuse(x, weight, conv.bias)
+            ? Compute.FusedConvolution.Conv2dRelu(x, weight, conv.bias, padding: 1)
+            : conv.call(x).relu_();
+        Tensor Winograd(Tensor x) => Compute.WinogradConvolution.Conv2d(x, Transformed(index, weight).Weight, conv.bias, relu: true);
         if (Compute.WinogradConvolution.AppliesWithInputGradient(h, weight, conv.bias))
         {
+            // benchmark mode measures the forward passes without gradient (a proxy for forward + backward: both are
+            // 3×3 convolutions of the same work, and the rule treats them alike).
             bool winograd;
             using (torch.no_grad())
-            {
-                // benchmark mode measures the forward passes without gradient (a proxy for forward + backward: both are
-                // 3×3 convolutions of the same work, and the rule treats them alike).
-                using var x = h.detach();
-                winograd = Compute.WinogradConvolution.Choose(WinogradMode ?? Compute.WinogradConvolution.Mode, x, weight.shape[0],
-                    () => Compute.FusedConvolution.CanFuse(x, weight, conv.bias) ? Compute.FusedConvolution.Conv2dRelu(x, weight, conv.bias, padding: 1) : conv.call(x).relu_(),
-                    () => Compute.WinogradConvolution.Conv2d(x, Transformed(index, weight).Weight, conv.bias, relu: true));
-            }
-            if (winograd)
-            {
-                var t = Transformed(index, weight, inputGradient: true);
-                return Compute.WinogradConvolution.Conv2dRelu(h, t.Weight, t.InputGradientWeight!, conv.bias);
-            }
-            return conv.call(h).relu_();
+            using (var x = h.detach())
+                winograd = Compute.WinogradConvolution.Choose(mode, x, weight.shape[0], () => Direct(x), () => Winograd(x));
+            if (!winograd) return Direct(h);
+            var t = Transformed(index, weight, inputGradient: true);
+            return Compute.WinogradConvolution.Conv2dRelu(h, t.Weight, t.InputGradientWeight!, conv.bias);
         }
-        Tensor Direct() => Compute.FusedConvolution.CanFuse(h, weight, conv.bias)
-            ? Compute.FusedConvolution.Conv2dRelu(h, weight, conv.bias, padding: 1)
-            : conv.call(h).relu_();
-        if (!Compute.WinogradConvolution.Applies(h, weight, conv.bias)) return Direct();
-        Tensor Winograd() => Compute.WinogradConvolution.Conv2d(h, Transformed(index, weight).Weight, conv.bias, relu: true);
-        return Compute.WinogradConvolution.Choose(WinogradMode ?? Compute.WinogradConvolution.Mode, h, weight.shape[0], Direct, Winograd) ? Winograd() : Direct();
+        if (!Compute.WinogradConvolution.Applies(h, weight, conv.bias)) return Direct(h);
+        return Compute.WinogradConvolution.Choose(mode, h, weight.shape[0], () => Direct(h), () => Winograd(h)) ? Winograd(h) : Direct(h);
     }
 
     // The Winograd transforms of layer index's weight (the input gradient's only when asked), computed once and again
