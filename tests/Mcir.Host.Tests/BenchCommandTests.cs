@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Mcir.Core.Compute;
 using Mcir.Host.Commands;
 
 namespace Mcir.Host.Tests;
@@ -71,6 +72,30 @@ public class BenchCommandTests
         Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, [1.3, 1.2, 1.25]));
         Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, [1.2]));      // a tie: contiguous
         Assert.Same(nchw, Mcir.Host.Commands.PytorchReference.FasterFormat(nchw, []));         // not timed
+    }
+
+    [Fact]
+    public void PlainWorkload_IsTheSameModelAndShapesWithL1Only_AndItsSettingsLineSaysWhatRan()
+    {
+        var plain = BenchCommand.Workload("edsr-light", 4, 4, 48, 0, "cpu", spn: false);
+        var spn = BenchCommand.Workload("edsr-light", 4, 4, 48, 4, "cpu");
+        var boundPlain = Mcir.Core.Runs.RunComposition.Bind(plain);
+        var boundSpn = Mcir.Core.Runs.RunComposition.Bind(spn);
+        Assert.Null(boundPlain.Loss.Spn);
+        Assert.Equal("l1", boundPlain.Loss.Reconstruction);
+        Assert.NotNull(boundSpn.Loss.Spn);
+        Assert.Equal((boundSpn.Model.Name, boundSpn.Model.Options.ToJsonString()), (boundPlain.Model.Name, boundPlain.Model.Options.ToJsonString()));
+        Assert.Equal((boundSpn.Data.BatchSize, boundSpn.Data.Train.GtSize, boundSpn.Data.Train.Scale), (boundPlain.Data.BatchSize, boundPlain.Data.Train.GtSize, boundPlain.Data.Train.Scale));
+        // Two workloads: each is measured and cached on its own.
+        Assert.NotEqual(Mcir.Core.Runs.IsaProbeRun.WorkloadDescription(spn), Mcir.Core.Runs.IsaProbeRun.WorkloadDescription(plain));
+
+        static IsaChoice Choice(ComputeSetting s) => new(s, new ComputeSetting(ComputeSetting.DefaultIsa), [new IsaProbeResult(s, null, 0.4, 0)], FromCache: false);
+        var contiguous = Choice(new ComputeSetting(ComputeSetting.DefaultIsa, MemoryFormat.Contiguous));
+        Assert.Equal("plain L1 step: compute settings measured for this workload on this machine: default ISA, model contiguous (default ISA, model contiguous 0.40 s; see IsaProbe)",
+            BenchCommand.PlainSettingsNote(contiguous, Choice(new ComputeSetting(ComputeSetting.DefaultIsa))));
+        // The ISA cap is the process's: where the plain workload measured another, the line says the plain rows did not run under it.
+        Assert.EndsWith("; its ISA cap (AVX2) cannot change within this process, so the plain rows ran under the SPN step's (default ISA)",
+            BenchCommand.PlainSettingsNote(Choice(new ComputeSetting("AVX2")), null));
     }
 
     [Fact]

@@ -231,6 +231,25 @@ public static class IsaProbe
         Applied = choice;
     }
 
+    /// <summary>
+    /// An action that puts in force the parts of <paramref name="setting"/> that can change between two steps of one
+    /// process — the restoration network's memory format and libtorch's thread count (<paramref name="defaultThreads"/>
+    /// where the setting leaves it to the default) — and leaves the rest as it is (the ISA cap, fixed at the first
+    /// kernel; the embedding's format; the negatives' precision). What the user fixed is not replaced. <c>bench</c> uses
+    /// it to time the plain step under a plain workload's choice and the SPN step under the SPN workload's, alternately.
+    /// </summary>
+    public static Action Switcher(ComputeSetting setting, int defaultThreads)
+    {
+        ArgumentNullException.ThrowIfNull(setting);
+        ArgumentOutOfRangeException.ThrowIfLessThan(defaultThreads, 1);
+        int threads = setting.Threads ?? defaultThreads;
+        return () =>
+        {
+            if (!ConvolutionLayout.SetByUser && ConvolutionLayout.Model != setting.Model) ConvolutionLayout.Apply(setting.Model, ConvolutionLayout.Embedding);
+            if (!ThreadsSetByUser && get_num_threads() != threads) set_num_threads(threads);
+        };
+    }
+
     /// <summary>The cache file: <c>$XDG_CACHE_HOME/mcir/onednn-isa.json</c>, default <c>~/.cache/mcir/onednn-isa.json</c>.</summary>
     public static string DefaultCachePath()
     {

@@ -30,7 +30,8 @@ public static class StepBenchmark
 
     public static StepBenchmarkResult Run(Func<nn.Module<Tensor, Tensor>> createModel, SpnLossOptions spnOptions, int negatives,
         int batch, int lrSize, int scale, int warmup = WarmUpSteps, int rounds = 5, Action<string>? progress = null,
-        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null, Action<int>? afterRound = null)
+        Compute.NegativePrecision negativePrecision = Compute.NegativePrecision.Float32, Device? device = null, Action<int>? afterRound = null,
+        Action? beforePlain = null, Action? beforeSpn = null)
     {
         device ??= CPU;
         using var gen = new Generator(7);
@@ -50,13 +51,16 @@ public static class StepBenchmark
 
         var plain = new Stepper(plainNet, [l1], null, lq, gt);
         var withSpn = new Stepper(spnNet, [l1, spn], bank, lq, gt);
-        for (int i = 0; i < warmup; i++) { plain.Step(); withSpn.Step(); }
+        // Each step under its own workload's settings (e.g. IsaProbe.Switcher), switched before it, untimed.
+        double PlainStep() { beforePlain?.Invoke(); return plain.Step(); }
+        double SpnStep() { beforeSpn?.Invoke(); return withSpn.Step(); }
+        for (int i = 0; i < warmup; i++) { PlainStep(); SpnStep(); }
         var plainTimes = new List<double>();
         var spnTimes = new List<double>();
         for (int r = 0; r < rounds; r++)
         {
-            plainTimes.Add(plain.Step());
-            spnTimes.Add(withSpn.Step());
+            plainTimes.Add(PlainStep());
+            spnTimes.Add(SpnStep());
             progress?.Invoke($"round {r + 1}/{rounds}: plain {plainTimes[^1]:F3} s, spn {spnTimes[^1]:F3} s");
             afterRound?.Invoke(r); // e.g. the PyTorch reference's round, so both sides alternate
         }

@@ -38,11 +38,20 @@ internal static class BenchCommand
         command.SetAction(r =>
         {
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
-            // The oneDNN ISA cap measured for this workload (where the engine caps it for a fault of this machine), as run does.
-            // Not with --ranks: every rank keeps the engine's cap, as run under MPI does.
+            // The compute settings measured for each workload, as run measures them for its own: a plain L1 run's for the
+            // plain step (not applied: switched to before each plain step), the SPN run's for the SPN step (applied: its
+            // oneDNN ISA cap holds for the process). Not with --ranks: every rank keeps the engine's settings, as run
+            // under MPI does; --long times nothing and runs the SPN step only.
+            IsaChoice? plainChoice = null;
+            int defaultThreads = TorchSharp.torch.get_num_threads();
             if (RunCommand.ProbeIsa && r.GetValue(ranks) is null)
+            {
+                if (r.GetValue(longRun) is null)
+                    plainChoice = IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), 0, r.GetValue(device)!, spn: false),
+                        plugins.Arguments(r), console.Error, apply: false);
                 IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!, r.GetValue(precision)),
                     plugins.Arguments(r), console.Error);
+            }
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
             var section = new ModelSection { Name = r.GetValue(model)!, Options = new JsonObject { [RunComposition.UpscaleKey] = r.GetValue(scale) } };
@@ -57,13 +66,18 @@ internal static class BenchCommand
             using var pytorch = r.GetValue(comparePytorch) ? PytorchReference.Start(r.GetValue(python), section.Name, r.GetValue(scale),
                 r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), TorchSharp.torch.get_num_threads(), console.Error) : null;
             console.Error.WriteLine($"bench: {section.Name} x{r.GetValue(scale)}, batch {r.GetValue(batch)} of {r.GetValue(patch)}x{r.GetValue(patch)} LR patches, K = {r.GetValue(negatives)}");
+            var spnChoice = IsaProbe.Applied;
+            var (beforePlain, beforeSpn) = plainChoice is null ? (null, null)
+                : (IsaProbe.Switcher(plainChoice.Setting, defaultThreads), IsaProbe.Switcher(spnChoice?.Setting ?? new ComputeSetting(ComputeSetting.DefaultIsa), defaultThreads));
             var result = StepBenchmark.Run(() => RunComposition.CreateModel(registry, section, out _), spn, r.GetValue(negatives),
                 r.GetValue(batch), r.GetValue(patch), r.GetValue(scale), rounds: r.GetValue(rounds), progress: console.Error.WriteLine,
-                negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round());
+                negativePrecision: r.GetValue(precision), device: on, afterRound: pytorch is null ? null : _ => pytorch.Round(),
+                beforePlain: beforePlain, beforeSpn: beforeSpn);
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
             console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}; {WinogradConvolution.Note}");
-            if (IsaProbe.Note is { } probed) console.Out.WriteLine(probed);
+            if (IsaProbe.Note is { } probed) console.Out.WriteLine((plainChoice is null ? "" : "L1 + SPN step: ") + probed);
+            if (plainChoice is not null) console.Out.WriteLine(PlainSettingsNote(plainChoice, spnChoice));
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");
@@ -74,19 +88,40 @@ internal static class BenchCommand
         return command;
     }
 
-    /// <summary>The benchmark's step as a run configuration, for the ISA probe's child: the same model, shapes, K and
-    /// VGG16 embedding with random weights.</summary>
-    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device,
-        NegativePrecision precision = NegativePrecision.Float32) => new()
+    /// <summary>The line saying under which settings the plain rows were timed: the plain L1 workload's measured choice,
+    /// of which only the memory format and thread count can differ from the SPN step's in one process (the ISA cap is
+    /// the SPN workload's: it is fixed at the first kernel).</summary>
+    internal static string PlainSettingsNote(IsaChoice plain, IsaChoice? spn)
     {
-        ["device"] = device,
-        ["model"] = new JsonObject { ["name"] = model, ["options"] = new JsonObject { [RunComposition.UpscaleKey] = scale } },
-        ["data"] = new JsonObject
+        ArgumentNullException.ThrowIfNull(plain);
+        string isa = spn?.Isa ?? ComputeSetting.DefaultIsa;
+        string timed = plain.Isa == isa ? ""
+            : $"; its ISA cap ({(plain.Isa == ComputeSetting.DefaultIsa ? "default ISA" : plain.Isa)}) cannot change within this process, so the plain rows ran under the SPN step's ({(isa == ComputeSetting.DefaultIsa ? "default ISA" : isa)})";
+        return $"plain L1 step: compute settings {plain.Describe()}{timed}";
+    }
+
+    /// <summary>The benchmark's step as a run configuration, for the ISA probe's child: the same model and shapes, and
+    /// with <paramref name="spn"/> the same K and VGG16 embedding with random weights; without it, plain L1.</summary>
+    internal static JsonObject Workload(string model, int scale, int batch, int lrSize, int negatives, string device,
+        NegativePrecision precision = NegativePrecision.Float32, bool spn = true)
+    {
+        var root = new JsonObject
         {
-            ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
-            ["batch_size"] = batch,
-        },
-        ["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true }, ["negative_precision"] = precision.ToString().ToLowerInvariant() } },
-        ["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()), ["precision"] = precision.ToString().ToLowerInvariant() },
-    };
+            ["device"] = device,
+            ["model"] = new JsonObject { ["name"] = model, ["options"] = new JsonObject { [RunComposition.UpscaleKey] = scale } },
+            ["data"] = new JsonObject
+            {
+                ["train"] = new JsonObject { ["dataroot_gt"] = ".", ["scale"] = scale, ["gt_size"] = lrSize * scale },
+                ["batch_size"] = batch,
+            },
+        };
+        if (!spn)
+        {
+            root["loss"] = new JsonObject { ["reconstruction"] = "l1" };
+            return root;
+        }
+        root["loss"] = new JsonObject { ["spn"] = new JsonObject { ["embedding_type"] = "vgg", ["embedding"] = new JsonObject { ["allow_random_weights"] = true }, ["negative_precision"] = precision.ToString().ToLowerInvariant() } };
+        root["negatives"] = new JsonObject { ["steps"] = new JsonArray(Enumerable.Range(1, Math.Max(1, negatives)).Select(j => (JsonNode)(100 * j)).ToArray()), ["precision"] = precision.ToString().ToLowerInvariant() };
+        return root;
+    }
 }

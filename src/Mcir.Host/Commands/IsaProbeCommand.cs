@@ -41,18 +41,20 @@ internal static class IsaProbeCommand
     /// <summary>
     /// For a run on the CPU: measures (or reads from the cache) this machine's fastest compute settings for the run's step
     /// that compute it like the safe ones (<see cref="IsaProbe.Plan"/>: oneDNN's ISA cap where the engine capped it, the
-    /// memory formats, bfloat16 negatives under <c>auto</c>, libtorch's threads), and applies them. Prints one line per child it starts.
+    /// memory formats, bfloat16 negatives under <c>auto</c>, libtorch's threads), and applies them unless
+    /// <paramref name="apply"/> is false. Prints one line per child it starts.
     /// </summary>
-    public static void SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log)
+    /// <returns>The choice; null where nothing was probed (probe off, not the CPU, nothing to choose, or the step cannot run).</returns>
+    public static IsaChoice? SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log, bool apply = true)
     {
-        if (IsaProbe.ReasonNotToProbe() is not null) return;
+        if (IsaProbe.ReasonNotToProbe() is not null) return null;
         var config = RunComposition.Bind(root);
-        if (!TorchDevice.Same(TorchDevice.Resolve(config.Device, "device"), TorchSharp.torch.CPU)) return;
+        if (!TorchDevice.Same(TorchDevice.Resolve(config.Device, "device"), TorchSharp.torch.CPU)) return null;
         bool hasEmbedding = config.Loss.Spn is not null || config.Loss.Cr is not null;
         bool auto = config.Negatives.Precision == NegativePrecision.Auto || config.Loss.Spn?.NegativePrecision == NegativePrecision.Auto;
         var threads = IsaProbe.ThreadCandidates(Environment.ProcessorCount, CpuFeatures.Machine.ThreadsPerCore, IsaProbe.ThreadsSetByUser);
         var (baseline, stages) = IsaProbe.Plan(CpuFeatures.Machine, OneDnnIsa.EngineCap, OneDnnIsa.UserCap, ConvolutionLayout.SetByUser, hasEmbedding, auto, threads);
-        if (stages.Count == 0) return;
+        if (stages.Count == 0) return null;
         // What the user fixed is part of the workload: a choice measured under another cap or format does not hold.
         string fixedByUser = $"|isa cap {OneDnnIsa.UserCap ?? "engine"}|formats {(ConvolutionLayout.SetByUser ? ConvolutionLayout.Format(ConvolutionLayout.Model, ConvolutionLayout.Embedding) : "measured")}" +
             $"|threads {(IsaProbe.ThreadsSetByUser ? Environment.GetEnvironmentVariable(IsaProbe.ThreadsVariable) : $"measured of {Environment.ProcessorCount}")}";
@@ -84,9 +86,10 @@ internal static class IsaProbeCommand
             }
             catch (McirException)
             {
-                return; // the step cannot run even under the safe settings: the run itself reports why, in its own words
+                return null; // the step cannot run even under the safe settings: the run itself reports why, in its own words
             }
-            IsaProbe.Apply(choice);
+            if (apply) IsaProbe.Apply(choice);
+            return choice;
         }
         finally
         {

@@ -169,4 +169,44 @@ public class ConvolutionLayoutTests
             NegativePrecisionExtensions.ResetAuto();
         }
     }
+    [Fact]
+    public void Bench_times_each_step_under_its_own_workloads_memory_format_and_threads()
+    {
+        if (ConvolutionLayout.SetByUser || IsaProbe.ThreadsSetByUser) return; // the user's settings are never switched
+        int threads = get_num_threads();
+        var seen = new List<(string Step, MemoryFormat Model, MemoryFormat Embedding, int Threads)>();
+        int made = 0;
+        nn.Module<Tensor, Tensor> Create()
+        {
+            string step = made++ == 0 ? "plain" : "spn"; // StepBenchmark builds the plain step's network first
+            nn.Module<Tensor, Tensor> net = ChannelsLast.ForConvolutions(new Training.TrainerLoop.TrainerTestNet(width: 16));
+            net.register_forward_pre_hook((_, x) => { seen.Add((step, ConvolutionLayout.Model, ConvolutionLayout.Embedding, get_num_threads())); return x; });
+            return net;
+        }
+        try
+        {
+            ConvolutionLayout.Apply(MemoryFormat.ChannelsLast, MemoryFormat.Contiguous); // the SPN workload's choice, applied
+            // The plain workload's choice: contiguous, one thread; the SPN workload's: channels-last, the default threads.
+            var plain = IsaProbe.Switcher(new ComputeSetting(ComputeSetting.DefaultIsa, MemoryFormat.Contiguous, Threads: 1), threads);
+            var spn = IsaProbe.Switcher(new ComputeSetting(ComputeSetting.DefaultIsa, Embedding: MemoryFormat.Contiguous), threads);
+            var options = new Mcir.Core.ModelContrast.SpnLossOptions { EmbeddingType = "vgg", Embedding = new Mcir.Core.Embeddings.VggEmbeddingOptions { AllowRandomWeights = true } };
+            var result = Mcir.Core.Runs.StepBenchmark.Run(Create, options, negatives: 1, batch: 1, lrSize: 8, scale: 1, warmup: 1, rounds: 2,
+                beforePlain: plain, beforeSpn: spn);
+
+            Assert.Equal(3, result.PlainSteps.Count + 1); // 1 warm-up + 2 timed steps per side
+            Assert.Equal(3, seen.Count(s => s.Step == "plain"));
+            Assert.All(seen.Where(s => s.Step == "plain"), s => Assert.Equal((MemoryFormat.Contiguous, MemoryFormat.Contiguous, 1), (s.Model, s.Embedding, s.Threads)));
+            // The target's forward and the negative's (a clone with the same hook) in every SPN step.
+            Assert.True(seen.Count(s => s.Step == "spn") >= 3);
+            Assert.All(seen.Where(s => s.Step == "spn"), s => Assert.Equal((MemoryFormat.ChannelsLast, MemoryFormat.Contiguous, threads), (s.Model, s.Embedding, s.Threads)));
+            // The steps alternate: plain, SPN, plain, … (the switch happens before every step, warm-up included).
+            var order = seen.Select(s => s.Step).Where((s, i) => i == 0 || seen[i - 1].Step != s).ToList();
+            Assert.Equal(["plain", "spn", "plain", "spn", "plain", "spn"], order);
+        }
+        finally
+        {
+            ConvolutionLayout.Apply(MemoryFormat.ChannelsLast, MemoryFormat.ChannelsLast);
+            set_num_threads(threads);
+        }
+    }
 }
