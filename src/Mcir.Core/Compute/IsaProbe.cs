@@ -46,7 +46,8 @@ public sealed record ComputeSetting(string Isa, MemoryFormat Model = MemoryForma
 /// <param name="Setting">What the child ran with.</param>
 /// <param name="Failure">Null when it ran and agreed with the baseline; else why it is rejected (crash, exit code,
 /// disagreement with the size of the error).</param>
-/// <param name="StepSeconds">The fastest of the child's timed training steps (forward, loss, backward), when it ran.</param>
+/// <param name="StepSeconds">The fastest of the child's timed training steps (forward, loss, backward), when it ran; of both children's
+/// where the setting was timed again (a new best and the best before it are confirmed so).</param>
 /// <param name="MaxRelativeError">The larger of its forward and gradient disagreement with the baseline
 /// (<see cref="IsaProbe.RelativeErrors"/>; 0 for the baseline itself), when it ran.</param>
 public sealed record IsaProbeResult(ComputeSetting Setting, string? Failure, double? StepSeconds, double? MaxRelativeError)
@@ -334,8 +335,33 @@ public static class IsaProbe
                         : gradient > GradientTolerance || !double.IsFinite(gradient) ? $"disagrees with {baseline.Describe()}: relative error {Format(gradient)} in the gradients"
                         : negatives > BFloat16Tolerance || !double.IsFinite(negatives) ? $"disagrees with {baseline.Describe()}: relative error {Format(negatives)} in the bfloat16 negatives"
                         : null;
+                    var previous = Best();
                     results.Add(new(setting, disagreement, Seconds(probe), Math.Max(forward, gradient)));
+                    // A setting that would replace the best so far is confirmed first: both are timed once more, the
+                    // best so far first, each keeping its fastest step, and the gain must hold on those. On a shared
+                    // machine one slow child otherwise decides (measured on a Zen 5 guest: channels-last 1.81 s against
+                    // contiguous 1.69 s in one probe, 1.51 s against 1.65 s in the next; the first choice was cached).
+                    if (disagreement is null && Best().Setting == setting)
+                    {
+                        Retime(previous.Setting, failedAgain: false);
+                        Retime(setting, failedAgain: true);
+                    }
                 }
+            }
+
+            // Runs a measured setting's child again and keeps the faster of its two times; a candidate that fails the
+            // second time is rejected (a best-so-far that does is kept: it ran once, and a baseline must stay).
+            void Retime(ComputeSetting setting, bool failedAgain)
+            {
+                int i = results.FindIndex(r => r.Setting == setting);
+                string path = Path.Combine(dir, $"confirm{n++}.safetensors");
+                if (runChild(setting, path) is { } failure)
+                {
+                    if (failedAgain) results[i] = results[i] with { Failure = $"failed when timed again: {failure}" };
+                    return;
+                }
+                using var again = SafetensorsFile.Read(path, "ISA probe output");
+                results[i] = results[i] with { StepSeconds = Math.Min(results[i].StepSeconds!.Value, Seconds(again)) };
             }
             var choice = new IsaChoice(Best().Setting, baseline, results, false);
             WriteCache(cachePath, key, choice);
@@ -348,8 +374,9 @@ public static class IsaProbe
     }
 
     /// <summary>Version of the cache entries' shape and of what the candidates compute (v3: contiguous gives convolutions with
-    /// output channels not a multiple of 16 channels-last; v4: threads; v5: the 2 % minimum gain, and contiguous convolutions of every channel count where oneDNN's cache sizes are corrected); older entries are measured again.</summary>
-    private const string CacheVersion = "v6";
+    /// output channels not a multiple of 16 channels-last; v4: threads; v5: the 2 % minimum gain, and contiguous convolutions of every channel count where oneDNN's cache sizes are corrected;
+    /// v7: a new best is confirmed by timing it and the best so far again); older entries are measured again.</summary>
+    private const string CacheVersion = "v7";
 
     /// <summary>Name of the negatives' outputs [K, B, C, H, W] in a probe's output file.</summary>
     public const string NegativesName = "negatives";
