@@ -96,7 +96,7 @@ internal static class BenchCommand
         ArgumentNullException.ThrowIfNull(plain);
         string isa = spn?.Isa ?? ComputeSetting.DefaultIsa;
         string timed = plain.Isa == isa ? ""
-            : $"; its ISA cap ({(plain.Isa == ComputeSetting.DefaultIsa ? "default ISA" : plain.Isa)}) cannot change within this process, so the plain rows ran under the SPN step's ({(isa == ComputeSetting.DefaultIsa ? "default ISA" : isa)})";
+            : $"; its ISA cap ({new ComputeSetting(plain.Isa).Describe()}) cannot change within this process, so the plain rows ran under the SPN step's ({new ComputeSetting(isa).Describe()})";
         return $"plain L1 step: compute settings {plain.Describe()}{timed}";
     }
 
