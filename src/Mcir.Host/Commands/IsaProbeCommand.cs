@@ -67,6 +67,7 @@ internal static class IsaProbeCommand
             try
             {
                 bool warmedUp = false;
+                var timed = new HashSet<ComputeSetting>();
                 choice = IsaProbe.Choose(workload, baseline, stages, (setting, outPath) =>
                 {
                     if (!warmedUp)
@@ -80,7 +81,9 @@ internal static class IsaProbeCommand
                         RunChild(setting, configFile, warmUpPath, pluginArguments);
                         File.Delete(warmUpPath);
                     }
-                    log.WriteLine($"compute settings: timing this run's step under {setting.Describe()} (once per machine and workload) ...");
+                    log.WriteLine(timed.Add(setting)
+                        ? $"compute settings: timing this run's step under {setting.Describe()} (once per machine and workload) ..."
+                        : $"compute settings: timing this run's step again under {setting.Describe()} (confirming a new best) ...");
                     return RunChild(setting, configFile, outPath, pluginArguments);
                 }, IsaProbe.DefaultCachePath(), IsaProbe.MachineKey(CpuFeatures.Machine));
             }
