@@ -221,6 +221,24 @@ public class BenchCommandTests
         Assert.Equal(records[0].Groups[4].Value, records[1].Groups[4].Value);
     }
 
+    [Theory]
+    [InlineData("--rounds", "0")]
+    [InlineData("--batch", "0")]
+    [InlineData("--lr-size", "-1")]
+    [InlineData("--negatives", "0")]
+    [InlineData("--scale", "0")]
+    public void ZeroCountsAndSizes_AreOneErrorLineEachBeforeAnythingRuns(string option, string value)
+    {
+        // The tiny shapes, one rounds, with the option under test replaced by the bad value (each option once).
+        var args = new List<string> { "bench" };
+        string[] given = [.. Tiny, "--rounds", "1"];
+        for (int i = 0; i < given.Length; i += 2)
+            args.AddRange(given[i] == option ? [option, value] : [given[i], given[i + 1]]);
+        var (code, stdout, stderr) = HostRunner.Run([.. args]);
+        UserErrorTests.AssertUserError(code, stdout, stderr, $"{option} {value}: expected 1 or more");
+        Assert.DoesNotContain("median", stdout); // no NaN medians
+    }
+
     [Fact]
     public void Long_ZeroIterations_IsAnError()
     {

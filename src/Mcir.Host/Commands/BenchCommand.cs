@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using Mcir.Abstractions.Models;
+using Mcir.Core;
 using Mcir.Core.Compute;
 using Mcir.Core.Embeddings;
 using Mcir.Core.ModelContrast;
@@ -37,6 +38,10 @@ internal static class BenchCommand
         plugins.AddTo(command);
         command.SetAction(r =>
         {
+            // Counts and sizes are checked before anything is probed or built: a zero would time nothing (NaN medians).
+            foreach (var (option, least) in new[] { (rounds, 1), (batch, 1), (patch, 1), (scale, 1), (negatives, 1) })
+                if (r.GetValue(option) is var value && value < least)
+                    throw new McirException($"{option.Name} {value}: expected {least} or more");
             var on = TorchDevice.Resolve(r.GetValue(device), "--device");
             // The compute settings measured for each workload, as run measures them for its own: a plain L1 run's for the
             // plain step (not applied: switched to before each plain step), the SPN run's for the SPN step (applied: its
@@ -48,9 +53,9 @@ internal static class BenchCommand
             {
                 if (r.GetValue(longRun) is null)
                     plainChoice = IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), 0, r.GetValue(device)!, spn: false),
-                        plugins.Arguments(r), console.Error, apply: false);
+                        plugins.Arguments(r), console.Error, apply: false, step: "the plain L1 step");
                 IsaProbeCommand.SelectFor(Workload(r.GetValue(model)!, r.GetValue(scale), r.GetValue(batch), r.GetValue(patch), r.GetValue(negatives), r.GetValue(device)!, r.GetValue(precision)),
-                    plugins.Arguments(r), console.Error);
+                    plugins.Arguments(r), console.Error, step: plainChoice is null ? "this run's step" : "the L1 + SPN step");
             }
             using var services = new ServiceCollection().AddMcirPlugins(plugins.Load(r)).BuildServiceProvider();
             var registry = services.GetRequiredService<IModelRegistry>();
@@ -76,8 +81,8 @@ internal static class BenchCommand
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
             console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}; {WinogradConvolution.Note}");
-            if (IsaProbe.Note is { } probed) console.Out.WriteLine((plainChoice is null ? "" : "L1 + SPN step: ") + probed);
             if (plainChoice is not null) console.Out.WriteLine(PlainSettingsNote(plainChoice, spnChoice));
+            if (IsaProbe.Note is { } probed) console.Out.WriteLine((plainChoice is null ? "" : "L1 + SPN step: ") + probed);
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");
             console.Out.WriteLine($"plain L1 step:   median {result.PlainSeconds:F3} s");
             console.Out.WriteLine($"L1 + SPN (K={result.Negatives}, negatives in {r.GetValue(precision).Resolve().ToString().ToLowerInvariant()}): median {result.SpnSeconds:F3} s");

@@ -45,7 +45,8 @@ internal static class IsaProbeCommand
     /// <paramref name="apply"/> is false. Prints one line per child it starts.
     /// </summary>
     /// <returns>The choice; null where nothing was probed (probe off, not the CPU, nothing to choose, or the step cannot run).</returns>
-    public static IsaChoice? SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log, bool apply = true)
+    /// <param name="step">What the log lines call the step timed (<c>bench</c> probes two).</param>
+    public static IsaChoice? SelectFor(JsonObject root, IReadOnlyList<string> pluginArguments, TextWriter log, bool apply = true, string step = "this run's step")
     {
         if (IsaProbe.ReasonNotToProbe() is not null) return null;
         var config = RunComposition.Bind(root);
@@ -76,14 +77,14 @@ internal static class IsaProbeCommand
                         // baseline in four of five fresh probes on the Zen 5 guest, which then lost to a slower
                         // format): one child is run first and its time and output are discarded.
                         warmedUp = true;
-                        log.WriteLine($"compute settings: warming up under {setting.Describe()} (not timed) ...");
+                        log.WriteLine($"compute settings: warming up {step} under {setting.Describe()} (not timed) ...");
                         string warmUpPath = outPath + ".warm-up";
                         RunChild(setting, configFile, warmUpPath, pluginArguments);
                         File.Delete(warmUpPath);
                     }
                     log.WriteLine(timed.Add(setting)
-                        ? $"compute settings: timing this run's step under {setting.Describe()} (once per machine and workload) ..."
-                        : $"compute settings: timing this run's step again under {setting.Describe()} (confirming a new best) ...");
+                        ? $"compute settings: timing {step} under {setting.Describe()} (once per machine and workload) ..."
+                        : $"compute settings: timing {step} again under {setting.Describe()} (confirming a new best) ...");
                     return RunChild(setting, configFile, outPath, pluginArguments);
                 }, IsaProbe.DefaultCachePath(), IsaProbe.MachineKey(CpuFeatures.Machine));
             }
