@@ -65,6 +65,6 @@ public static class ChannelsLast
             ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook((_, x) => ConvolutionLayout.ForModel(x, outChannels));
             Guarded.Add(module, Guarded);
         }
-        return model;
+        return WinogradLayers.ForModel(model);
     }
 }

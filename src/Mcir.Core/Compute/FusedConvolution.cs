@@ -33,7 +33,7 @@ public static class FusedConvolution
     /// <summary>libtorch's exported C entry point of <c>mkldnn::_convolution_pointwise</c>.</summary>
     public const string EntryPoint = "aoti_torch_cpu_mkldnn__convolution_pointwise";
 
-    private static readonly Lazy<nint> Function = new(Resolve);
+    private static readonly Lazy<nint> Function = new(() => ResolveExport(EntryPoint));
 
     /// <summary>Null for an unset, <c>on</c> or <c>off</c> value of <see cref="SwitchVariable"/> (any case), else the error line.</summary>
     public static string? ConfigurationError => OneDnnCacheSizes.CheckSwitch(Environment.GetEnvironmentVariable(SwitchVariable), SwitchVariable);
@@ -109,13 +109,14 @@ public static class FusedConvolution
         return Tensor.UnsafeCreateTensor(result);
     }
 
-    private static nint Resolve()
+    // The address of a C function libtorch_cpu.so exports (its AOTInductor shims), or 0 where there is none.
+    internal static nint ResolveExport(string entryPoint)
     {
         // Linux's libtorch only (the engine's CPU backend; /proc/self/maps names the file TorchSharp loaded).
         if (!OperatingSystem.IsLinux()) return 0;
         _ = torch.get_num_threads(); // loads libtorch
         if (OneDnnCacheSizes.LoadedLibrary("libtorch_cpu.so") is not { } lib) return 0;
-        return NativeLibrary.TryLoad(lib.Path, out var handle) && NativeLibrary.TryGetExport(handle, EntryPoint, out var f) ? f : 0;
+        return NativeLibrary.TryLoad(lib.Path, out var handle) && NativeLibrary.TryGetExport(handle, entryPoint, out var f) ? f : 0;
     }
 
     private static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";

@@ -59,13 +59,17 @@ public static unsafe class WinogradConvolution
     public const long MinimumWork = 1L << 28;
 
     /// <summary>
-    /// <c>auto</c>'s rule: the fewest input and output channels for Winograd — 128 where oneDNN runs its AVX-512 kernels
-    /// (on the Zen 5 guest, 16 images: 256 channels at 48×48 114 → 66 ms, 128 → 256 channels 58 → 40 ms, 128 channels at
-    /// 96×96 116 → 77 ms, while the 64-channel layers were as fast or slower: 123 → 141 ms at 192×192, 56 → 55 ms), 64
-    /// below AVX-512 (oneDNN's AVX2 kernels are half as fast and every layer gains: 234 → 186 ms and 114 → 72 ms for the
-    /// 64-channel ones under the AVX2 cap).
+    /// <c>auto</c>'s rule on the channel counts: Winograd when C·O ≥ k·(C + O) — the products' work (∝ C·O) per value the
+    /// transforms touch (∝ C + O) — with k = 48 where oneDNN runs its AVX-512 kernels and 32 below AVX-512 (oneDNN's AVX2
+    /// kernels are half as fast, and every layer gains). Measured on the Zen 5 guest (16 images): 256 channels at 48×48
+    /// 114 → 66 ms, 128 → 256 channels 58 → 40 ms, 128 channels at 96×96 116 → 77 ms, 64 → 256 channels at 96×96 (4
+    /// images) 27.9 → 22.8 ms, while the 64-channel layers were as fast or slower (123 → 141 ms at 192×192, 56 → 55 ms;
+    /// C·O/(C+O) = 32, below 48); on a Zen 4 guest (4 images) 64 → 256 at 96×96 58 → 47 ms, 256 → 64 57 → 38 ms, 64 → 64
+    /// at 48×48 4.0 → 4.7 ms; under the AVX2 cap the 64-channel ones 234 → 186 ms and 114 → 72 ms.
+    /// So: AVX-512 128 ↔ 128, 64 ↔ 256 and more; below AVX-512 also 64 ↔ 64.
     /// </summary>
-    public static int MinimumChannels => Avx512InForce ? 128 : 64;
+    public static bool ChannelsQualify(long inputChannels, long outputChannels) =>
+        inputChannels * outputChannels >= (Avx512InForce ? 48 : 32) * (inputChannels + outputChannels);
 
     /// <summary>True when the CPU has AVX-512 and no ISA cap in force (<c>ONEDNN_MAX_CPU_ISA</c>) keeps oneDNN below it.</summary>
     public static bool Avx512InForce =>
@@ -101,11 +105,11 @@ public static unsafe class WinogradConvolution
             {
                 case "off": return $"Winograd F(4x4,3x3) off ({SwitchVariable}=off)";
                 case "on": return $"Winograd F(4x4,3x3) for every embedding convolution it applies to ({SwitchVariable}=on)";
-                case "auto": return $"Winograd F(4x4,3x3) for the embedding's 3x3 convolutions (negatives' passes; the output's pass and its input gradient) with >= {MinimumChannels} channels in and out";
+                case "auto": return $"Winograd F(4x4,3x3) for 3x3 convolutions with C*O >= {(Avx512InForce ? 48 : 32)}*(C+O) channels (the embedding's: negatives' passes, the output's pass and its input gradient; the restoration networks': forward and input gradient)";
             }
             var d = Decisions.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"{kv.Key} {(kv.Value.Winograd ? "Winograd" : "direct")} ({kv.Value.DirectMs:F1} / {kv.Value.WinogradMs:F1} ms)").ToList();
-            return $"Winograd F(4x4,3x3) where measured faster in the embedding's passes ({SwitchVariable}=benchmark; the output's input gradient follows its forward)" +
+            return $"Winograd F(4x4,3x3) where measured faster in the embedding's and the restoration networks' passes ({SwitchVariable}=benchmark; the output's input gradient follows its forward)" +
                    (d.Count == 0 ? ": no shape measured yet" : ": " + string.Join("; ", d));
         }
     }
@@ -173,17 +177,88 @@ public static unsafe class WinogradConvolution
     }
 
     /// <summary>
+    /// conv2d(input, weight, bias, padding: 1) with autograd for the input, the weight and the bias — a trainable layer
+    /// (the restoration network's, <see cref="WinogradLayers.ForModel{T}(T)"/>). The forward by F(4×4, 3×3) as
+    /// <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/> on <paramref name="transformedWeight"/>; the backward: the
+    /// input's gradient by F(4×4, 3×3) too (the 3×3 convolution of the output gradient with the weight's transpose
+    /// flipped, <see cref="TransformWeightForInputGradient"/>, transformed from the weight saved at the forward), the
+    /// weight's and bias's gradients by libtorch's own backward-weights kernel (<see cref="ConvolutionBackward"/>: oneDNN's,
+    /// the values autograd gives for <c>conv2d</c>). Gradients only for the operands that require one; no second-order
+    /// gradient. Values: the forward's and the input gradient's as <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>'s
+    /// (float32 rounding of a different summation, ~3× the direct kernel's on average).
+    /// </summary>
+    /// <param name="input">[N, C, H, W] float32, channels-last, on the CPU.</param>
+    /// <param name="weight">[O, C, 3, 3] float32 (the layer's parameter).</param>
+    /// <param name="bias">[O] or null.</param>
+    /// <param name="transformedWeight"><see cref="TransformWeight"/> of <paramref name="weight"/>'s current values.</param>
+    /// <returns>[N, O, H, W] float32, channels-last.</returns>
+    /// <exception cref="ArgumentException">The operands do not match (shapes, dtype, layout). Checked before any autograd node is made.</exception>
+    /// <exception cref="InvalidOperationException">The weight needs a gradient and libtorch's backward entry point is missing (<see cref="ConvolutionBackward.Available"/>).</exception>
+    public static Tensor Conv2dTrainable(Tensor input, Tensor weight, Tensor? bias, Tensor transformedWeight)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        Validate(input, transformedWeight, bias);
+        if (weight.dim() != 4 || weight.shape[2] != 3 || weight.shape[3] != 3 || weight.shape[1] != input.shape[1]
+            || weight.shape[0] * Positions != transformedWeight.shape[0] || weight.dtype != ScalarType.Float32)
+            throw new ArgumentException($"Winograd convolution: weight [{string.Join(", ", weight.shape)}] {weight.dtype} does not belong to the input [{string.Join(", ", input.shape)}] and the transformed weight [{string.Join(", ", transformedWeight.shape)}]");
+        if (weight.requires_grad && !ConvolutionBackward.Available)
+            throw new InvalidOperationException($"Winograd convolution: the weight's gradient needs {ConvolutionBackward.EntryPoint}, which this process's libtorch does not export");
+        using var scope = NewDisposeScope(); // the forward's own handles (its output before wrapping, the saved aliases)
+        return WinogradConvFunction.apply(input, weight, bias!, transformedWeight).MoveToOuterDisposeScope();
+    }
+
+    // The autograd node of Conv2dTrainable: saves the input and the weight (the weight gradient's operands; the input
+    // gradient's transformed weight is made from the saved weight in the backward).
+    private sealed class WinogradConvFunction : torch.autograd.SingleTensorFunction<WinogradConvFunction>
+    {
+        public override string Name => "WinogradConv2dBackward";
+
+        public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
+        {
+            var input = (Tensor)vars[0];
+            var weight = (Tensor)vars[1];
+            var bias = vars[2] is Tensor b && !b.IsInvalid ? b : null;
+            var transformed = (Tensor)vars[3];
+            var y = Conv2d(input, transformed, bias, relu: false);
+            ctx.save_for_backward([input.detach(), weight.detach()]);
+            ctx.save_data("needs", (input.requires_grad, weight.requires_grad, bias?.requires_grad == true));
+            return y;
+        }
+
+        public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad_output)
+        {
+            var saved = ctx.get_saved_variables();
+            Tensor input = saved[0], weight = saved[1];
+            var (inputNeeds, weightNeeds, biasNeeds) = ((bool, bool, bool))ctx.get_data("needs");
+            Tensor? gradInput = null, gradWeight = null, gradBias = null;
+            using (var scope = NewDisposeScope())
+            {
+                var g = ChannelsLast.Of(grad_output.dtype == ScalarType.Float32 ? grad_output : grad_output.to(ScalarType.Float32));
+                if (inputNeeds)
+                {
+                    using var flippedTransform = TransformWeightForInputGradient(weight);
+                    gradInput = Conv2d(g, flippedTransform, null, relu: false).MoveToOuterDisposeScope();
+                }
+                if (weightNeeds || biasNeeds)
+                {
+                    var (w, b) = ConvolutionBackward.WeightAndBias(g, input, weight, withBias: biasNeeds);
+                    gradWeight = weightNeeds ? w.MoveToOuterDisposeScope() : null;
+                    gradBias = b?.MoveToOuterDisposeScope();
+                    if (!weightNeeds) w.Dispose();
+                }
+            }
+            input.Dispose();
+            weight.Dispose();
+            return [gradInput!, gradWeight!, gradBias!, null!];
+        }
+    }
+
+    /// <summary>
     /// The transformed weight of the input gradient's convolution (<see cref="Conv2dRelu(Tensor, Tensor, Tensor, Tensor?)"/>): <see cref="TransformWeight"/>
     /// of w′[c, o, i, j] = w[o, c, 2 − i, 2 − j], i.e. [36·C, O, 1, 1].
     /// </summary>
     /// <param name="weight">[O, C, 3, 3] float32 on the CPU.</param>
-    public static Tensor TransformWeightForInputGradient(Tensor weight)
-    {
-        ArgumentNullException.ThrowIfNull(weight);
-        using var scope = NewDisposeScope();
-        using var flipped = weight.detach().flip(2, 3).transpose(0, 1);
-        return TransformWeight(flipped).MoveToOuterDisposeScope();
-    }
+    public static Tensor TransformWeightForInputGradient(Tensor weight) => Transform(weight, flippedTranspose: true);
 
     // The autograd node of Conv2dRelu: saves the output (ReLU's mask) and the input gradient's weight.
     private sealed class WinogradConvReluFunction : torch.autograd.SingleTensorFunction<WinogradConvReluFunction>
@@ -222,25 +297,52 @@ public static unsafe class WinogradConvolution
     /// convolution <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/> runs: [36·O, C, 1, 1] float32 channels-last, group p = the 6×6 tile position p.
     /// </summary>
     /// <param name="weight">[O, C, 3, 3] float32 on the CPU (PyTorch's Conv2d weight).</param>
-    public static Tensor TransformWeight(Tensor weight)
+    public static Tensor TransformWeight(Tensor weight) => Transform(weight, flippedTranspose: false);
+
+    // G: the F(4×4, 3×3) filter transform (interpolation points 0, ±1, ±2, ∞), row-major 6×3.
+    private static readonly double[] G =
+    [
+        1 / 4.0, 0, 0,
+        -1 / 6.0, -1 / 6.0, -1 / 6.0,
+        -1 / 6.0, 1 / 6.0, -1 / 6.0,
+        1 / 24.0, 1 / 12.0, 1 / 6.0,
+        1 / 24.0, -1 / 12.0, 1 / 6.0,
+        0, 0, 1,
+    ];
+
+    // G ⊗ G as a [36, 9] float64 matrix: row a·6 + b, column i·3 + j holds G[a, i]·G[b, j], so U = G g Gᵀ is this matrix
+    // times the 9 weights of a pair.
+    private static readonly Lazy<double[]> Kron = new(() =>
+    {
+        var k = new double[Positions * 9];
+        for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++)
+        for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            k[(a * 6 + b) * 9 + i * 3 + j] = G[a * 3 + i] * G[b * 3 + j];
+        return k;
+    });
+
+    // G g Gᵀ in float64 for every channel pair of the [O, C, 3, 3] weight, or (flippedTranspose) of w′[c, o, i, j] =
+    // w[o, c, 2 − i, 2 − j]; packed [36·rows, cols, 1, 1] (dense, which for 1×1 is also channels-last), element
+    // ((p·rows + r)·cols + k) = U[r, k] at tile position p. One float64 matrix product, (G ⊗ G) [36, 9] times the
+    // pairs' weights [9, rows·cols], whose result is already in that order: the weight changes every training step, and
+    // this takes a fraction of a millisecond where per-pair 6×3 products took ~5 ms for 256 × 64 channels.
+    private static Tensor Transform(Tensor weight, bool flippedTranspose)
     {
         ArgumentNullException.ThrowIfNull(weight);
         if (weight.dim() != 4 || weight.shape[2] != 3 || weight.shape[3] != 3)
             throw new ArgumentException($"Winograd weight transform: expected [O, C, 3, 3], got [{string.Join(", ", weight.shape)}]", nameof(weight));
         using var scope = NewDisposeScope();
-        using var g = tensor(new double[]
-        {
-            1 / 4.0, 0, 0,
-            -1 / 6.0, -1 / 6.0, -1 / 6.0,
-            -1 / 6.0, 1 / 6.0, -1 / 6.0,
-            1 / 24.0, 1 / 12.0, 1 / 6.0,
-            1 / 24.0, -1 / 12.0, 1 / 6.0,
-            0, 0, 1,
-        }).reshape(6, 3);
+        using var noGrad = no_grad();
         long o = weight.shape[0], c = weight.shape[1];
-        var u = matmul(matmul(g, weight.detach().to(ScalarType.Float64).contiguous()), g.t()); // [O, C, 6, 6]
-        var packed = u.permute(2, 3, 0, 1).reshape(Positions * o, c, 1, 1).to(ScalarType.Float32);
-        return ChannelsLast.Of(packed).MoveToOuterDisposeScope();
+        var w = weight.detach().to(ScalarType.Float64);
+        // Pairs in the packed order: (o, c) forward; (c, o) with the 3×3 taps reversed for the input gradient (a
+        // flip in both axes is the reversal of the 9 taps in row-major order).
+        var pairs = flippedTranspose ? w.flip(2, 3).transpose(0, 1).reshape(c * o, 9) : w.reshape(o * c, 9);
+        var k = tensor(Kron.Value, [Positions, 9], ScalarType.Float64, weight.device);
+        var u = matmul(k, pairs.t()); // [36, rows·cols]
+        return u.to(ScalarType.Float32).reshape(Positions * (flippedTranspose ? c : o), flippedTranspose ? o : c, 1, 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -321,7 +423,7 @@ public static unsafe class WinogradConvolution
     /// <summary>
     /// Whether a 3×3 convolution of this shape should run by Winograd (with a gradient for the input, both its forward and
     /// that gradient's convolution, which has the same work with C and O exchanged): <c>off</c> → no; <c>on</c> → yes;
-    /// below <see cref="MinimumWork"/> → no; <c>auto</c> → when C and O are at least <see cref="MinimumChannels"/>;
+    /// below <see cref="MinimumWork"/> → no; <c>auto</c> → when <see cref="ChannelsQualify"/>;
     /// <c>benchmark</c> → measured once per process and shape (as cuDNN's benchmark mode does): direct
     /// (<paramref name="direct"/>) and Winograd (<paramref name="winograd"/>) alternately, three times each after one
     /// warm-up each, Winograd chosen when its median is at most <see cref="RequiredRatio"/> of the direct one's
@@ -345,7 +447,7 @@ public static unsafe class WinogradConvolution
             case "on": return true;
         }
         if (input.numel() * outputChannels < MinimumWork) return false;
-        if (mode == "auto") return input.shape[1] >= MinimumChannels && outputChannels >= MinimumChannels;
+        if (mode == "auto") return ChannelsQualify(input.shape[1], outputChannels);
         string key = $"[{string.Join("x", input.shape)}]->{outputChannels}";
         return Decisions.GetOrAdd(key, _ =>
         {

@@ -134,6 +134,23 @@ public class WinogradConvolutionTests
         Assert.Contains($"Winograd convolution: input [1, {2 * vl}, 6, 6] Float32", ex.Message);
     }
 
+    [Theory]
+    [InlineData(128, 128, true, true)]
+    [InlineData(256, 256, true, true)]
+    [InlineData(64, 256, true, true)]
+    [InlineData(256, 64, true, true)]
+    [InlineData(64, 128, false, true)]
+    [InlineData(64, 64, false, true)]
+    [InlineData(32, 64, false, false)]
+    [InlineData(16, 1024, false, false)]
+    public void ChannelsQualify_ProductAgainstSum(long c, long o, bool withAvx512, bool belowAvx512)
+    {
+        // C·O ≥ 48·(C + O) where oneDNN runs AVX-512, 32·(C + O) below.
+        Assert.Equal(WinogradConvolution.Avx512InForce ? withAvx512 : belowAvx512, WinogradConvolution.ChannelsQualify(c, o));
+        Assert.Equal(c * o >= 48 * (c + o), withAvx512);
+        Assert.Equal(c * o >= 32 * (c + o), belowAvx512);
+    }
+
     [Fact]
     public void Choose_OnlyBenchmarkModeMeasures_AutoIsARuleOnTheChannels()
     {
@@ -154,7 +171,9 @@ public class WinogradConvolutionTests
         Assert.False(WinogradConvolution.Choose("benchmark", small, 256, () => Counted(0), () => Counted(0))); // below MinimumWork
         Assert.True(WinogradConvolution.Choose("auto", big, 256, () => Counted(40), () => Counted(0)));
         Assert.False(WinogradConvolution.Choose("auto", big, 32, () => Counted(0), () => Counted(40)));       // too few output channels
-        Assert.Equal(64 >= WinogradConvolution.MinimumChannels, WinogradConvolution.Choose("auto", big64, 64, () => Counted(0), () => Counted(0)));
+        Assert.Equal(!WinogradConvolution.Avx512InForce, WinogradConvolution.Choose("auto", big64, 64, () => Counted(0), () => Counted(0))); // 64 ↔ 64 below AVX-512 only
+        Assert.True(WinogradConvolution.Choose("auto", big64, 256, () => Counted(0), () => Counted(0)));   // 64 → 256 (EDSR's upsampler) everywhere
+        Assert.Equal(!WinogradConvolution.Avx512InForce, WinogradConvolution.Choose("auto", big64, 128, () => Counted(0), () => Counted(0))); // 64·128 < 48·192
         Assert.Equal(0, calls);
 
         // benchmark: direct 40 ms, Winograd ~0 ms: measured (four calls of each), chosen, and then kept without measuring again.
