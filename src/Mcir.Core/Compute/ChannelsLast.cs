@@ -51,7 +51,8 @@ public static class ChannelsLast
     /// <paramref name="model"/> (itself included) that gives the convolution its input in the restoration networks'
     /// format (<see cref="ConvolutionLayout.ForModel"/>: channels-last unless the probe or the user chose contiguous
     /// where that is correct). Values are unchanged; the engine calls it on every model it builds (target, negatives,
-    /// target EMA, inference).
+    /// target EMA, inference). Then registers the Winograd routing of the model's 3×3 layers
+    /// (<see cref="WinogradLayers.ForModel{T}(T)"/>), which needs the channels-last input these hooks give.
     /// </summary>
     /// <returns><paramref name="model"/>, for chaining.</returns>
     public static T ForConvolutions<T>(T model) where T : nn.Module
