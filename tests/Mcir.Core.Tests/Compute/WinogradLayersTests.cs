@@ -161,6 +161,22 @@ public class WinogradLayersTests
             foreach (var p in wino.parameters()) p.mul_(0.5);
             AssertClose(wino.call(x), direct.call(x), "output after a weight change");
         }
+        // … and so is a trainable layer's, at every call (an optimizer step between two training passes).
+        direct.zero_grad();
+        wino.zero_grad();
+        using (no_grad())
+        {
+            foreach (var p in direct.parameters()) p.add_(0.01);
+            foreach (var p in wino.parameters()) p.add_(0.01);
+        }
+        var yd2 = direct.call(x);
+        var yw2 = wino.call(x);
+        AssertClose(yw2.detach(), yd2.detach(), "training output after a step");
+        nn.functional.l1_loss(yd2, target, reduction: nn.Reduction.Sum).backward();
+        nn.functional.l1_loss(yw2, target, reduction: nn.Reduction.Sum).backward();
+        var gradsD2 = direct.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
+        foreach (var (name, p) in wino.named_parameters())
+            AssertClose(p.grad!, gradsD2[name], $"gradient of {name} after a step");
     }
 
     [Fact]
