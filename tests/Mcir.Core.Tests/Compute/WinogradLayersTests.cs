@@ -145,6 +145,8 @@ public class WinogradLayersTests
         // Counted by every test of the process that runs such layers: the direct network adds none of its own, the
         // Winograd one at least its conv1 (run in parallel, other tests may add theirs).
         Assert.True(afterWino - afterDirect >= 1);
+        // conv1 really ran another summation: its rounding shows in the output (the direct kernel's would be identical).
+        Assert.False(Same(yw.detach(), yd.detach()));
 
         AssertClose(yw.detach(), yd.detach(), "network output");
         var gradsD = direct.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!);
