@@ -23,8 +23,8 @@ namespace Mcir.Core.Compute;
 /// result in place of that empty output. A layer the rule does not take (or any input it does not apply to: another
 /// dtype or device, contiguous, channel counts that are not multiples of <c>Vector&lt;float&gt;.Count</c>) runs through
 /// the module untouched. With a gradient the weight is transformed at every call (it changes every step); without, the
-/// transform is kept and computed again only when the weight's values changed (a copy of the values it was computed from
-/// is compared exactly: once per EMA refresh for a negative). Memory: for each model run without gradient, 5× the
+/// transform is kept and computed again only when the weight's values changed (<see cref="WinogradWeightCache"/>: once
+/// per EMA refresh for a negative). Memory: for each model run without gradient, 5× the
 /// weights of its Winograd layers (the copy and the transform, 36 values per 9) — for EDSR-light the upsampler's two
 /// layers, 1.5 MB; for EDSR's 256-channel body ~0.8 GB per negative.
 /// </remarks>
@@ -77,7 +77,8 @@ public static class WinogradLayers
     private sealed class Layer(Conv2d conv, string? mode)
     {
         private readonly WeakReference<Conv2d> _conv = new(conv);
-        private Tensor? _input, _marker, _from, _transformed;
+        private Tensor? _input, _marker;
+        private readonly WinogradWeightCache _transformed = new();
 
         public Tensor Before(Tensor x)
         {
@@ -118,7 +119,7 @@ public static class WinogradLayers
                 using var t = WinogradConvolution.TransformWeight(weight);
                 result = WinogradConvolution.Conv2dTrainable(input, weight, bias, t);
             }
-            else result = WinogradConvolution.Conv2d(input, Transformed(weight), bias, relu: false);
+            else result = WinogradConvolution.Conv2d(input, _transformed.Weight(weight), bias, relu: false);
             Interlocked.Increment(ref _calls);
             return result;
         }
@@ -128,19 +129,6 @@ public static class WinogradLayers
         {
             using var noGrad = no_grad(); // Applies refuses operands that need a gradient; here only their kind matters
             return WinogradConvolution.Applies(x, weight, bias);
-        }
-
-        private Tensor Transformed(Tensor weight)
-        {
-            using var noGrad = no_grad();
-            if (_from is null || _transformed is null || !_from.shape.SequenceEqual(weight.shape) || !_from.allclose(weight, rtol: 0, atol: 0))
-            {
-                _from?.Dispose();
-                _transformed?.Dispose();
-                _from = weight.detach().clone().DetachFromDisposeScope();
-                _transformed = WinogradConvolution.TransformWeight(weight).DetachFromDisposeScope();
-            }
-            return _transformed;
         }
     }
 }

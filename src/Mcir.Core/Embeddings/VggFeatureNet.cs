@@ -84,7 +84,7 @@ public sealed class VggFeatureNet : nn.Module
         Tensor Direct(Tensor x) => Compute.FusedConvolution.CanFuse(x, weight, conv.bias)
             ? Compute.FusedConvolution.Conv2dRelu(x, weight, conv.bias, padding: 1)
             : conv.call(x).relu_();
-        Tensor Winograd(Tensor x) => Compute.WinogradConvolution.Conv2d(x, Transformed(index, weight).Weight, conv.bias, relu: true);
+        Tensor Winograd(Tensor x) => Compute.WinogradConvolution.Conv2d(x, Transformed(index).Weight(weight), conv.bias, relu: true);
         if (Compute.WinogradConvolution.AppliesWithInputGradient(h, weight, conv.bias))
         {
             // benchmark mode measures the forward passes without gradient (a proxy for forward + backward: both are
@@ -94,46 +94,21 @@ public sealed class VggFeatureNet : nn.Module
             using (var x = h.detach())
                 winograd = Compute.WinogradConvolution.Choose(mode, x, weight.shape[0], () => Direct(x), () => Winograd(x));
             if (!winograd) return Direct(h);
-            var t = Transformed(index, weight, inputGradient: true);
-            return Compute.WinogradConvolution.Conv2dRelu(h, t.Weight, t.InputGradientWeight!, conv.bias);
+            var (forward, inputGradient) = Transformed(index).WithInputGradient(weight);
+            return Compute.WinogradConvolution.Conv2dRelu(h, forward, inputGradient, conv.bias);
         }
         if (!Compute.WinogradConvolution.Applies(h, weight, conv.bias)) return Direct(h);
         return Compute.WinogradConvolution.Choose(mode, h, weight.shape[0], () => Direct(h), () => Winograd(h)) ? Winograd(h) : Direct(h);
     }
 
-    // The Winograd transforms of layer index's weight (the input gradient's only when asked), computed once and again
-    // only when the weight's values changed (a load into the same storage): a copy of the values they were computed from
-    // is kept and compared exactly.
-    private TransformedWeights Transformed(int index, Tensor weight, bool inputGradient = false)
+    // The Winograd transforms of layer index's weight, recomputed only when its values change.
+    private Compute.WinogradWeightCache Transformed(int index)
     {
-        if (!_winogradWeights.TryGetValue(index, out var cached)
-            || !(cached.From.shape.SequenceEqual(weight.shape) && cached.From.allclose(weight, rtol: 0, atol: 0))) // not exactly equal
-        {
-            cached?.Dispose();
-            cached = new TransformedWeights(weight.detach().clone().DetachFromDisposeScope(),
-                Compute.WinogradConvolution.TransformWeight(weight).DetachFromDisposeScope());
-            _winogradWeights[index] = cached;
-        }
-        if (inputGradient && cached.InputGradientWeight is null)
-            cached.InputGradientWeight = Compute.WinogradConvolution.TransformWeightForInputGradient(weight).DetachFromDisposeScope();
+        if (!_winogradWeights.TryGetValue(index, out var cached)) _winogradWeights[index] = cached = new Compute.WinogradWeightCache();
         return cached;
     }
 
-    private sealed class TransformedWeights(Tensor from, Tensor weight) : IDisposable
-    {
-        public Tensor From { get; } = from;
-        public Tensor Weight { get; } = weight;
-        public Tensor? InputGradientWeight { get; set; }
-
-        public void Dispose()
-        {
-            From.Dispose();
-            Weight.Dispose();
-            InputGradientWeight?.Dispose();
-        }
-    }
-
-    private readonly Dictionary<int, TransformedWeights> _winogradWeights = [];
+    private readonly Dictionary<int, Compute.WinogradWeightCache> _winogradWeights = [];
 
     /// <summary>Overrides <c>MCIR_WINOGRAD</c> for this network ("auto", "benchmark", "on", "off"; null: the variable's value). Tests.</summary>
     internal string? WinogradMode { get; set; }
