@@ -51,8 +51,9 @@ public static class ChannelsLast
     /// <paramref name="model"/> (itself included) that gives the convolution its input in the restoration networks'
     /// format (<see cref="ConvolutionLayout.ForModel"/>: channels-last unless the probe or the user chose contiguous
     /// where that is correct). Values are unchanged; the engine calls it on every model it builds (target, negatives,
-    /// target EMA, inference). Then registers the Winograd routing of the model's 3×3 layers
-    /// (<see cref="WinogradLayers.ForModel{T}(T)"/>), which needs the channels-last input these hooks give.
+    /// target EMA, inference). Then registers the engine's routes for the model's 3×3 layers
+    /// (<see cref="ConvolutionLayers.ForModel{T}(T)"/>: Winograd, which needs the channels-last input these hooks give,
+    /// and the bias gradient by a sum) and for its <c>PixelShuffle</c> layers' backward (<see cref="PixelShuffleLayers"/>).
     /// </summary>
     /// <returns><paramref name="model"/>, for chaining.</returns>
     public static T ForConvolutions<T>(T model) where T : nn.Module
@@ -66,6 +67,6 @@ public static class ChannelsLast
             ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook((_, x) => ConvolutionLayout.ForModel(x, outChannels));
             Guarded.Add(module, Guarded);
         }
-        return WinogradLayers.ForModel(model);
+        return PixelShuffleLayers.ForModel(ConvolutionLayers.ForModel(model));
     }
 }

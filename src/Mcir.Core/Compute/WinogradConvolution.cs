@@ -178,12 +178,13 @@ public static unsafe class WinogradConvolution
 
     /// <summary>
     /// conv2d(input, weight, bias, padding: 1) with autograd for the input, the weight and the bias — a trainable layer
-    /// (the restoration network's, <see cref="WinogradLayers.ForModel{T}(T)"/>). The forward by F(4×4, 3×3) as
+    /// (the restoration network's, <see cref="ConvolutionLayers.ForModel{T}(T)"/>). The forward by F(4×4, 3×3) as
     /// <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/> on <paramref name="transformedWeight"/>; the backward: the
     /// input's gradient by F(4×4, 3×3) too (the 3×3 convolution of the output gradient with the weight's transpose
     /// flipped, <see cref="TransformWeightForInputGradient"/>, transformed from the weight saved at the forward), the
-    /// weight's and bias's gradients by libtorch's own backward-weights kernel (<see cref="ConvolutionBackward"/>: oneDNN's,
-    /// the values autograd gives for <c>conv2d</c>). Gradients only for the operands that require one; no second-order
+    /// weight's gradient by libtorch's own backward-weights kernel (<see cref="ConvolutionBackward"/>: oneDNN's, the values
+    /// autograd gives for <c>conv2d</c>), the bias's as the sum of the output gradient over batch and pixels (float32
+    /// summation order apart, autograd's value; <see cref="ConvolutionBackward.Conv2d"/> says why). Gradients only for the operands that require one; no second-order
     /// gradient. Values: the forward's and the input gradient's as <see cref="Conv2d(Tensor, Tensor, Tensor?, bool)"/>'s
     /// (float32 rounding of a different summation, ~3× the direct kernel's on average).
     /// </summary>
@@ -239,13 +240,9 @@ public static unsafe class WinogradConvolution
                     using var flippedTransform = TransformWeightForInputGradient(weight);
                     gradInput = Conv2d(g, flippedTransform, null, relu: false).MoveToOuterDisposeScope();
                 }
-                if (weightNeeds || biasNeeds)
-                {
-                    var (w, b) = ConvolutionBackward.WeightAndBias(g, input, weight, withBias: biasNeeds);
-                    gradWeight = weightNeeds ? w.MoveToOuterDisposeScope() : null;
-                    gradBias = b?.MoveToOuterDisposeScope();
-                    if (!weightNeeds) w.Dispose();
-                }
+                                    if (weightNeeds) gradWeight = ConvolutionBackward.WeightAndBias(g, input, weight, withBias: false).Weight.MoveToOuterDisposeScope();
+                    // The bias's as a sum (ConvolutionBackward.Conv2d says why).
+                    if (biasNeeds) gradBias = g.sum([0, 2, 3]).MoveToOuterDisposeScope();
             }
             input.Dispose();
             weight.Dispose();

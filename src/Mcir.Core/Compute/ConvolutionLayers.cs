@@ -6,29 +6,35 @@ using static TorchSharp.torch;
 namespace Mcir.Core.Compute;
 
 /// <summary>
-/// Winograd F(4×4, 3×3) for a restoration network's own 3×3 convolutions (target, negatives, target EMA, inference):
-/// every <c>Conv2d</c> with a 3×3 kernel, stride 1, zero padding 1, dilation 1 and one group runs by
-/// <see cref="WinogradConvolution"/> where <c>MCIR_WINOGRAD</c>'s rule takes its shape
-/// (<see cref="WinogradConvolution.Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>), else by libtorch as before.
-/// With a gradient (the target in training) the forward and the input's gradient run by Winograd and the weight's and
-/// bias's gradients by libtorch's backward-weights kernel (<see cref="WinogradConvolution.Conv2dTrainable"/>); without
-/// (negatives, EMA, inference) the forward only. On EDSR-light ×4 these are the upsampler's 64 → 256 convolutions
-/// (forward 64 → 256, input gradient 256 → 64 channels: measured on two Zen 4 cores, 4 images at 96×96, 58 → 47 ms and
-/// 57 → 38 ms). No architecture changes: the parameters, their names and the state_dict stay the layer's own.
+/// The engine's routes for a restoration network's own 3×3 convolutions (target, negatives, target EMA, inference):
+/// every <c>Conv2d</c> with a 3×3 kernel, stride 1, zero padding 1, dilation 1 and one group.
+/// <list type="number">
+/// <item><b>Winograd F(4×4, 3×3)</b> (<see cref="WinogradConvolution"/>) where <c>MCIR_WINOGRAD</c>'s rule takes its
+/// shape (<see cref="WinogradConvolution.Choose(Tensor, long, Func{Tensor}, Func{Tensor})"/>). With a gradient (the target
+/// in training) the forward and the input's gradient run by Winograd, the weight's gradient by libtorch's
+/// backward-weights kernel and the bias's as a sum (<see cref="WinogradConvolution.Conv2dTrainable"/>); without
+/// (negatives, EMA, inference) the forward only. On EDSR-light ×4 this is the upsampler's 64 → 256 convolution at 96×96
+/// (forward 64 → 256, input gradient 256 → 64 channels: measured on two Zen 4 cores, 4 images, 58 → 47 ms and 57 → 38 ms).</item>
+/// <item><b>Trainable layers left to libtorch</b> (a CPU layer whose bias needs a gradient): libtorch's own kernels for
+/// the forward and the input's and weight's gradients, the bias's gradient as a sum (<see cref="ConvolutionBackward.Conv2d"/>:
+/// oneDNN's backward-weights kernel computes it in a slow loop of its own; a plain EDSR-light ×4 step measured 0.966 of
+/// the time with this route, paired steps on a Zen 5 guest).</item>
+/// <item>Everything else (another device, no gradient for the bias, …) runs through the module untouched.</item>
+/// </list>
+/// No architecture changes: the parameters, their names and the state_dict stay the layer's own.
 /// </summary>
 /// <remarks>
 /// TorchSharp's <c>Conv2d</c> is sealed and its <c>forward</c> cannot be replaced, so the engine routes a call through
 /// the module's hooks: a forward pre-hook that takes the layer passes the module an empty batch (libtorch returns an
-/// empty output for it without computing anything) and keeps the real input, and a forward hook returns the Winograd
-/// result in place of that empty output. A layer the rule does not take (or any input it does not apply to: another
-/// dtype or device, contiguous, channel counts that are not multiples of <c>Vector&lt;float&gt;.Count</c>) runs through
-/// the module untouched. With a gradient the weight is transformed at every call (it changes every step); without, the
+/// empty output for it without computing anything) and keeps the real input, and a forward hook returns the route's
+/// result in place of that empty output. The Winograd route takes only what it applies to (CPU float32, channels-last,
+/// channel counts that are multiples of <c>Vector&lt;float&gt;.Count</c>). With a gradient the weight is transformed at every call (it changes every step); without, the
 /// transform is kept and computed again only when the weight's values changed (<see cref="WinogradWeightCache"/>: once
 /// per EMA refresh for a negative). Memory: for each model run without gradient, 5× the
 /// weights of its Winograd layers (the copy and the transform, 36 values per 9) — for EDSR-light the upsampler's two
 /// layers, 1.5 MB; for EDSR's 256-channel body ~0.8 GB per negative.
 /// </remarks>
-public static class WinogradLayers
+public static class ConvolutionLayers
 {
     private static readonly ConditionalWeakTable<Conv2d, Layer> Hooked = new();
 
@@ -73,11 +79,17 @@ public static class WinogradLayers
 
     private static long _calls;
 
+    /// <summary>Trainable layers that ran by <see cref="ConvolutionBackward.Conv2d"/> (the second route) so far in this process. Tests and logs.</summary>
+    public static long DirectCalls => Interlocked.Read(ref _directCalls);
+
+    private static long _directCalls;
+
     // One layer's routing state and its weight's cached transform.
     private sealed class Layer(Conv2d conv, string? mode)
     {
         private readonly WeakReference<Conv2d> _conv = new(conv);
         private Tensor? _input, _marker;
+        private bool _direct;
         private readonly WinogradWeightCache _transformed = new();
 
         public Tensor Before(Tensor x)
@@ -85,19 +97,22 @@ public static class WinogradLayers
             if (!_conv.TryGetTarget(out var conv) || conv.weight is not { } weight || _input is not null) return x;
             var bias = conv.bias;
             bool grad = is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true);
-            if (!Operands(x, weight, bias) || (grad && (weight.requires_grad || bias?.requires_grad == true) && !ConvolutionBackward.Available))
-                return x;
-            bool take;
-            using (no_grad())
-            using (var xd = x.detach())
-                take = WinogradConvolution.Choose(mode ?? WinogradConvolution.Mode, xd, weight.shape[0],
-                    () => nn.functional.conv2d(xd, weight, bias, padding: [1, 1]),
-                    () =>
-                    {
-                        using var t = WinogradConvolution.TransformWeight(weight);
-                        return WinogradConvolution.Conv2d(xd, t, bias, relu: false);
-                    });
-            if (!take) return x;
+            bool take = false;
+            if (Operands(x, weight, bias) && !(grad && (weight.requires_grad || bias?.requires_grad == true) && !ConvolutionBackward.Available))
+            {
+                using (no_grad())
+                using (var xd = x.detach())
+                    take = WinogradConvolution.Choose(mode ?? WinogradConvolution.Mode, xd, weight.shape[0],
+                        () => nn.functional.conv2d(xd, weight, bias, padding: [1, 1]),
+                        () =>
+                        {
+                            using var t = WinogradConvolution.TransformWeight(weight);
+                            return WinogradConvolution.Conv2d(xd, t, bias, relu: false);
+                        });
+            }
+            // A trainable layer left to libtorch on the CPU: its bias's gradient by a sum (ConvolutionBackward.Conv2d).
+            _direct = !take && grad && bias?.requires_grad == true && x.device_type == DeviceType.CPU && x.shape[0] > 0 && ConvolutionBackward.Available;
+            if (!take && !_direct) return x;
             _input = x;
             _marker = x.narrow(0, 0, 0);
             return _marker;
@@ -112,6 +127,11 @@ public static class WinogradLayers
             var bias = conv.bias;
             bool grad = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
             Tensor result;
+            if (_direct)
+            {
+                Interlocked.Increment(ref _directCalls);
+                return ConvolutionBackward.Conv2d(input, weight, bias);
+            }
             if (grad)
             {
                 // A trainable layer's weight changes every step: transformed for this call only, not cached (the cache

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace Mcir.Core.Tests.Compute;
 
-public class WinogradLayersTests
+public class ConvolutionLayersTests
 {
     // Operands of order 1 (weights ~ 1/√(9C)), the input channels-last.
     private static (Tensor X, Tensor W, Tensor B, Tensor R) Operands(long n, long c, long o, long h, long w, ulong seed)
@@ -27,6 +27,16 @@ public class WinogradLayersTests
         Assert.True(scale > 0.1, $"{what}: vacuous comparison (largest value {scale})");
         double err = (actual - expected).abs().max().item<float>();
         Assert.True(err <= 1e-4 * scale, $"{what}: max |winograd - direct| = {err} (largest {scale})");
+    }
+
+    // A bias gradient (a sum over batch and pixels) against autograd's: float32 sums in another order differ by a few
+    // units of rounding of the summands' magnitude (the sum of |r|); a wrong axis or a missing term is off by whole values.
+    private static void AssertSumClose(Tensor actual, Tensor expected, Tensor gradOutput, string what)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        var bound = gradOutput.abs().sum([0, 2, 3]) * 1e-6 + 1e-6;
+        var err = (actual - expected).abs();
+        Assert.True(err.le(bound).all().item<bool>(), $"{what}: max |ours - autograd| = {err.max().item<float>()}");
     }
 
     // Equal shapes and every element equal.
@@ -63,10 +73,10 @@ public class WinogradLayersTests
             AssertClose(xw.grad!, xd.grad!, "input gradient");
         }
         else Assert.Null(xw.grad);
-        // The weight and bias gradients come from libtorch's own backward-weights kernel on the same input and output
-        // gradient as autograd's: the same kernel on the same shapes, so the same values bit for bit.
+        // The weight gradient comes from libtorch's own backward-weights kernel on the same input and output gradient as
+        // autograd's: the same kernel on the same shapes, so the same values bit for bit. The bias's is a sum.
         Assert.True(Same(ww.grad!, wd.grad!), $"weight gradient differs by {(ww.grad! - wd.grad!).abs().max().item<float>()}");
-        if (bias) Assert.True(Same(bw!.grad!, bd!.grad!), "bias gradient differs");
+        if (bias) AssertSumClose(bw!.grad!, bd!.grad!, r, "bias gradient");
     }
 
     [Fact]
@@ -123,25 +133,25 @@ public class WinogradLayersTests
         wino.load_state_dict(direct.state_dict());
         var keys = wino.state_dict().Keys.ToArray();
         ChannelsLast.ForConvolutions(direct);
-        WinogradLayers.ForModel(direct, "off");
-        WinogradLayers.ForModel(wino, "on");
-        WinogradLayers.ForModel(wino, "on"); // once per layer
+        ConvolutionLayers.ForModel(direct, "off");
+        ConvolutionLayers.ForModel(wino, "on");
+        ConvolutionLayers.ForModel(wino, "on"); // once per layer
         Assert.Equal(keys, wino.state_dict().Keys.ToArray());
-        Assert.True(WinogradLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 1)));
-        Assert.False(WinogradLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, stride: 2, padding: 1)));
-        Assert.False(WinogradLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 2, dilation: 2)));
-        Assert.False(WinogradLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 1, groups: 2)));
-        Assert.False(WinogradLayers.IsWinogradShape(nn.Conv2d(8, 8, 1)));
+        Assert.True(ConvolutionLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 1)));
+        Assert.False(ConvolutionLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, stride: 2, padding: 1)));
+        Assert.False(ConvolutionLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 2, dilation: 2)));
+        Assert.False(ConvolutionLayers.IsWinogradShape(nn.Conv2d(8, 8, 3, padding: 1, groups: 2)));
+        Assert.False(ConvolutionLayers.IsWinogradShape(nn.Conv2d(8, 8, 1)));
 
         var (x, _, _, _) = Operands(2, 16, 16, 12, 11, 53);
         var target = randn(2, 16, 6, 6, generator: new Generator(54));
-        long before = WinogradLayers.WinogradCalls;
+        long before = ConvolutionLayers.WinogradCalls;
         var yd = direct.call(x);
         nn.functional.l1_loss(yd, target, reduction: nn.Reduction.Sum).backward();
-        long afterDirect = WinogradLayers.WinogradCalls;
+        long afterDirect = ConvolutionLayers.WinogradCalls;
         var yw = wino.call(x);
         nn.functional.l1_loss(yw, target, reduction: nn.Reduction.Sum).backward();
-        long afterWino = WinogradLayers.WinogradCalls;
+        long afterWino = ConvolutionLayers.WinogradCalls;
         // Counted by every test of the process that runs such layers: the direct network adds none of its own, the
         // Winograd one at least its conv1 (run in parallel, other tests may add theirs).
         Assert.True(afterWino - afterDirect >= 1);
@@ -187,19 +197,87 @@ public class WinogradLayersTests
         using var scope = NewDisposeScope();
         var conv = nn.Conv2d(12, 16, 3, padding: 1); // 12 input channels: not a multiple of the vector width
         var seq = nn.Sequential(conv);
-        WinogradLayers.ForModel(seq, "on");
+        ConvolutionLayers.ForModel(seq, "on");
         var x = ChannelsLast.Of(randn(1, 12, 8, 8));
         var expected = nn.functional.conv2d(x, conv.weight!, conv.bias, padding: [1, 1]);
         Assert.True(Same(seq.call(x), expected)); // the module's own kernel, bit for bit
         var conv8 = nn.Conv2d(16, 16, 3, padding: 1);
         var seq8 = nn.Sequential(conv8);
-        WinogradLayers.ForModel(seq8, "on");
+        ConvolutionLayers.ForModel(seq8, "on");
         var contiguous = randn(1, 16, 8, 8); // not channels-last
         Assert.True(Same(seq8.call(contiguous), nn.functional.conv2d(contiguous, conv8.weight!, conv8.bias, padding: [1, 1])));
         var off = nn.Sequential(nn.Conv2d(16, 16, 3, padding: 1));
-        WinogradLayers.ForModel(off, "off");
+        ConvolutionLayers.ForModel(off, "off");
         var xc = ChannelsLast.Of(randn(1, 16, 8, 8));
         var offConv = (Conv2d)off.children().First();
         Assert.True(Same(off.call(xc), nn.functional.conv2d(xc, offConv.weight!, offConv.bias, padding: [1, 1])));
+    }
+
+    [Theory]
+    // With and without bias, the input with and without a gradient; channels-last and contiguous; 3 and 64 channels.
+    [InlineData(2, 3, 16, 9, 7, true, false, true)]
+    [InlineData(2, 16, 3, 12, 12, true, true, true)]
+    [InlineData(1, 8, 8, 5, 6, false, true, false)]
+    [InlineData(3, 64, 64, 10, 10, true, true, false)]
+    public void ConvolutionBackward_Conv2d_IsConv2dWithAutogradsGradients_TheBiasOnesBySum(long n, long c, long o, long h, long w, bool bias, bool inputGrad, bool channelsLast)
+    {
+        using var scope = NewDisposeScope();
+        var (x0, wt, b, r0) = Operands(n, c, o, h, w, 43);
+        var x = channelsLast ? x0 : x0.contiguous();
+        var r = channelsLast ? r0 : r0.contiguous();
+
+        var xd = x.detach().requires_grad_(inputGrad);
+        var wd = wt.detach().requires_grad_(true);
+        var bd = bias ? b.detach().requires_grad_(true) : null;
+        var yd = nn.functional.conv2d(xd, wd, bd, padding: [1, 1]);
+        yd.backward([r]);
+
+        var xo = x.detach().requires_grad_(inputGrad);
+        var wo = wt.detach().requires_grad_(true);
+        var bo = bias ? b.detach().requires_grad_(true) : null;
+        var yo = ConvolutionBackward.Conv2d(xo, wo, bo);
+        Assert.True(yo.requires_grad);
+        yo.backward([r]);
+
+        // The forward, input and weight gradients: libtorch's kernels on the same operands, bit for bit.
+        Assert.True(Same(yo.detach(), yd.detach()), "output differs");
+        Assert.True(Same(wo.grad!, wd.grad!), $"weight gradient differs by {(wo.grad! - wd.grad!).abs().max().item<float>()}");
+        if (inputGrad) Assert.True(Same(xo.grad!, xd.grad!), "input gradient differs");
+        else Assert.Null(xo.grad);
+        if (bias) AssertSumClose(bo!.grad!, bd!.grad!, r, "bias gradient");
+    }
+
+    [Fact]
+    public void ForModel_RoutesTrainableLayersItDoesNotTakeByWinograd_ThroughConvolutionBackward()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        // 3 → 16 → 16 → 3: no layer qualifies for Winograd ("off"), every one has a bias that needs a gradient.
+        nn.Module<Tensor, Tensor> Net() => nn.Sequential(nn.Conv2d(3, 16, 3, padding: 1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding: 1), nn.ReLU(), nn.Conv2d(16, 3, 3, padding: 1));
+        var plain = Net();
+        var routed = Net();
+        routed.load_state_dict(plain.state_dict());
+        ConvolutionLayers.ForModel(routed, "off");
+        var x = ChannelsLast.Of(randn(2, 3, 12, 12));
+        var target = randn(2, 3, 12, 12);
+
+        long before = ConvolutionLayers.DirectCalls;
+        var yr = routed.call(x);
+        Assert.Equal(3, ConvolutionLayers.DirectCalls - before);
+        var yp = plain.call(x);
+        Assert.True(Same(yr.detach(), yp.detach()), "output differs");
+        nn.functional.l1_loss(yr, target).backward();
+        nn.functional.l1_loss(yp, target).backward();
+        var pg = plain.named_parameters().ToDictionary(t => t.name, t => t.parameter.grad!);
+        foreach (var (name, p) in routed.named_parameters())
+        {
+            if (name.EndsWith("weight", StringComparison.Ordinal)) Assert.True(Same(p.grad!, pg[name]), $"{name}: gradient differs");
+            else Assert.True((p.grad! - pg[name]).abs().max().item<float>() <= 1e-6f, $"{name}: gradient differs by {(p.grad! - pg[name]).abs().max().item<float>()}");
+        }
+
+        // Without a gradient (evaluation, negatives) the module runs as it is.
+        long direct = ConvolutionLayers.DirectCalls;
+        using (no_grad()) Assert.True(Same(routed.call(x), plain.call(x)));
+        Assert.Equal(direct, ConvolutionLayers.DirectCalls);
     }
 }
