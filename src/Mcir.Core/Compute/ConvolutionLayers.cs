@@ -15,10 +15,12 @@ namespace Mcir.Core.Compute;
 /// backward-weights kernel and the bias's as a sum (<see cref="WinogradConvolution.Conv2dTrainable"/>); without
 /// (negatives, EMA, inference) the forward only. On EDSR-light ×4 this is the upsampler's 64 → 256 convolution at 96×96
 /// (forward 64 → 256, input gradient 256 → 64 channels: measured on two Zen 4 cores, 4 images, 58 → 47 ms and 57 → 38 ms).</item>
-/// <item><b>Trainable layers left to libtorch</b> (a CPU layer whose bias needs a gradient): libtorch's own kernels for
-/// the forward and the input's and weight's gradients, the bias's gradient as a sum (<see cref="ConvolutionBackward.Conv2d"/>:
-/// oneDNN's backward-weights kernel computes it in a slow loop of its own; a plain EDSR-light ×4 step measured 0.966 of
-/// the time with this route, paired steps on a Zen 5 guest).</item>
+/// <item><b>Trainable layers left to libtorch</b> (a CPU layer with a channels-last input whose bias needs a gradient):
+/// libtorch's own kernels for the forward and the input's and weight's gradients, the bias's gradient as a sum
+/// (<see cref="ConvolutionBackward.Conv2d"/>: oneDNN's channels-last backward-weights kernel computes it in a slow loop of
+/// its own). Measured on a plain EDSR-light ×4 step, one process alternating the route per step (medians of paired
+/// ratios, Zen 5 guest): 0.966 of the time with it; under the AVX2 cap 0.998 channels-last, but 1.048 with a contiguous
+/// network (oneDNN's blocked-format kernels, whose bias loop is not the slow one), so contiguous inputs stay with the module.</item>
 /// <item>Everything else (another device, no gradient for the bias, …) runs through the module untouched.</item>
 /// </list>
 /// No architecture changes: the parameters, their names and the state_dict stay the layer's own.
@@ -110,8 +112,10 @@ public static class ConvolutionLayers
                             return WinogradConvolution.Conv2d(xd, t, bias, relu: false);
                         });
             }
-            // A trainable layer left to libtorch on the CPU: its bias's gradient by a sum (ConvolutionBackward.Conv2d).
-            _direct = !take && grad && bias?.requires_grad == true && x.device_type == DeviceType.CPU && x.shape[0] > 0 && ConvolutionBackward.Available;
+            // A trainable layer left to libtorch on the CPU, channels-last: its bias's gradient by a sum
+            // (ConvolutionBackward.Conv2d). Not for a contiguous input, where it measured slower (see the class's summary).
+            _direct = !take && grad && bias?.requires_grad == true && x.device_type == DeviceType.CPU && x.shape[0] > 0
+                      && ChannelsLast.IsChannelsLast(x) && ConvolutionBackward.Available;
             if (!take && !_direct) return x;
             _input = x;
             _marker = x.narrow(0, 0, 0);

@@ -275,9 +275,11 @@ public class ConvolutionLayersTests
             else Assert.True((p.grad! - pg[name]).abs().max().item<float>() <= 1e-6f, $"{name}: gradient differs by {(p.grad! - pg[name]).abs().max().item<float>()}");
         }
 
-        // Without a gradient (evaluation, negatives) the module runs as it is.
+        // Without a gradient (evaluation, negatives), and for a contiguous input, the module runs as it is.
         long direct = ConvolutionLayers.DirectCalls;
         using (no_grad()) Assert.True(Same(routed.call(x), plain.call(x)));
+        var xc = x.contiguous();
+        Assert.True(Same(routed.call(xc).detach(), plain.call(xc).detach()));
         Assert.Equal(direct, ConvolutionLayers.DirectCalls);
     }
 }
