@@ -76,15 +76,18 @@ public static class ConvolutionLayers
         return model;
     }
 
-    /// <summary>Layers (of models given to <see cref="ForModel{T}(T)"/>) that ran by Winograd so far in this process. Tests and logs.</summary>
-    public static long WinogradCalls => Interlocked.Read(ref _calls);
+    /// <summary>
+    /// Layers (of models given to <see cref="ForModel{T}(T)"/>) that ran by Winograd so far on the calling thread (a
+    /// model's forward runs on the thread that calls it, so concurrent runs on other threads do not count). Tests and logs.
+    /// </summary>
+    public static long WinogradCalls => _calls;
 
-    private static long _calls;
+    [ThreadStatic] private static long _calls;
 
-    /// <summary>Trainable layers that ran by <see cref="ConvolutionBackward.Conv2d"/> (the second route) so far in this process. Tests and logs.</summary>
-    public static long DirectCalls => Interlocked.Read(ref _directCalls);
+    /// <summary>Trainable layers that ran by <see cref="ConvolutionBackward.Conv2d"/> (the second route) so far on the calling thread. Tests and logs.</summary>
+    public static long DirectCalls => _directCalls;
 
-    private static long _directCalls;
+    [ThreadStatic] private static long _directCalls;
 
     // One layer's routing state and its weight's cached transform.
     private sealed class Layer(Conv2d conv, string? mode)
@@ -133,7 +136,7 @@ public static class ConvolutionLayers
             Tensor result;
             if (_direct)
             {
-                Interlocked.Increment(ref _directCalls);
+                _directCalls++;
                 return ConvolutionBackward.Conv2d(input, weight, bias);
             }
             if (grad)
@@ -144,7 +147,7 @@ public static class ConvolutionLayers
                 result = WinogradConvolution.Conv2dTrainable(input, weight, bias, t);
             }
             else result = WinogradConvolution.Conv2d(input, _transformed.Weight(weight), bias, relu: false);
-            Interlocked.Increment(ref _calls);
+            _calls++;
             return result;
         }
 
