@@ -46,12 +46,13 @@ public static unsafe class PixelShuffleLayers
     }
 
     /// <summary>
-    /// <c>pixel_shuffle(input, factor)</c> with autograd: the forward by libtorch, the backward by <see cref="Unshuffle"/>
-    /// where it applies (else libtorch's <c>pixel_unshuffle</c>).
+    /// <c>pixel_shuffle(input, factor)</c> with autograd: the forward by <see cref="Shuffle"/> for a contiguous float32 CPU
+    /// input, else by libtorch; the backward by <see cref="Unshuffle"/> where it applies (else libtorch's
+    /// <c>pixel_unshuffle</c>). Values bit for bit libtorch's.
     /// </summary>
     /// <param name="input">[N, C·r², H, W].</param>
     /// <param name="factor">r ≥ 1.</param>
-    /// <returns>[N, C, H·r, W·r], in the layout libtorch's <c>pixel_shuffle</c> gives (channels-last for a channels-last input).</returns>
+    /// <returns>[N, C, H·r, W·r], in the input's layout (channels-last or contiguous).</returns>
     public static Tensor PixelShuffle(Tensor input, long factor)
     {
         ArgumentNullException.ThrowIfNull(input);
