@@ -240,9 +240,9 @@ public static unsafe class WinogradConvolution
                     using var flippedTransform = TransformWeightForInputGradient(weight);
                     gradInput = Conv2d(g, flippedTransform, null, relu: false).MoveToOuterDisposeScope();
                 }
-                                    if (weightNeeds) gradWeight = ConvolutionBackward.WeightAndBias(g, input, weight, withBias: false).Weight.MoveToOuterDisposeScope();
-                    // The bias's as a sum (ConvolutionBackward.Conv2d says why).
-                    if (biasNeeds) gradBias = g.sum([0, 2, 3]).MoveToOuterDisposeScope();
+                if (weightNeeds) gradWeight = ConvolutionBackward.WeightAndBias(g, input, weight, withBias: false).Weight.MoveToOuterDisposeScope();
+                // The bias's as a sum (ConvolutionBackward.Conv2d says why).
+                if (biasNeeds) gradBias = g.sum([0, 2, 3]).MoveToOuterDisposeScope();
             }
             input.Dispose();
             weight.Dispose();
