@@ -75,11 +75,8 @@ public class PixelShuffleLayersTests
         Assert.True(Same(ya.detach(), nn.functional.pixel_shuffle(x, 2)));
         Assert.True(Same(a.grad!, b.grad!));
     }
-}
 
-public class PixelShuffleLayersContiguousTests
-{
-    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
+    // Contiguous tensors: Shuffle and Unshuffle's row-interleaving paths.
 
     [Theory]
     // Factor 2 with widths that fill the SSE vectors and one that leaves a tail (5), factor 3, factor 1.
