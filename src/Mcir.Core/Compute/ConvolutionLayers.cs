@@ -27,9 +27,8 @@ namespace Mcir.Core.Compute;
 /// </summary>
 /// <remarks>
 /// TorchSharp's <c>Conv2d</c> is sealed and its <c>forward</c> cannot be replaced, so the engine routes a call through
-/// the module's hooks: a forward pre-hook that takes the layer passes the module an empty batch (libtorch returns an
-/// empty output for it without computing anything) and keeps the real input, and a forward hook returns the route's
-/// result in place of that empty output. The Winograd route takes only what it applies to (CPU float32, channels-last,
+/// the module's hooks (<see cref="RoutedLayer"/>: the module is passed an empty batch, and the route's result replaces
+/// its empty output). The Winograd route takes only what it applies to (CPU float32, channels-last,
 /// channel counts that are multiples of <c>Vector&lt;float&gt;.Count</c>). With a gradient the weight is transformed at every call (it changes every step); without, the
 /// transform is kept and computed again only when the weight's values changed (<see cref="WinogradWeightCache"/>: once
 /// per EMA refresh for a negative). Memory: for each model run without gradient, 5× the
@@ -38,7 +37,7 @@ namespace Mcir.Core.Compute;
 /// </remarks>
 public static class ConvolutionLayers
 {
-    private static readonly ConditionalWeakTable<Conv2d, Layer> Hooked = new();
+    private static readonly ConditionalWeakTable<Conv2d, RoutedLayer> Hooked = new();
 
     /// <summary>Whether <paramref name="conv"/> is a layer Winograd F(4×4, 3×3) computes: 3×3 kernel, stride 1, zero padding 1, dilation 1, one group.</summary>
     public static bool IsWinogradShape(Conv2d conv)
@@ -64,15 +63,7 @@ public static class ConvolutionLayers
     // mode: overrides MCIR_WINOGRAD for these layers ("auto", "benchmark", "on", "off"; null: the variable's value). Tests.
     internal static T ForModel<T>(T model, string? mode) where T : nn.Module
     {
-        ArgumentNullException.ThrowIfNull(model);
-        foreach (var module in model.modules().Prepend(model))
-        {
-            if (module is not Conv2d conv || !IsWinogradShape(conv) || Hooked.TryGetValue(conv, out _)) continue;
-            var layer = new Layer(conv, mode);
-            conv.register_forward_pre_hook((_, x) => layer.Before(x));
-            conv.register_forward_hook((_, x, y) => layer.After(x, y));
-            Hooked.Add(conv, layer);
-        }
+        RoutedLayer.Register<Conv2d>(model, Hooked, conv => IsWinogradShape(conv) ? new Layer(conv, mode) : null);
         return model;
     }
 
@@ -90,16 +81,15 @@ public static class ConvolutionLayers
     [ThreadStatic] private static long _directCalls;
 
     // One layer's routing state and its weight's cached transform.
-    private sealed class Layer(Conv2d conv, string? mode)
+    private sealed class Layer(Conv2d conv, string? mode) : RoutedLayer
     {
         private readonly WeakReference<Conv2d> _conv = new(conv);
-        private Tensor? _input, _marker;
         private bool _direct;
         private readonly WinogradWeightCache _transformed = new();
 
-        public Tensor Before(Tensor x)
+        protected override bool Takes(Tensor x)
         {
-            if (!_conv.TryGetTarget(out var conv) || conv.weight is not { } weight || _input is not null) return x;
+            if (!_conv.TryGetTarget(out var conv) || conv.weight is not { } weight) return false;
             var bias = conv.bias;
             bool grad = is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true);
             bool take = false;
@@ -119,26 +109,22 @@ public static class ConvolutionLayers
             // (ConvolutionBackward.Conv2d). Not for a contiguous input, where it measured slower (see the class's summary).
             _direct = !take && grad && bias?.requires_grad == true && x.device_type == DeviceType.CPU && x.shape[0] > 0
                       && ChannelsLast.IsChannelsLast(x) && ConvolutionBackward.Available;
-            if (!take && !_direct) return x;
-            _input = x;
-            _marker = x.narrow(0, 0, 0);
-            return _marker;
+            return take || _direct;
         }
 
-        public Tensor After(Tensor x, Tensor y)
+        protected override Tensor Run(Tensor input)
         {
-            if (_input is not { } input || !ReferenceEquals(x, _marker)) return y;
-            _input = null;
-            _marker = null;
-            if (!_conv.TryGetTarget(out var conv) || conv.weight is not { } weight) return y;
+            // The hook runs inside the layer's own call, so the layer is alive.
+            if (!_conv.TryGetTarget(out var conv) || conv.weight is not { } weight)
+                throw new InvalidOperationException("convolution route: the layer or its weight is gone during its own call");
             var bias = conv.bias;
-            bool grad = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
-            Tensor result;
             if (_direct)
             {
                 _directCalls++;
                 return ConvolutionBackward.Conv2d(input, weight, bias);
             }
+            bool grad = is_grad_enabled() && (input.requires_grad || weight.requires_grad || bias?.requires_grad == true);
+            Tensor result;
             if (grad)
             {
                 // A trainable layer's weight changes every step: transformed for this call only, not cached (the cache

@@ -21,27 +21,18 @@ namespace Mcir.Core.Compute;
 /// module.
 /// </summary>
 /// <remarks>
-/// Routing as <see cref="ConvolutionLayers"/>' (TorchSharp's <c>PixelShuffle</c> is sealed): a forward pre-hook passes the
-/// module an empty batch and keeps the real input, and a forward hook returns <see cref="PixelShuffle(Tensor, long)"/>
-/// of it in place of the empty output. The state dict is untouched (the layer has no parameters).
+/// Routed by the module's hooks (<see cref="RoutedLayer"/>; TorchSharp's <c>PixelShuffle</c> is sealed): the module is
+/// passed an empty batch, and <see cref="PixelShuffle(Tensor, long)"/> of the real input replaces its empty output. The state dict is untouched (the layer has no parameters).
 /// </remarks>
 public static unsafe class PixelShuffleLayers
 {
-    private static readonly ConditionalWeakTable<PixelShuffle, Layer> Hooked = new();
+    private static readonly ConditionalWeakTable<PixelShuffle, RoutedLayer> Hooked = new();
 
     /// <summary>Registers the routing once per layer on every <c>PixelShuffle</c> of <paramref name="model"/> (itself included).</summary>
     /// <returns><paramref name="model"/>, for chaining.</returns>
     public static T ForModel<T>(T model) where T : nn.Module
     {
-        ArgumentNullException.ThrowIfNull(model);
-        foreach (var module in model.modules().Prepend(model))
-        {
-            if (module is not PixelShuffle shuffle || Hooked.TryGetValue(shuffle, out _)) continue;
-            var layer = new Layer(shuffle.upscale_factor);
-            shuffle.register_forward_pre_hook((_, x) => layer.Before(x));
-            shuffle.register_forward_hook((_, x, y) => layer.After(x, y));
-            Hooked.Add(shuffle, layer);
-        }
+        RoutedLayer.Register<PixelShuffle>(model, Hooked, shuffle => new Layer(shuffle.upscale_factor));
         return model;
     }
 
@@ -270,30 +261,16 @@ public static unsafe class PixelShuffleLayers
     }
 
     // One layer's routing state.
-    private sealed class Layer(long factor)
+    private sealed class Layer(long factor) : RoutedLayer
     {
-        private Tensor? _input, _marker;
-
-        public Tensor Before(Tensor x)
+        protected override bool Takes(Tensor x)
         {
-            if (_input is not null || x.dim() != 4 || x.shape[0] == 0 || x.device_type != DeviceType.CPU || x.dtype != ScalarType.Float32)
-                return x;
+            if (x.dim() != 4 || x.shape[0] == 0 || x.device_type != DeviceType.CPU || x.dtype != ScalarType.Float32) return false;
             // Channels-last: only a call whose backward will run (the forward is libtorch's either way). Contiguous:
             // every call (the forward is Shuffle's).
-            bool channelsLast = ChannelsLast.IsChannelsLast(x);
-            if (channelsLast ? !(is_grad_enabled() && x.requires_grad) : !ShuffleApplies(x, factor))
-                return x;
-            _input = x;
-            _marker = x.narrow(0, 0, 0);
-            return _marker;
+            return ChannelsLast.IsChannelsLast(x) ? is_grad_enabled() && x.requires_grad : ShuffleApplies(x, factor);
         }
 
-        public Tensor After(Tensor x, Tensor y)
-        {
-            if (_input is not { } input || !ReferenceEquals(x, _marker)) return y;
-            _input = null;
-            _marker = null;
-            return PixelShuffle(input, factor);
-        }
+        protected override Tensor Run(Tensor input) => PixelShuffle(input, factor);
     }
 }
