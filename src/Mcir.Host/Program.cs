@@ -7,7 +7,7 @@ if (Mcir.Core.Distributed.Communicators.LaunchedSize() is not null) Environment.
 Mcir.Core.Compute.OneDnnIsa.EnsureApplied();
 if ((Mcir.Core.Compute.NativeHeap.ConfigurationError ?? Mcir.Core.Compute.ConvolutionLayout.ConfigurationError
         ?? Mcir.Core.Compute.OneDnnCacheSizes.ConfigurationError ?? Mcir.Core.Compute.FusedConvolution.ConfigurationError
-        ?? Mcir.Core.Compute.WinogradConvolution.ConfigurationError) is { } settingError)
+        ?? Mcir.Core.Compute.WinogradConvolution.ConfigurationError ?? Mcir.Core.Compute.IntraOpParallel.ConfigurationError) is { } settingError)
 {
     Console.Error.WriteLine($"error: {settingError}");
     return Mcir.Host.HostCommands.UserError;

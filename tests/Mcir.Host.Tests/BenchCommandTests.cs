@@ -219,6 +219,12 @@ public class BenchCommandTests
         Assert.Equal(100 * (last - warm) / warm, Number(stdout, @"growth ([-+0-9.]+) %"), 0.1);
         // Every iteration frees its tensors: the live count does not grow between the records.
         Assert.Equal(records[0].Groups[4].Value, records[1].Groups[4].Value);
+        // glibc: what malloc holds from the system, per record and as a growth line.
+        var held = Regex.Matches(stdout, @"^iteration \d+: .*, native heap held ([0-9.]+) MB$", RegexOptions.Multiline);
+        Assert.Equal(2, held.Count);
+        double heldWarm = double.Parse(held[0].Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(heldWarm, 1, 1e6);
+        Assert.Equal(heldWarm, Number(stdout, @"^native heap held after warm-up: ([0-9.]+) MB"), 6);
     }
 
     [Theory]

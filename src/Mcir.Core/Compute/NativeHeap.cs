@@ -116,6 +116,32 @@ public static class NativeHeap
         if (Kept) malloc_trim(0);
     }
 
+    /// <summary>
+    /// Bytes glibc's <c>malloc</c> holds from the system for the main arena and its own <c>mmap</c>ed blocks
+    /// (<c>mallinfo2</c>'s <c>arena + hblkhd</c>), or null off glibc (or before glibc 2.33). With the engine's settings
+    /// the heap is not trimmed, so a process's resident memory from it can only grow towards this figure, as pages of
+    /// held free memory are first written; a leak shows as this figure growing.
+    /// </summary>
+    public static long? ReservedBytes()
+    {
+        if (!IsGlibc()) return null;
+        try
+        {
+            var info = mallinfo2();
+            return (long)(info.arena + info.hblkhd);
+        }
+        catch (EntryPointNotFoundException) { return null; }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct MallInfo2
+    {
+        public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+    }
+
+    [DllImport("libc")]
+    private static extern MallInfo2 mallinfo2();
+
     private static bool IsGlibc()
     {
         if (!OperatingSystem.IsLinux()) return false;

@@ -76,8 +76,9 @@ public static unsafe class PixelShuffleLayers
         var output = empty_strided([n, oc, h, w], [(long)h * w * oc, 1, (long)w * oc, oc]);
         nint ip = TensorData.Pointer(input), op = TensorData.Pointer(output);
         int threads = Math.Max(1, get_num_threads());
-        Parallel.For(0, n * h, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
+        IntraOpParallel.For(0, n * h, threads, rowL =>
         {
+            int row = (int)rowL;
             int img = row / h, y = row % h;
             float* src = (float*)ip;
             float* dst = (float*)op + (long)row * w * oc;
@@ -133,8 +134,9 @@ public static unsafe class PixelShuffleLayers
         nint ip = TensorData.Pointer(input), op = TensorData.Pointer(output);
         int threads = Math.Max(1, get_num_threads());
         long inRow = (long)w * r;
-        Parallel.For(0, n * c, new ParallelOptions { MaxDegreeOfParallelism = threads }, plane =>
+        IntraOpParallel.For(0, n * c, threads, planeL =>
         {
+            int plane = (int)planeL;
             float* src = (float*)ip + (long)plane * h * r * inRow;
             float* dst = (float*)op + (long)plane * r * r * h * w;
             for (int y = 0; y < h; y++)
@@ -189,8 +191,9 @@ public static unsafe class PixelShuffleLayers
         nint ip = TensorData.Pointer(input), op = TensorData.Pointer(output);
         int threads = Math.Max(1, get_num_threads());
         long outRow = (long)w * r;
-        Parallel.For(0, n * oc, new ParallelOptions { MaxDegreeOfParallelism = threads }, plane =>
+        IntraOpParallel.For(0, n * oc, threads, planeL =>
         {
+            int plane = (int)planeL;
             float* src = (float*)ip + (long)plane * r * r * h * w;
             float* dst = (float*)op + (long)plane * h * r * outRow;
             for (int y = 0; y < h; y++)

@@ -489,8 +489,9 @@ public static unsafe class WinogradConvolution
         nint xp = TensorData.Pointer(input), vp = TensorData.Pointer(v);
         nint mp = mask is null ? 0 : TensorData.Pointer(mask);
         int vl = Vector<float>.Count;
-        Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
+        IntraOpParallel.For(0, n * th, threads, rowL =>
         {
+            int row = (int)rowL;
             int img = row / th, ti = row % th;
             Vector<float>* d = stackalloc Vector<float>[Positions];
             Vector<float>* a = stackalloc Vector<float>[Patch]; // an edge patch's raw row, apart from d (no aliasing of in and out)
@@ -599,8 +600,9 @@ public static unsafe class WinogradConvolution
         nint mp = TensorData.Pointer(m), bp = TensorData.Pointer(biasValues);
         nint yp = (nint)((float*)TensorData.Pointer(y) + (long)firstImage * h * w * o);
         int vl = Vector<float>.Count;
-        Parallel.For(0, n * th, new ParallelOptions { MaxDegreeOfParallelism = threads }, row =>
+        IntraOpParallel.For(0, n * th, threads, rowL =>
         {
+            int row = (int)rowL;
             int img = row / th, ti = row % th;
             Vector<float>* s = stackalloc Vector<float>[Tile * Patch];
             Vector<float>* outs = stackalloc Vector<float>[Tile];

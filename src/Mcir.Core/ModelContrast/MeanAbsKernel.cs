@@ -2,6 +2,8 @@ using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 
+using Mcir.Core.Compute;
+
 namespace Mcir.Core.ModelContrast;
 
 /// <summary>
@@ -51,8 +53,7 @@ internal static unsafe class MeanAbsKernel
         long blocks = (m + BlockElements - 1) / BlockElements;
         var blockSums = new double[blocks * k];
         nint pa = (nint)a, pb = (nint)b, ps = (nint)signSum;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) };
-        Parallel.For(0L, blocks, options, blk =>
+        IntraOpParallel.For(0L, blocks, Math.Max(1, threads), blk =>
         {
             long start = blk * BlockElements;
             long count = Math.Min(BlockElements, m - start);

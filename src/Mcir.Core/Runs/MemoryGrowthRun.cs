@@ -14,7 +14,8 @@ namespace Mcir.Core.Runs;
 /// <param name="LiveTensors">Tensors of this thread not yet disposed (TorchSharp's <c>DisposeScopeManager.Statistics.ThreadTotalLiveCount</c>).</param>
 /// <param name="PendingFinalizers">Objects the last collection found ready for finalization (<see cref="GCMemoryInfo.FinalizationPendingCount"/>):
 /// TorchSharp objects left to the finalizer hold native memory until it runs.</param>
-public sealed record MemoryRecord(long Iteration, long RssBytes, long ManagedHeapBytes, long LiveTensors, long PendingFinalizers);
+/// <param name="HeapReservedBytes">What glibc's malloc holds from the system (<see cref="Compute.NativeHeap.ReservedBytes"/>), bytes; null off glibc.</param>
+public sealed record MemoryRecord(long Iteration, long RssBytes, long ManagedHeapBytes, long LiveTensors, long PendingFinalizers, long? HeapReservedBytes = null);
 
 /// <summary>What <see cref="MemoryGrowthRun.Run"/> measured.</summary>
 /// <param name="Records">Every sample, in order (every <c>recordEvery</c> iterations, plus the warm-up and the last iteration).</param>
@@ -80,7 +81,7 @@ public static class MemoryGrowthRun
             {
                 var gc = GC.GetGCMemoryInfo();
                 var record = new MemoryRecord(it, ResidentBytes(), gc.HeapSizeBytes, DisposeScopeManager.Statistics.ThreadTotalLiveCount,
-                    gc.FinalizationPendingCount);
+                    gc.FinalizationPendingCount, Compute.NativeHeap.ReservedBytes());
                 records.Add(record);
                 onRecord?.Invoke(record);
             }

@@ -96,7 +96,7 @@ public static class TrainingRun
         }
         beforeFirstKernel?.Invoke();
         // The settings in force, after the probe (if any) chose them.
-        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}; {Compute.FusedConvolution.Note}; {Compute.WinogradConvolution.Note}");
+        log.WriteLine($"cpu: {Compute.CpuFeatures.Machine.Describe()}, {torch.get_num_threads()} libtorch threads; {Compute.OneDnnIsa.Note}; {Compute.ConvolutionLayout.Note}; {Compute.NativeHeap.Note}; {Compute.FusedConvolution.Note}; {Compute.WinogradConvolution.Note}; {Compute.IntraOpParallel.Note}");
         if (Compute.IsaProbe.Note is { } probed) log.WriteLine(probed);
         ProbeModel(net, train, config.Model.Name, device);
         var loader = RunComposition.Configured("data", () => new PairedBatchLoader(train, new PairedLoaderOptions

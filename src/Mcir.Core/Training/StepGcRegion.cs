@@ -33,7 +33,11 @@ internal static class StepGcRegion
             // the runtime would hardly ever collect: the iterations' garbage that TorchSharp leaves to the finalizer
             // (Scalars, parameter handles) piled up with its native memory, and the process's RSS grew by megabytes per
             // iteration (bench --long). A collection of the young generations (0 and 1) between iterations lets the finalizer free it.
-            if (region) GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+            if (region)
+            {
+                GC.Collect(1, GCCollectionMode.Forced, blocking: true);
+                GC.WaitForPendingFinalizers();
+            }
         }
     }
 }

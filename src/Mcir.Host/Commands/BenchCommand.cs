@@ -80,7 +80,7 @@ internal static class BenchCommand
                 beforePlain: beforePlain, beforeSpn: beforeSpn);
             console.Out.WriteLine($"device: {TorchDevice.Describe(on)}");
             console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
-            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}; {WinogradConvolution.Note}");
+            console.Out.WriteLine($"threads: {result.Threads} libtorch threads (of {Environment.ProcessorCount} logical processors); {OneDnnIsa.Note}; {ConvolutionLayout.Note}; {NativeHeap.Note}; {FusedConvolution.Note}; {WinogradConvolution.Note}; {IntraOpParallel.Note}");
             if (plainChoice is not null) console.Out.WriteLine(PlainSettingsNote(plainChoice, spnChoice));
             if (IsaProbe.Note is { } probed) console.Out.WriteLine((plainChoice is null ? "" : "L1 + SPN step: ") + probed);
             console.Out.WriteLine($"precision: {r.GetValue(precision).Describe()}");

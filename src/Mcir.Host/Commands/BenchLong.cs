@@ -16,12 +16,14 @@ internal static class BenchLong
     {
         console.Error.WriteLine($"bench --long: {iterations} L1 + SPN iterations; memory sampled every {RecordEvery} iterations");
         var result = MemoryGrowthRun.Run(createModel, spn, negatives, batch, lrSize, scale, iterations, RecordEvery,
-            r => console.Out.WriteLine($"iteration {r.Iteration}: RSS {Mb(r.RssBytes)} MB, managed heap {Mb(r.ManagedHeapBytes)} MB, live tensors {r.LiveTensors}, pending finalizers {r.PendingFinalizers}"),
+            r => console.Out.WriteLine($"iteration {r.Iteration}: RSS {Mb(r.RssBytes)} MB, managed heap {Mb(r.ManagedHeapBytes)} MB, live tensors {r.LiveTensors}, pending finalizers {r.PendingFinalizers}{(r.HeapReservedBytes is { } h ? $", native heap held {Mb(h)} MB" : "")}"),
             precision, device);
         var (w, f) = (result.Warmup, result.Final);
         console.Out.WriteLine($"cpu: {CpuFeatures.Machine.Describe()}");
         console.Out.WriteLine($"threads: {get_num_threads()} libtorch threads; {OneDnnIsa.Note}; {result.Seconds / iterations:F3} s/iteration");
         console.Out.WriteLine($"RSS after warm-up (iteration {w.Iteration}): {Mb(w.RssBytes)} MB; final (iteration {f.Iteration}): {Mb(f.RssBytes)} MB; growth {result.GrowthPercent:+0.00;-0.00;0.00} %");
+        if (w.HeapReservedBytes is { } hw && f.HeapReservedBytes is { } hf)
+            console.Out.WriteLine($"native heap held after warm-up: {Mb(hw)} MB; final: {Mb(hf)} MB; growth {100.0 * (hf - hw) / hw:+0.00;-0.00;0.00} %");
         return 0;
     }
 

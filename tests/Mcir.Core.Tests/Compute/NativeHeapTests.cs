@@ -33,4 +33,14 @@ public class NativeHeapTests
         if (expected) Assert.True(NativeHeap.Kept, NativeHeap.Note);
         Assert.Contains(NativeHeap.Kept ? "kept between steps" : "glibc defaults", NativeHeap.Note, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void ReservedBytes_CountsWhatATensorHolds()
+    {
+        if (!File.Exists("/lib/x86_64-linux-gnu/libc.so.6")) { Assert.Null(NativeHeap.ReservedBytes()); return; }
+        using var held = ones(32L << 20); // 128 MB, written
+        long? reserved = NativeHeap.ReservedBytes();
+        Assert.NotNull(reserved);
+        Assert.True(reserved >= 128L << 20, $"{reserved} bytes held while a 128 MB tensor lives");
+    }
 }
