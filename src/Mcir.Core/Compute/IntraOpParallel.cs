@@ -40,7 +40,7 @@ public static unsafe class IntraOpParallel
             : null;
 
     /// <summary>Whether loops run on libtorch's OpenMP team in this process (else on .NET's thread pool).</summary>
-    public static bool OnOpenMp => (Override ?? !DotnetChosen) && Parallel.Value != 0;
+    public static bool OnOpenMp => (Override ?? !DotnetChosen) && Parallel.Value != 0 && InParallel.Value != 0;
 
     /// <summary>One clause for run logs and <c>bench</c>: where the engine's own CPU kernels run their loops.</summary>
     public static string Note => OnOpenMp ? "engine kernels on libtorch's OpenMP threads"
