@@ -109,18 +109,7 @@ public static unsafe class IntraOpParallel
     {
         if (!OperatingSystem.IsLinux()) return 0;
         _ = get_num_threads(); // loads libtorch and its libgomp
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/maps"))
-            {
-                int slash = line.IndexOf('/');
-                if (slash < 0) continue;
-                string path = line[slash..].Trim();
-                if (!Path.GetFileName(path).StartsWith("libgomp", StringComparison.Ordinal)) continue;
-                return NativeLibrary.TryLoad(path, out var lib) && NativeLibrary.TryGetExport(lib, entryPoint, out var f) ? f : 0;
-            }
-        }
-        catch (IOException) { }
-        return 0;
+        if (OneDnnCacheSizes.LoadedLibrary(name => name.StartsWith("libgomp", StringComparison.Ordinal)) is not { } lib) return 0;
+        return NativeLibrary.TryLoad(lib.Path, out var handle) && NativeLibrary.TryGetExport(handle, entryPoint, out var f) ? f : 0;
     }
 }

@@ -189,14 +189,17 @@ public static class OneDnnCacheSizes
     private delegate nint CpuFunction();
 
     /// <summary>The file and load address of a shared library mapped into this process (<c>/proc/self/maps</c>).</summary>
-    internal static (string Path, ulong Base)? LoadedLibrary(string fileName)
+    internal static (string Path, ulong Base)? LoadedLibrary(string fileName) => LoadedLibrary(name => name == fileName);
+
+    /// <summary>The first shared library mapped into this process whose file name <paramref name="matches"/> (<c>/proc/self/maps</c>).</summary>
+    internal static (string Path, ulong Base)? LoadedLibrary(Func<string, bool> matches)
     {
         foreach (var line in File.ReadLines("/proc/self/maps"))
         {
             var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length < 6 || parts[2] != "00000000") continue;
             string path = parts[5].Trim();
-            if (Path.GetFileName(path) != fileName) continue;
+            if (!matches(Path.GetFileName(path))) continue;
             return (path, ulong.Parse(parts[0].AsSpan(0, parts[0].IndexOf('-')), NumberStyles.HexNumber, CultureInfo.InvariantCulture));
         }
         return null;
